@@ -77,9 +77,7 @@ class VadConfig:
         if not (math.isfinite(self.on_dbfs) and math.isfinite(self.off_dbfs)):
             raise ValueError("VAD thresholds must be finite numbers")
         if self.off_dbfs > self.on_dbfs:
-            raise ValueError(
-                f"off_dbfs ({self.off_dbfs}) must not exceed on_dbfs ({self.on_dbfs})"
-            )
+            raise ValueError(f"off_dbfs ({self.off_dbfs}) must not exceed on_dbfs ({self.on_dbfs})")
         if self.min_speech_frames < 1:
             raise ValueError(f"min_speech_frames must be >= 1, got {self.min_speech_frames}")
         if self.hangover_ms < FRAME_MS:

@@ -1,0 +1,94 @@
+"""The reference agent's websocket server (Twilio Media Streams, agent side).
+
+``loadcaller agent`` runs it: it accepts Media Streams on any path, validates
+``X-Twilio-Signature`` when given an auth token, and runs one
+:class:`~loadcaller.agent.session.AgentSession` per call.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import IO
+
+import aiohttp
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from loadcaller.agent.backend import REPLIES
+from loadcaller.agent.session import AgentConfig, AgentSession, GroundTruth
+from loadcaller.audio.pack import load_pack_audio
+from loadcaller.calls.utterance import Utterance, make_utterance
+from loadcaller.errors import RemoteProtocolError
+from loadcaller.timebase import now_ns
+from loadcaller.twilio import messages as tw
+from loadcaller.twilio.signature import validate_signature
+
+log = logging.getLogger(__name__)
+
+AGENT_PHRASES = ("agent_greeting", "agent_fallback", *(rid for rid, _ in REPLIES))
+
+
+def agent_voice() -> dict[str, Utterance]:
+    """The agent's phrases from the bundled pack, framed once."""
+    return {pid: make_utterance(pid, load_pack_audio(pid, "en-us")) for pid in AGENT_PHRASES}
+
+
+class ReferenceAgent:
+    """Holds what every call shares: the voice, the HTTP client, the truth log."""
+
+    def __init__(self, config: AgentConfig, *, truth: IO[str] | None = None,
+                 auth_token: str | None = None, public_url: str | None = None,
+                 seed: int | None = None) -> None:
+        self.config = config
+        self.voice = agent_voice()
+        self.truth = GroundTruth(truth)
+        self.auth_token = auth_token
+        self.public_url = public_url
+        self.rng = random.Random(seed)
+        self.http: aiohttp.ClientSession | None = None
+        self.calls = 0
+        self.protocol_errors = 0
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[Server, int]:
+        if self.config.backend_url:
+            self.http = aiohttp.ClientSession()
+        server = await serve(self._handle, host, port, process_request=self._check,
+                             reuse_port=reuse_port, max_size=2**22, compression=None)
+        bound = next(iter(server.sockets)).getsockname()[1]
+        return server, int(bound)
+
+    async def close(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+
+    def _check(self, connection: ServerConnection, request: Request) -> Response | None:
+        if not self.auth_token:
+            return None
+        signature = request.headers.get("X-Twilio-Signature", "")
+        url = self.public_url or f"wss://{request.headers.get('Host', '')}{request.path}"
+        if validate_signature(self.auth_token, url, signature):
+            return None
+        return connection.respond(403, "invalid X-Twilio-Signature\n")
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.calls += 1
+        session = AgentSession(send=ws.send, config=self.config, voice=self.voice,
+                               http=self.http, truth=self.truth, rng=self.rng)
+        try:
+            async for message in ws:
+                t = now_ns()
+                try:
+                    msg = tw.parse_twilio_message(message)
+                except RemoteProtocolError as exc:
+                    self.protocol_errors += 1
+                    log.warning("call %s: %s", session.call_sid or "?", exc)
+                    continue
+                session.on_message(msg, t)
+                if isinstance(msg, tw.Stop):
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            session.close()

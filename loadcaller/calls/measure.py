@@ -1,0 +1,118 @@
+"""What the caller hears, and the per-turn measurement (sans-I/O).
+
+How this works: every frame the caller hears (a :class:`PlayedFrame`, stamped
+with the instant its playout began) goes through the streaming VAD. The
+:class:`Listener` keeps the agent's speech onsets and ends as instants.
+A turn's latency is the interval from the caller's end of speech (the instant
+its last speech frame was handed to the socket) to the first onset of agent
+speech at or after it: the first frame of a run of speech frames, as heard.
+If the agent was already speaking when the caller stopped (it talked over the
+caller) the turn is answered with latency 0 and marked ``overlap``.
+
+Nothing here waits or reads a clock; the call runner asks and the media clock
+feeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loadcaller.audio.vad import SpeechEnd, SpeechStart, StreamingVad, VadConfig, ulaw_frame_dbfs
+from loadcaller.twilio.playout import PlayedFrame
+
+SILENCE_DBFS = -120.0
+
+# Turn outcomes (turns.jsonl "outcome")
+ANSWERED = "answered"
+NO_RESPONSE = "no_response"
+DROPPED = "dropped"
+AGENT_HANGUP = "agent_hangup"
+TURN_OUTCOMES = (ANSWERED, NO_RESPONSE, DROPPED, AGENT_HANGUP)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    """One measured turn."""
+
+    index: int
+    outcome: str
+    t_speech_end_ns: int
+    t_reply_onset_ns: int | None = None
+    overlap: bool = False
+
+    @property
+    def latency_ns(self) -> int | None:
+        if self.t_reply_onset_ns is None:
+            return None
+        return max(0, self.t_reply_onset_ns - self.t_speech_end_ns)
+
+
+class Listener:
+    """The caller's ear: VAD over heard frames, onsets and ends kept in order."""
+
+    __slots__ = ("_vad", "ends", "frames_heard", "onsets", "speech_frames")
+
+    def __init__(self, config: VadConfig) -> None:
+        self._vad = StreamingVad(config)
+        self.onsets: list[int] = []
+        self.ends: list[int] = []
+        self.frames_heard = 0
+        self.speech_frames = 0
+
+    @property
+    def speaking(self) -> bool:
+        return self._vad.speaking
+
+    def hear(self, frames: list[PlayedFrame]) -> bool:
+        """Feed heard frames; True when an onset or an end was found."""
+        changed = False
+        vad = self._vad
+        for frame in frames:
+            self.frames_heard += 1
+            dbfs = ulaw_frame_dbfs(frame.audio) if frame.audio else SILENCE_DBFS
+            event = vad.feed(dbfs, frame.t_ns)
+            if event is None:
+                continue
+            changed = True
+            if isinstance(event, SpeechStart):
+                self.onsets.append(event.t_ns)
+            elif isinstance(event, SpeechEnd):
+                self.ends.append(event.t_ns)
+        return changed
+
+    def onset_at_or_after(self, t_ns: int) -> int | None:
+        """The first onset at or after ``t_ns``."""
+        for onset in self.onsets:
+            if onset >= t_ns:
+                return onset
+        return None
+
+    def speaking_at(self, t_ns: int) -> int | None:
+        """The onset of the agent's speech in progress at ``t_ns``, if any."""
+        last = None
+        for onset in self.onsets:
+            if onset >= t_ns:
+                break
+            last = onset
+        if last is None:
+            return None
+        for end in self.ends:
+            if last <= end < t_ns:
+                return None
+        return last
+
+    def end_after(self, t_ns: int) -> int | None:
+        """The first end of agent speech at or after ``t_ns``."""
+        for end in self.ends:
+            if end >= t_ns:
+                return end
+        return None
+
+
+def reply_onset(listener: Listener, t_speech_end_ns: int) -> tuple[int, bool] | None:
+    """The reply onset for a turn ending at ``t_speech_end_ns``: (onset, overlap)."""
+    during = listener.speaking_at(t_speech_end_ns)
+    if during is not None:
+        return during, True
+    onset = listener.onset_at_or_after(t_speech_end_ns)
+    return (onset, False) if onset is not None else None

@@ -1,0 +1,143 @@
+"""The results directory: turns.jsonl, calls.jsonl, summary.json.
+
+A contract other tools read. Lines are written and flushed as each call ends,
+so a run that is killed keeps everything measured before. Instants are seconds
+on ``time.monotonic()``'s clock; latencies are milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import IO, Any
+
+from loadcaller.calls import measure
+from loadcaller.calls.call import CallRecord, turn_latency_ms
+from loadcaller.calls.histogram import Histogram
+from loadcaller.timebase import NS_PER_MS, to_monotonic_s
+from loadcaller.transports import base
+
+NOT_FAILED = (base.COMPLETED, base.CANCELLED)
+
+
+def _ms(ns: int | None) -> float | None:
+    return None if ns is None else round(ns / NS_PER_MS, 3)
+
+
+def turn_line(rec: CallRecord, turn: measure.TurnResult) -> dict[str, Any]:
+    onset = turn.t_reply_onset_ns
+    return {
+        "call_id": rec.call_id,
+        "scenario": rec.scenario,
+        "transport": rec.transport,
+        "turn": turn.index,
+        "outcome": turn.outcome,
+        "latency_ms": turn_latency_ms(turn),
+        "t_speech_end": round(to_monotonic_s(turn.t_speech_end_ns), 6),
+        "t_reply_onset": None if onset is None else round(to_monotonic_s(onset), 6),
+        "overlap": turn.overlap,
+        "remote_id": rec.remote_id,
+    }
+
+
+def call_line(rec: CallRecord) -> dict[str, Any]:
+    return {
+        "call_id": rec.call_id,
+        "transport": rec.transport,
+        "scenario": rec.scenario,
+        "outcome": rec.outcome,
+        "reason": rec.reason,
+        "setup_ms": _ms(rec.setup_ns),
+        "greeting_ms": _ms(rec.greeting_ns),
+        "turns": len(rec.turns),
+        "turns_answered": sum(t.outcome == measure.ANSWERED for t in rec.turns),
+        "remote_id": rec.remote_id,
+        "t_start": round(to_monotonic_s(rec.t_start_ns), 6),
+        "t_end": round(to_monotonic_s(rec.t_end_ns), 6),
+        "duration_ms": _ms(rec.t_end_ns - rec.t_start_ns),
+    }
+
+
+class Results:
+    """Aggregates every finished call and writes the results directory."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self.calls_started = 0
+        self.call_outcomes: Counter[str] = Counter()
+        self.turn_outcomes: Counter[str] = Counter()
+        self.turn_latency = Histogram()
+        self.greeting = Histogram()
+        self.setup = Histogram()
+        self.reasons: Counter[str] = Counter()
+        self._turns_f: IO[str] | None = None
+        self._calls_f: IO[str] | None = None
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._turns_f = (directory / "turns.jsonl").open("w", encoding="utf-8")
+            self._calls_f = (directory / "calls.jsonl").open("w", encoding="utf-8")
+
+    @property
+    def calls_finished(self) -> int:
+        return sum(self.call_outcomes.values())
+
+    def record_call(self, rec: CallRecord) -> None:
+        """Count one finished call and write its lines (flushed)."""
+        self.call_outcomes[rec.outcome] += 1
+        if rec.outcome not in NOT_FAILED:
+            self.reasons[f"{rec.outcome}: {rec.reason}"] += 1
+        if rec.setup_ns is not None:
+            self.setup.record_ns(rec.setup_ns)
+        if rec.greeting_ns is not None:
+            self.greeting.record_ns(rec.greeting_ns)
+        for turn in rec.turns:
+            self.turn_outcomes[turn.outcome] += 1
+            if turn.latency_ns is not None:
+                self.turn_latency.record_ns(turn.latency_ns)
+        if self._turns_f is not None and self._calls_f is not None:
+            for turn in rec.turns:
+                self._turns_f.write(json.dumps(turn_line(rec, turn)) + "\n")
+            self._turns_f.flush()
+            self._calls_f.write(json.dumps(call_line(rec)) + "\n")
+            self._calls_f.flush()
+
+    def summary(self, generator: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+        """summary.json's content."""
+        outcomes = dict(self.call_outcomes)
+        lat = self.turn_latency.summary_ms()
+        return {
+            "run": run,
+            "calls": {
+                "started": self.calls_started,
+                "finished": self.calls_finished,
+                "completed": outcomes.get(base.COMPLETED, 0),
+                "failed": sum(n for o, n in outcomes.items() if o not in NOT_FAILED),
+                "cancelled": outcomes.get(base.CANCELLED, 0),
+                "outcomes": outcomes,
+                "top_failure_reasons": dict(self.reasons.most_common(10)),
+            },
+            "turns": {
+                "count": sum(self.turn_outcomes.values()),
+                "answered": self.turn_outcomes.get(measure.ANSWERED, 0),
+                "latency_ms": lat,
+                "outcomes": dict(self.turn_outcomes),
+            },
+            "greeting_latency_ms": self.greeting.summary_ms(),
+            "setup_ms": self.setup.summary_ms(),
+            "generator": generator,
+        }
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        if self.directory is None:
+            return
+        path = self.directory / "summary.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+    def close(self) -> None:
+        for f in (self._turns_f, self._calls_f):
+            if f is not None:
+                f.close()
+        self._turns_f = self._calls_f = None

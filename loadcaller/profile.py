@@ -1,0 +1,265 @@
+"""Profiles: one YAML file describes a run. Validated here, with clear errors.
+
+Configuration flows one way: YAML -> these pydantic models -> compiled engine
+objects (:func:`loadcaller.compile.compile_profile`). A validation error names
+the file, the line and the field, e.g.::
+
+    profiles/smoke.yaml:14: scenarios[0].steps[1].say.text: Input should be a valid string
+
+``loadcaller schema`` prints the JSON Schema of :class:`Profile` for editors.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from loadcaller.errors import ProfileError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """``"500ms"``, ``"30s"``, ``"2m"``, ``"1h"`` or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like 30s, 500ms, 2m")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+    raise ValueError(f"{value!r} is not a duration: use e.g. 30s, 500ms, 2m, 1h or seconds")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Voice(_Model):
+    """The synthetic caller's voice (espeak-ng voice name, words/min, pitch 0-99)."""
+
+    name: str = "en-us"
+    rate: int = Field(165, ge=80, le=450)
+    pitch: int = Field(50, ge=0, le=99)
+
+
+class Target(_Model):
+    """The agent under test."""
+
+    transport: Literal["twilio"] = "twilio"
+    url: str = Field("ws://127.0.0.1:8080/media", description="ws:// or wss:// Media Streams URL")
+    auth_token: str | None = Field(None, description="sign the upgrade with X-Twilio-Signature")
+    signature_url: str | None = Field(None, description="URL to sign (default: url as wss://)")
+    custom_parameters: dict[str, str] = Field(default_factory=dict)
+    setup_timeout: Duration = 5.0
+
+    @field_validator("url")
+    @classmethod
+    def _ws_url(cls, v: str) -> str:
+        if not re.match(r"^wss?://[^/\s]+", v):
+            raise ValueError(f"{v!r} is not a ws:// or wss:// URL")
+        return v
+
+
+class Load(_Model):
+    """A closed load: users calling one call after another."""
+
+    users: int = Field(10, ge=1, le=100_000)
+    spawn_rate: float = Field(10.0, gt=0, description="users started per second")
+    duration: Duration = 30.0
+    stop_timeout: Duration = Field(30.0, description="grace for calls in progress at the end")
+
+
+class CallRules(_Model):
+    turn_timeout: Duration = Field(8.0, description="no reply onset by then: no_response")
+    max_reply: Duration = 30.0
+    max_call_duration: Duration = 300.0
+    give_up_after_no_response: int = Field(2, ge=1)
+
+
+class SayArgs(_Model):
+    """What to say: a pack phrase id, text (espeak-ng, or the pack), or a WAV file."""
+
+    text: str | None = None
+    phrase: str | None = None
+    wav: str | None = None
+    voice: Voice | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SayArgs:
+        given = [k for k in ("text", "phrase", "wav") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("say needs exactly one of text, phrase or wav")
+        return self
+
+
+def _say_args(v: Any) -> Any:
+    return {"text": v} if isinstance(v, str) else v
+
+
+class SayStep(_Model):
+    say: Annotated[SayArgs, BeforeValidator(_say_args)]
+
+
+class WaitArgs(_Model):
+    timeout: Duration | None = None
+
+
+class WaitStep(_Model):
+    wait_for_agent: Annotated[WaitArgs, BeforeValidator(lambda v: v or {})]
+
+
+class PauseStep(_Model):
+    pause: Duration
+
+
+class DtmfStep(_Model):
+    dtmf: Annotated[str, Field(pattern=r"^[0-9*#A-Da-d]+$")]
+
+
+class HangupStep(_Model):
+    hangup: None = None
+
+
+STEP_KINDS = ("say", "wait_for_agent", "pause", "dtmf", "hangup")
+
+
+def _step_kind(v: Any) -> str | None:
+    if isinstance(v, str):
+        return v if v in STEP_KINDS else None
+    if isinstance(v, dict) and len(v) == 1:
+        key = next(iter(v))
+        return key if key in STEP_KINDS else None
+    if isinstance(v, BaseModel):
+        return next(iter(type(v).model_fields))
+    return None
+
+
+def _bare_step(v: Any) -> Any:
+    return {v: None} if isinstance(v, str) else v
+
+
+Step = Annotated[
+    Annotated[SayStep, Tag("say")]
+    | Annotated[WaitStep, Tag("wait_for_agent")]
+    | Annotated[PauseStep, Tag("pause")]
+    | Annotated[DtmfStep, Tag("dtmf")]
+    | Annotated[HangupStep, Tag("hangup")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="unknown_step",
+        custom_error_message="a step is one of: " + ", ".join(STEP_KINDS),
+    ),
+    BeforeValidator(_bare_step),
+]
+
+
+class Scenario(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    weight: float = Field(1.0, gt=0)
+    steps: list[Step] = Field(min_length=1)
+
+
+class Profile(_Model):
+    """A whole run."""
+
+    name: str = "run"
+    target: Target = Target()
+    load: Load = Load()
+    voice: Voice = Voice()
+    call: CallRules = CallRules()
+    scenarios: list[Scenario] = Field(min_length=1)
+    seed: int | None = None
+
+
+# ---- loading with file:line:field errors -----------------------------------------
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    parts = [p for i, p in enumerate(loc) if i == 0 or p != loc[i - 1]]  # drop union tags
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    node = root
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    node, line = value, value.start_mark.line + 1
+                    break
+            # a part not in the YAML (a union tag) is skipped
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if 0 <= part < len(node.value):
+                node = node.value[part]
+                line = node.start_mark.line + 1
+    return line
+
+
+def parse_profile(text: str, source: str = "<profile>",
+                  overrides: dict[str, Any] | None = None) -> Profile:
+    """Validate profile YAML text; raise :class:`ProfileError` naming file:line: field."""
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise ProfileError(f"{where}: YAML syntax error: {exc.problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ProfileError(f"{source}:1: a profile is a YAML mapping (name, target, load, ...)")
+    for path, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = path.split(".")
+        for key in parents:
+            node = node.setdefault(key, {}) if isinstance(node, dict) else node
+        if isinstance(node, dict):
+            node[leaf] = value
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line = _line_of(root, loc)
+            where = f"{source}:{line}" if line else source
+            lines.append(f"{where}: {_field_path(loc)}: {err['msg']}")
+        raise ProfileError("\n".join(lines)) from None
+
+
+def load_profile(path: Path, overrides: dict[str, Any] | None = None) -> Profile:
+    """Read and validate a profile file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read the profile: {exc.strerror}") from None
+    return parse_profile(text, str(path), overrides)

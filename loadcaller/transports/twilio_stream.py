@@ -1,0 +1,255 @@
+"""Calls placed as Twilio Media Streams: the caller impersonates Twilio.
+
+Thin asyncio glue: a TCP (or TLS) connection carries websockets' sans-I/O
+``ClientProtocol``; messages are built by :mod:`loadcaller.twilio.caller` and
+the agent's audio goes through :mod:`loadcaller.twilio.playout`. Sending is a
+synchronous ``transport.write`` from the media clock's tick, with no coroutine
+per frame, which is what lets one process hold hundreds of calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass, field
+
+from websockets.client import ClientProtocol
+from websockets.frames import Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
+from loadcaller.errors import RemoteProtocolError, SetupFailed
+from loadcaller.timebase import now_ns
+from loadcaller.transports.base import AGENT_HANGUP, COMPLETED, DROPPED, ERROR, CallTransport
+from loadcaller.twilio.caller import TwilioCallerStream
+from loadcaller.twilio.messages import AgentClear, AgentMark, AgentMedia, parse_agent_message
+from loadcaller.twilio.playout import Playout, PlayedFrame
+from loadcaller.twilio.signature import compute_signature, signed_url
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioTarget:
+    """Where and how to reach an agent that speaks Twilio Media Streams."""
+
+    url: str
+    auth_token: str | None = None
+    signature_url: str | None = None  # defaults to the url with a wss:// scheme
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+    setup_timeout_s: float = 5.0
+
+
+class _Wire(asyncio.Protocol):
+    """Moves bytes between the socket and the transport; stamps receive time."""
+
+    def __init__(self, owner: TwilioStreamTransport) -> None:
+        self.owner = owner
+
+    def data_received(self, data: bytes) -> None:
+        self.owner._on_data(data, now_ns())
+
+    def eof_received(self) -> bool | None:
+        self.owner._on_eof()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner._on_lost(exc)
+
+
+class TwilioStreamTransport(CallTransport):
+    """One call as a Twilio Media Stream to ``target.url``."""
+
+    name = "twilio"
+
+    def __init__(self, target: TwilioTarget, *, custom_parameters: dict[str, str] | None = None):
+        super().__init__()
+        self.target = target
+        params = {**target.custom_parameters, **(custom_parameters or {})}
+        self.stream = TwilioCallerStream(custom_parameters=params)
+        self.ws = ClientProtocol(parse_uri(target.url), max_size=2**22)
+        self.playout: Playout | None = None
+        self.marks_echoed = 0
+        self.protocol_errors = 0
+        self._tcp: asyncio.Transport | None = None
+        self._handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._fragments: list[bytes] = []
+        self._stopping = False
+
+    @property
+    def remote_id(self) -> str:
+        return self.stream.call_sid
+
+    # ---- setup ---------------------------------------------------------------
+
+    async def connect(self) -> None:
+        uri = self.ws.uri
+        loop = asyncio.get_running_loop()
+        ctx = ssl.create_default_context() if uri.secure else None
+        try:
+            async with asyncio.timeout(self.target.setup_timeout_s):
+                tcp, _ = await loop.create_connection(
+                    lambda: _Wire(self), uri.host, uri.port, ssl=ctx
+                )
+                self._tcp = tcp
+                request = self.ws.connect()
+                if self.target.auth_token:
+                    url = self.target.signature_url or signed_url(self.target.url)
+                    request.headers["X-Twilio-Signature"] = compute_signature(
+                        self.target.auth_token, url
+                    )
+                self.ws.send_request(request)
+                self._flush()
+                await self._handshake
+        except TimeoutError:
+            self._abort()
+            raise SetupFailed(f"no websocket upgrade within {self.target.setup_timeout_s:g}s")
+        except OSError as exc:
+            self._abort()
+            raise SetupFailed(f"connect to {uri.host}:{uri.port} failed: {exc}") from exc
+        now = now_ns()
+        self.playout = Playout(now)
+        self._send(self.stream.connected())
+        self._send(self.stream.start())
+
+    # ---- media clock side ----------------------------------------------------
+
+    def send_audio(self, frame: bytes, b64: str) -> None:
+        if self.ws.state is State.OPEN and not self._stopping:
+            self._send(self.stream.media(b64))
+
+    def heard(self, now: int) -> list[PlayedFrame]:
+        if self.playout is None:
+            return []
+        frames, marks = self.playout.advance(now)
+        for name in marks:
+            self._send(self.stream.mark(name))
+            self.marks_echoed += 1
+        return frames
+
+    def send_dtmf(self, digit: str) -> None:
+        self._send(self.stream.dtmf(digit))
+
+    async def hangup(self) -> None:
+        """Send ``stop`` and close the websocket, as Twilio does when a call ends."""
+        if self.ws.state is State.OPEN:
+            self._send(self.stream.stop())
+            self._stopping = True
+            self.ws.send_close(1000, "")
+            self._flush()
+            try:
+                async with asyncio.timeout(2.0):
+                    await asyncio.shield(self.ended)
+            except TimeoutError:
+                pass
+        self._abort()
+        self._end(COMPLETED, "caller hung up")
+
+    # ---- receive path --------------------------------------------------------
+
+    def _on_data(self, data: bytes, t: int) -> None:
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Response):
+                self._on_response(event)
+                continue
+            op = event.opcode
+            if op is Opcode.TEXT or op is Opcode.BINARY or op is Opcode.CONT:
+                if not event.fin:
+                    self._fragments.append(event.data)
+                    continue
+                if self._fragments:
+                    self._fragments.append(event.data)
+                    payload = b"".join(self._fragments)
+                    self._fragments = []
+                else:
+                    payload = event.data
+                binary = op is Opcode.BINARY
+                self._on_message(payload if binary else payload.decode("utf-8", "replace"), t)
+            elif op is Opcode.CLOSE:
+                self._on_close_frame()
+        self._flush()
+
+    def _on_response(self, response: Response) -> None:
+        if self._handshake.done():
+            return
+        if self.ws.handshake_exc is not None:
+            status = response.status_code
+            why = f"HTTP {status}" if status != 101 else str(self.ws.handshake_exc)
+            self._handshake.set_exception(SetupFailed(f"websocket upgrade rejected: {why}"))
+        else:
+            self._handshake.set_result(None)
+
+    def _on_message(self, message: str | bytes, t: int) -> None:
+        try:
+            msg = parse_agent_message(message)
+        except RemoteProtocolError as exc:
+            self.protocol_errors += 1
+            self._fail(ERROR, f"agent broke the protocol: {exc}")
+            return
+        playout = self.playout
+        if playout is None:
+            return
+        if isinstance(msg, AgentMedia):
+            playout.push(msg.payload, t)
+        elif isinstance(msg, AgentMark):
+            playout.mark(msg.name, t)
+        elif isinstance(msg, AgentClear):
+            for name in playout.clear(t):
+                self._send(self.stream.mark(name))
+                self.marks_echoed += 1
+
+    def _on_close_frame(self) -> None:
+        rcvd = self.ws.close_rcvd
+        code = rcvd.code if rcvd is not None else 1005
+        if self._stopping:
+            return
+        if code in (1000, 1001):
+            self._end(AGENT_HANGUP, f"agent closed the websocket ({code})")
+        else:
+            reason = rcvd.reason if rcvd is not None else ""
+            self._end(DROPPED, f"agent closed the websocket with code {code} {reason}".strip())
+
+    def _on_eof(self) -> None:
+        self.ws.receive_eof()
+        self._flush()
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        if not self._handshake.done():
+            self._handshake.set_exception(
+                SetupFailed(f"connection closed during upgrade: {exc or 'EOF'}")
+            )
+        if self._stopping:
+            self._end(COMPLETED, "caller hung up")
+        else:
+            self._end(DROPPED, f"connection lost: {exc or 'closed without a close frame'}")
+        self._tcp = None
+
+    # ---- plumbing ------------------------------------------------------------
+
+    def _send(self, text: str) -> None:
+        if self.ws.state is not State.OPEN or self._tcp is None:
+            return
+        self.ws.send_text(text.encode())
+        self._flush()
+
+    def _flush(self) -> None:
+        tcp = self._tcp
+        if tcp is None:
+            return
+        for data in self.ws.data_to_send():
+            if data:
+                tcp.write(data)
+            elif tcp.can_write_eof():
+                tcp.write_eof()
+
+    def _fail(self, outcome: str, reason: str) -> None:
+        self._end(outcome, reason)
+        if self.ws.state is State.OPEN:
+            self.ws.send_close(1000, "")
+            self._flush()
+        self._abort()
+
+    def _abort(self) -> None:
+        if self._tcp is not None:
+            self._tcp.abort()
+            self._tcp = None

@@ -1,0 +1,99 @@
+"""Twilio's playout of an agent's audio, as the caller hears it.
+
+How this works: Twilio plays what an agent sends at 8000 bytes/s of mu-law, no
+matter how fast it arrives. Audio is queued; a ``mark`` is echoed when the
+playout reaches it; ``clear`` empties the queue and echoes every pending mark.
+
+Sans-I/O: :meth:`Playout.push` takes bytes and the receive instant, and
+:meth:`Playout.advance` returns the 20 ms frames whose playout has begun by
+``now``, each stamped with the instant it began to play. Those instants are
+computed, not observed: the first byte of a burst plays when it arrives (or when
+the audio before it ends), and each further byte 125 us after the one before.
+So the onset the caller "hears" is exact to the receive timestamp, however
+coarse the tick that calls :meth:`advance`. When nothing plays, silence frames
+are emitted on the same grid so a listener's VAD sees time pass.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+FRAME_BYTES = 160
+NS_PER_BYTE = 125_000  # 1 s / 8000 bytes
+FRAME_NS = FRAME_BYTES * NS_PER_BYTE
+SILENT = b""  # a played frame with no audio (nothing was queued)
+
+
+@dataclass(frozen=True, slots=True)
+class PlayedFrame:
+    """One 20 ms frame heard from ``t_ns``; ``audio`` is empty for silence."""
+
+    t_ns: int
+    audio: bytes
+
+
+class Playout:
+    """The playout queue of one stream."""
+
+    __slots__ = ("_buf", "_marks", "_played", "_queued", "_t_next")
+
+    def __init__(self, now_ns: int) -> None:
+        self._buf = bytearray()
+        self._queued = 0  # bytes ever queued (stream offset of the buffer's end)
+        self._played = 0  # bytes ever played (stream offset of the buffer's start)
+        self._t_next = now_ns  # when the next byte (or silence frame) starts to play
+        self._marks: deque[tuple[int, str]] = deque()  # (stream offset, name)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Audio waiting to be played."""
+        return len(self._buf)
+
+    def push(self, payload: bytes, now_ns: int) -> None:
+        """Queue audio received at ``now_ns``."""
+        if not self._buf and self._t_next < now_ns:
+            # Idle: the silence grid ran up to _t_next; this audio plays on arrival.
+            self._t_next = now_ns
+        self._buf += payload
+        self._queued += len(payload)
+
+    def mark(self, name: str, now_ns: int) -> None:
+        """Queue a mark after the audio queued so far."""
+        self._marks.append((self._queued, name))
+
+    def clear(self, now_ns: int) -> list[str]:
+        """Drop queued audio; return the pending marks, echoed now."""
+        dropped = len(self._buf)
+        self._buf.clear()
+        self._played += dropped
+        if self._t_next > now_ns:
+            self._t_next = now_ns
+        names = [name for _, name in self._marks]
+        self._marks.clear()
+        return names
+
+    def advance(self, now_ns: int) -> tuple[list[PlayedFrame], list[str]]:
+        """Frames whose playout has begun by ``now_ns``, and marks now passed."""
+        frames: list[PlayedFrame] = []
+        buf = self._buf
+        while self._t_next <= now_ns:
+            if buf:
+                n = min(FRAME_BYTES, len(buf))
+                if n < FRAME_BYTES and self._t_next + n * NS_PER_BYTE > now_ns:
+                    break  # a partial tail: wait, more audio may complete the frame
+                frames.append(PlayedFrame(self._t_next, bytes(buf[:n])))
+                del buf[:n]
+                self._played += n
+                self._t_next += n * NS_PER_BYTE
+            else:
+                if self._t_next + FRAME_NS > now_ns:
+                    break  # silence is heard once its 20 ms have passed
+                frames.append(PlayedFrame(self._t_next, SILENT))
+                self._t_next += FRAME_NS
+        marks: list[str] = []
+        # A mark is passed once the audio before it has finished playing.
+        finished = self._played - max(0, -((now_ns - self._t_next) // NS_PER_BYTE))
+        while self._marks and self._marks[0][0] <= finished:
+            marks.append(self._marks.popleft()[1])
+        return frames, marks

@@ -12,6 +12,7 @@ from loadcaller.audio.vad import (
     SpeechStart,
     StreamingVad,
     VadConfig,
+    VadEvent,
     trim_silence,
     ulaw_frame_dbfs,
 )
@@ -26,10 +27,10 @@ def tone_frame(dbfs: float, freq: float = 440.0) -> bytes:
     return ulaw_encode(np.rint(amplitude * np.sin(2 * np.pi * freq * t)).astype(np.int16))
 
 
-def run(levels: list[float], config: VadConfig | None = None) -> list[tuple[int, object]]:
+def run(levels: list[float], config: VadConfig | None = None) -> list[tuple[int, VadEvent]]:
     """Feed levels as consecutive 20 ms frames from t=0; return (frame index, event)."""
     vad = StreamingVad(config or VadConfig())
-    events = []
+    events: list[tuple[int, VadEvent]] = []
     for i, level in enumerate(levels):
         event = vad.feed(level, i * 20 * MS)
         if event is not None:

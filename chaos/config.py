@@ -1,0 +1,366 @@
+"""The chaos config: pydantic models, YAML loading, errors located by file:line:field.
+
+Shape of a config (docs/faults.md has every fault)::
+
+    seed: 7
+    control: {listen: 127.0.0.1:9100}
+    routes:
+      - {name: llm, kind: http, listen: 127.0.0.1:9000, upstream: http://127.0.0.1:8000}
+    faults:
+      - {type: latency, route: llm, delay: 2s, probability: 0.3, at: 30s, for: 60s}
+
+A fault entry mixes the shared settings (FaultSettings, applied by the wrapper)
+with the parameters of its `type`, validated by that fault's own `Params`
+model. Validation errors are mapped back to YAML lines by walking the composed
+node tree with the pydantic error location.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from chaos.errors import ConfigError, ConfigIssue, UnknownFaultType
+from chaos.faults import REGISTRY, Fault, fault_class
+from chaos.timeline import Ramp, Schedule
+from chaos.units import Duration, HostPort
+
+Loc = tuple[str | int, ...]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RouteConfig(_Model):
+    """One listener: where it listens, what it proxies to, which protocol."""
+
+    name: str
+    kind: Literal["http", "ws", "udp"]
+    listen: HostPort
+    upstream: str
+    #: HTTP only: give up on the upstream after this long (502); none by default
+    timeout: Duration | None = None
+
+    @model_validator(mode="after")
+    def _check_upstream(self) -> RouteConfig:
+        schemes = {"http": ("http://", "https://"), "ws": ("ws://", "wss://")}
+        if self.kind in schemes and not self.upstream.startswith(schemes[self.kind]):
+            raise ValueError(
+                f"upstream of a {self.kind} route must start with "
+                f"{' or '.join(schemes[self.kind])}"
+            )
+        if self.kind == "udp":
+            from chaos.units import parse_hostport
+
+            parse_hostport(self.upstream)
+        return self
+
+
+class ControlConfig(_Model):
+    """Where the control API listens, and its bearer token."""
+
+    listen: HostPort = ("127.0.0.1", 9100)
+    token: str | None = None
+
+
+class Match(_Model):
+    """Which requests or messages a fault considers (all given keys must match)."""
+
+    host: str | None = None
+    path: str | None = None
+    method: str | list[str] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    message: Literal["text", "binary"] | None = None
+
+
+class Window(_Model):
+    """Absolute on/off offsets, an alternative to `at` + `for`."""
+
+    start: Duration = 0.0
+    end: Duration | None = None
+
+
+class RampSpec(_Model):
+    """Move `field` (probability or a magnitude parameter) from `from` to `to`."""
+
+    field: str = "probability"
+    from_: float = Field(alias="from")
+    to: float
+    over: Duration | None = None
+
+
+class FaultSettings(_Model):
+    """Settings shared by every fault, applied by the wrapper."""
+
+    type: str
+    name: str | None = None
+    route: str | None = None
+    match: Match = Field(default_factory=Match)
+    direction: Literal["upstream", "downstream", "both"] = "both"
+    probability: float = Field(1.0, ge=0.0, le=1.0)
+    every_nth: int | None = Field(None, ge=1)
+    after_n: int = Field(0, ge=0)
+    max_count: int | None = Field(None, ge=1)
+    at: Duration = 0.0
+    for_: Duration | None = Field(None, alias="for")
+    window: Window | None = None
+    ramp: RampSpec | None = None
+    seed: int | None = None
+
+
+_SETTING_KEYS = {
+    (f.alias or name) for name, f in FaultSettings.model_fields.items()
+} | set(FaultSettings.model_fields)
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """A validated fault entry: its class, shared settings and own parameters."""
+
+    name: str
+    cls: type[Fault]
+    settings: FaultSettings
+    params: Any
+
+    @property
+    def schedule(self) -> Schedule:
+        """When the fault is on, as a timeline Schedule."""
+        s = self.settings
+        if s.window is not None:
+            start = s.window.start
+            length = None if s.window.end is None else max(0.0, s.window.end - start)
+        else:
+            start, length = s.at, s.for_
+        ramp = None
+        if s.ramp is not None:
+            over = s.ramp.over if s.ramp.over is not None else (length or 0.0)
+            ramp = Ramp(s.ramp.field, s.ramp.from_, s.ramp.to, over)
+        return Schedule(start, length, ramp)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data as accepted by parse_fault (round trip for the control API)."""
+        out = self.settings.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        out["type"] = self.cls.type
+        out["name"] = self.name
+        out.update(self.params.model_dump(mode="json", exclude_defaults=True))
+        return out
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    """A whole validated config."""
+
+    routes: tuple[RouteConfig, ...]
+    faults: tuple[FaultSpec, ...] = ()
+    seed: int | None = None
+    control: ControlConfig | None = None
+    source: str = "<config>"
+
+    def route(self, name: str) -> RouteConfig:
+        """The route called `name` (KeyError when absent)."""
+        for r in self.routes:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+
+class _TopLevel(_Model):
+    seed: int | None = None
+    control: ControlConfig | None = None
+    routes: list[RouteConfig] = Field(min_length=1)
+    faults: list[Any] = Field(default_factory=list)
+
+
+def _field(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _issues(err: ValidationError, prefix: Loc, source: str,
+            locate: Callable[[Loc], int | None]) -> list[ConfigIssue]:
+    issues = []
+    for e in err.errors():
+        # pydantic appends the union branch / validator names to some locations
+        loc = prefix + tuple(p for p in e["loc"] if p not in ("function-after[_check_upstream()]",))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field"
+        issues.append(ConfigIssue(source, locate(loc), _field(loc), msg))
+    return issues
+
+
+def parse_fault(data: Any, *, source: str = "<fault>", prefix: Loc = (),
+                locate: Callable[[Loc], int | None] = lambda loc: None,
+                default_name: str | None = None) -> FaultSpec:
+    """Validate one fault entry (YAML mapping or control API JSON) into a FaultSpec."""
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(source, locate(prefix), _field(prefix),
+                                       "a fault must be a mapping with a `type`")])
+    if "type" not in data:
+        raise ConfigError([ConfigIssue(source, locate(prefix), _field(prefix),
+                                       "missing field `type`")])
+    try:
+        cls = fault_class(str(data["type"]))
+    except UnknownFaultType as e:
+        loc = (*prefix, "type")
+        raise UnknownFaultType(e.name, e.known, source=source, line=locate(loc),
+                               field=_field(loc)) from None
+    settings_in = {k: v for k, v in data.items() if k in _SETTING_KEYS}
+    params_in = {k: v for k, v in data.items() if k not in _SETTING_KEYS}
+    issues: list[ConfigIssue] = []
+    settings = params = None
+    try:
+        settings = FaultSettings.model_validate(settings_in)
+    except ValidationError as e:
+        issues += _issues(e, prefix, source, locate)
+    try:
+        params = cls.Params.model_validate(params_in)
+    except ValidationError as e:
+        known = ", ".join(cls.Params.model_fields) or "(none)"
+        for issue in _issues(e, prefix, source, locate):
+            if issue.message == "unknown field":
+                issue = ConfigIssue(issue.source, issue.line, issue.field,
+                                    f"unknown field for fault {cls.type!r} "
+                                    f"(its parameters: {known})")
+            issues.append(issue)
+    if settings is not None and settings.ramp is not None:
+        allowed = ("probability", *cls.magnitude_fields)
+        if settings.ramp.field not in allowed:
+            loc = (*prefix, "ramp", "field")
+            issues.append(ConfigIssue(source, locate(loc), _field(loc),
+                                      f"cannot ramp {settings.ramp.field!r}; "
+                                      f"choose one of {', '.join(allowed)}"))
+    if issues:
+        raise ConfigError(issues)
+    assert settings is not None
+    name = settings.name or default_name or cls.type
+    return FaultSpec(name=name, cls=cls, settings=settings, params=params)
+
+
+def _locator(node: yaml.Node | None) -> Callable[[Loc], int | None]:
+    def locate(loc: Loc) -> int | None:
+        if node is None:
+            return None
+        current, line = node, node.start_mark.line + 1
+        for part in loc:
+            nxt: yaml.Node | None = None
+            if isinstance(current, yaml.MappingNode) and isinstance(part, str):
+                for key, value in current.value:
+                    if getattr(key, "value", None) == part:
+                        nxt, line = value, key.start_mark.line + 1
+                        break
+            elif (isinstance(current, yaml.SequenceNode) and isinstance(part, int)
+                  and 0 <= part < len(current.value)):
+                nxt = current.value[part]
+                line = nxt.start_mark.line + 1
+            if nxt is None:
+                break
+            current = nxt
+        return line
+    return locate
+
+
+def parse_config(data: Any, source: str = "<profile>", *,
+                 node: yaml.Node | None = None) -> ChaosConfig:
+    """Validate a chaos section already loaded from YAML or JSON.
+
+    `node` (the composed YAML node of the same data) lets errors carry line
+    numbers; a loadcaller profile passes the node of its `chaos:` section.
+    Raises ConfigError listing every problem found.
+    """
+    locate = _locator(node)
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(source, locate(()), "",
+                                       "the chaos config must be a mapping")])
+    try:
+        top = _TopLevel.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_issues(e, (), source, locate)) from None
+    issues: list[ConfigIssue] = []
+    names = [r.name for r in top.routes]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            loc = ("routes", i, "name")
+            issues.append(ConfigIssue(source, locate(loc), _field(loc),
+                                      f"duplicate route {name!r}"))
+    specs: list[FaultSpec] = []
+    kinds = {r.name: r.kind for r in top.routes}
+    for i, raw in enumerate(top.faults):
+        try:
+            default = f"{raw.get('type')}-{i}" if isinstance(raw, dict) else None
+            spec = parse_fault(raw, source=source, prefix=("faults", i), locate=locate,
+                               default_name=default)
+        except ConfigError as e:
+            issues += e.issues
+            continue
+        issues += _check_route(spec, kinds, ("faults", i), source, locate)
+        if spec.name in {s.name for s in specs}:
+            loc = ("faults", i, "name")
+            issues.append(ConfigIssue(source, locate(loc), _field(loc),
+                                      f"duplicate fault name {spec.name!r}"))
+        specs.append(spec)
+    if issues:
+        raise ConfigError(issues)
+    return ChaosConfig(routes=tuple(top.routes), faults=tuple(specs), seed=top.seed,
+                       control=top.control, source=source)
+
+
+def _check_route(spec: FaultSpec, kinds: dict[str, str], prefix: Loc, source: str,
+                 locate: Callable[[Loc], int | None]) -> list[ConfigIssue]:
+    layer = spec.cls.layer
+    loc = (*prefix, "route")
+    if spec.settings.route is None:
+        if layer not in kinds.values():
+            return [ConfigIssue(source, locate(prefix), _field(prefix),
+                                f"fault {spec.cls.type!r} needs a {layer} route; "
+                                "none is configured")]
+        return []
+    kind = kinds.get(spec.settings.route)
+    if kind is None:
+        return [ConfigIssue(source, locate(loc), _field(loc),
+                            f"unknown route {spec.settings.route!r}; routes: {', '.join(kinds)}")]
+    if kind != layer:
+        return [ConfigIssue(source, locate(loc), _field(loc),
+                            f"fault {spec.cls.type!r} acts on {layer} routes, "
+                            f"but route {spec.settings.route!r} is {kind}")]
+    return []
+
+
+def check_fault_route(spec: FaultSpec, config: ChaosConfig, source: str = "<request>") -> None:
+    """Raise ConfigError when `spec` cannot attach to a route of `config`."""
+    issues = _check_route(spec, {r.name: r.kind for r in config.routes}, (), source,
+                          lambda loc: None)
+    if issues:
+        raise ConfigError(issues)
+
+
+def load_config(path: Path) -> ChaosConfig:
+    """Read and validate a chaos YAML file; errors name the file, line and field."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        issue = ConfigIssue(source, None, "", f"cannot read: {e.strerror or e}")
+        raise ConfigError([issue]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError([ConfigIssue(source, line, "", f"invalid YAML: {problem}")]) from None
+    return parse_config(data if data is not None else {}, source, node=node)
+
+
+def known_fault_types() -> Sequence[str]:
+    """Every registered fault type, sorted."""
+    return sorted(REGISTRY)

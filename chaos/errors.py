@@ -1,0 +1,75 @@
+"""Errors raised by the chaos proxy.
+
+Two kinds, so that a run can say who failed::
+
+    ChaosError
+    ├── LocalError              we were misconfigured or misused
+    │   ├── ConfigError         a bad chaos config (file, line, field)
+    │   │   └── UnknownFaultType
+    │   └── ControlError        a bad control API request
+    └── RemoteError             a peer misbehaved
+        └── UpstreamError       the upstream could not be reached / broke the protocol
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ChaosError(Exception):
+    """Base class of every error raised by chaos."""
+
+
+class LocalError(ChaosError):
+    """Our side is at fault: bad configuration or API misuse."""
+
+
+class RemoteError(ChaosError):
+    """The peer is at fault: unreachable upstream, malformed frames."""
+
+
+class UpstreamError(RemoteError):
+    """The upstream of a route could not be reached or broke the protocol."""
+
+
+class ControlError(LocalError):
+    """A control API request that cannot be honoured (unknown fault, bad body)."""
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem in a config: where it is and what is wrong."""
+
+    source: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.source if self.line is None else f"{self.source}:{self.line}"
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+
+class ConfigError(LocalError):
+    """A chaos config failed validation; carries one or more located issues."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+    @property
+    def first(self) -> ConfigIssue:
+        """The first issue, handy for callers that report only one."""
+        return self.issues[0]
+
+
+class UnknownFaultType(ConfigError):
+    """A fault `type` that is not registered; the message lists the known ones."""
+
+    def __init__(self, name: str, known: list[str], *, source: str = "<config>",
+                 line: int | None = None, field: str = "type") -> None:
+        self.name = name
+        self.known = sorted(known)
+        message = f"unknown fault type {name!r}; known types: {', '.join(self.known)}"
+        super().__init__([ConfigIssue(source, line, field, message)])

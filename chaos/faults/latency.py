@@ -1,0 +1,54 @@
+"""latency: wait before forwarding a request, the delay drawn from a distribution."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import ClassVar, Literal
+
+from chaos.actions import Delay, FaultContext, RequestAction
+from chaos.faults.base import HttpFault, Params, register
+from chaos.units import Duration
+
+Distribution = Literal["fixed", "uniform", "normal", "lognormal", "pareto"]
+
+
+class LatencyParams(Params):
+    """`delay` is the value (fixed), centre (uniform, normal), median (lognormal)
+    or minimum (pareto); `jitter` the half-width (uniform) or stddev (normal)."""
+
+    distribution: Distribution = "fixed"
+    delay: Duration = 1.0
+    jitter: Duration = 0.0
+    sigma: float = 0.5
+    alpha: float = 1.5
+    max: Duration | None = None
+
+
+def sample_delay(p: LatencyParams, rng: random.Random) -> float:
+    """One delay in seconds from the configured distribution, clamped to [0, max]."""
+    if p.distribution == "uniform":
+        value = rng.uniform(p.delay - p.jitter, p.delay + p.jitter)
+    elif p.distribution == "normal":
+        value = rng.gauss(p.delay, p.jitter)
+    elif p.distribution == "lognormal":
+        value = rng.lognormvariate(math.log(p.delay), p.sigma) if p.delay > 0 else 0.0
+    elif p.distribution == "pareto":
+        value = p.delay * rng.paretovariate(p.alpha)
+    else:
+        value = p.delay
+    value = max(0.0, value)
+    return value if p.max is None else min(value, p.max)
+
+
+@register
+class Latency(HttpFault):
+    """Delay the request before it reaches the upstream."""
+
+    type = "latency"
+    Params = LatencyParams
+    magnitude_fields: ClassVar[tuple[str, ...]] = ("delay", "jitter")
+
+    def on_request(self, ctx: FaultContext) -> RequestAction | None:
+        """Delay by one sample."""
+        return Delay(sample_delay(self.params, ctx.rng))

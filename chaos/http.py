@@ -1,0 +1,296 @@
+"""HTTP reverse proxy (aiohttp) that applies the faults of one route.
+
+Per request: the wrapper of every fault on the route decides (chaos/wrapper.py);
+request-phase actions run first (delay, answer, hang, reset); then the request
+goes upstream, and the response comes back either streamed through the
+faults' stream transforms as bytes arrive (SSE included) or, for faults that
+need the whole body (schema drift, garbage, empty body), read, rewritten and
+sent with a corrected Content-Length. Faults are sans-I/O; this file only
+carries out their actions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+from collections.abc import Callable
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from chaos.actions import (
+    Cut,
+    Delay,
+    FaultContext,
+    Hang,
+    Pause,
+    Reject,
+    Reset,
+    Respond,
+    StreamItem,
+    StreamTransform,
+)
+from chaos.config import RouteConfig
+from chaos.faults import Fault, HttpFault
+from chaos.faultset import FaultSet
+from chaos.metrics import ChaosMetrics
+from chaos.wrapper import MatchInfo, WrappedFault
+
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+    "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length",
+})
+_SMALL_BODY = 256 * 1024
+_POLL = 0.05
+
+
+def pipe(transforms: list[StreamTransform], items: list[StreamItem], start: int = 0
+         ) -> list[StreamItem]:
+    """Run stream items through transforms[start:]; pauses and cuts pass through."""
+    for t in transforms[start:]:
+        out: list[StreamItem] = []
+        for item in items:
+            out += t.feed(item) if isinstance(item, bytes) else [item]
+        items = out
+    return items
+
+
+def pipe_end(transforms: list[StreamTransform]) -> list[StreamItem]:
+    """Flush every transform, feeding each one's tail through the ones after it."""
+    items: list[StreamItem] = []
+    for t in transforms:
+        items = [*pipe([t], items), *t.end()]
+    return items
+
+
+def reset_transport(transport: asyncio.BaseTransport | None) -> None:
+    """Abort with SO_LINGER 0 so the peer gets a TCP RST, not a FIN."""
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()  # type: ignore[attr-defined]
+
+
+class HttpProxy:
+    """One HTTP listener forwarding to `route.upstream`."""
+
+    def __init__(self, route: RouteConfig, faults: FaultSet, metrics: ChaosMetrics,
+                 clock: Callable[[], float]) -> None:
+        self.route = route
+        self.name = route.name
+        self.upstream = route.upstream.rstrip("/")
+        self.faults = faults
+        self.metrics = metrics
+        self.clock = clock
+        self._server: asyncio.AbstractServer | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._ok = metrics.requests.labels(route.name, "forwarded")
+        self._latency = metrics.upstream_latency.labels(route.name)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port)."""
+        assert self._server is not None
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return host, port
+
+    async def start(self) -> tuple[str, int]:
+        """Bind and serve; returns the bound address."""
+        timeout = aiohttp.ClientTimeout(total=self.route.timeout)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
+        server = web.Server(self.handle, access_log=None)
+        host, port = self.route.listen
+        self._server = await asyncio.get_running_loop().create_server(server, host, port)
+        return self.address
+
+    async def stop(self) -> None:
+        """Stop listening and close upstream connections."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _choose(self, request: web.BaseRequest, now: float
+                ) -> list[tuple[WrappedFault, Fault, FaultContext]]:
+        chosen = []
+        candidates = self.faults.for_route(self.name, "http")
+        if not candidates:
+            return []
+        info = MatchInfo(host=request.host, path=request.path, method=request.method,
+                         headers=request.headers, direction="upstream")
+        for wf in candidates:
+            fault = wf.decide(info, now)
+            if fault is not None:
+                chosen.append((wf, fault, wf.context(now, self.name)))
+        return chosen
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Serve one request (aiohttp calls this for each, kept-alive or not)."""
+        chosen = self._choose(request, self.clock())
+        acted: set[str] = set()
+        for wf, fault, ctx in chosen:
+            action = fault.on_request(ctx) if isinstance(fault, HttpFault) else None
+            if action is None:
+                continue
+            acted.add(wf.name)
+            wf.record_injected(self.name)
+            if isinstance(action, Delay):
+                await asyncio.sleep(action.seconds)
+            elif isinstance(action, Respond | Reject):
+                self.metrics.requests.labels(self.name, "fault").inc()
+                headers = action.headers if isinstance(action, Respond) else ()
+                return web.Response(status=action.status, headers=CIMultiDict(headers),
+                                    body=action.body)
+            elif isinstance(action, Hang):
+                if await self._hang(request, action):
+                    self.metrics.requests.labels(self.name, "fault").inc()
+                    return web.Response(status=500)
+            elif isinstance(action, Reset):
+                self.metrics.requests.labels(self.name, "fault").inc()
+                reset_transport(request.transport)
+                return web.Response(status=500)
+        return await self._forward(request, [c for c in chosen if c[0].name not in acted])
+
+    async def _hang(self, request: web.BaseRequest, action: Hang) -> bool:
+        """Hold the connection; True when it was closed (nothing more to send)."""
+        transport = request.transport
+        loop = asyncio.get_running_loop()
+        deadline = None if action.seconds is None else loop.time() + action.seconds
+        while deadline is None or loop.time() < deadline:
+            if transport is None or transport.is_closing():
+                return True
+            wait = _POLL if deadline is None else min(_POLL, deadline - loop.time())
+            await asyncio.sleep(max(0.0, wait))
+        if action.then == "rst":
+            reset_transport(transport)
+            return True
+        if action.then == "fin":
+            if transport is not None:
+                transport.close()
+            return True
+        return False
+
+    def _bad_gateway(self, status: int, reason: str) -> web.Response:
+        self.metrics.requests.labels(self.name, "upstream_error").inc()
+        body = f"chaos-proxy: upstream {self.upstream} {reason}\n"
+        return web.Response(status=status, text=body,
+                            headers={"X-Chaos-Proxy": "upstream-error"})
+
+    async def _forward(self, request: web.BaseRequest,
+                       chosen: list[tuple[WrappedFault, Fault, FaultContext]]
+                       ) -> web.StreamResponse:
+        assert self._session is not None
+        headers = CIMultiDict((k, v) for k, v in request.headers.items()
+                              if k.lower() not in HOP_BY_HOP)
+        data: object = None
+        if request.body_exists:
+            length = request.content_length
+            if length is not None and length <= _SMALL_BODY:
+                data = await request.read()
+            else:
+                data = request.content.iter_chunked(65536)
+        url = self.upstream + request.raw_path
+        started = asyncio.get_running_loop().time()
+        try:
+            up = await self._session.request(
+                request.method, url, headers=headers, data=data, allow_redirects=False,
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"))
+        except TimeoutError:
+            return self._bad_gateway(504, "timed out")
+        except (aiohttp.ClientError, OSError) as e:
+            return self._bad_gateway(502, f"unreachable: {e.__class__.__name__}: {e}")
+        self._latency.observe(asyncio.get_running_loop().time() - started)
+        try:
+            return await self._respond(request, up, chosen)
+        finally:
+            up.release()
+
+    async def _respond(self, request: web.BaseRequest, up: aiohttp.ClientResponse,
+                       chosen: list[tuple[WrappedFault, Fault, FaultContext]]
+                       ) -> web.StreamResponse:
+        headers = CIMultiDict((k, v) for k, v in up.headers.items()
+                              if k.lower() not in HOP_BY_HOP)
+        transforms: list[StreamTransform] = []
+        rewriters: list[tuple[WrappedFault, HttpFault, FaultContext]] = []
+        keeps_length = True
+        for wf, fault, ctx in chosen:
+            assert isinstance(fault, HttpFault)
+            st = fault.stream_transform(up.headers, ctx)
+            if st is not None:
+                transforms.append(st)
+                keeps_length = keeps_length and fault.keeps_length
+                wf.record_injected(self.name)
+            elif fault.buffers_body:
+                rewriters.append((wf, fault, ctx))
+            else:
+                wf.record_skipped(self.name)
+        self._ok.inc()
+        length = up.content_length
+        if rewriters or (not transforms and length is not None and length <= _SMALL_BODY):
+            try:
+                body = await up.read()
+            except aiohttp.ClientPayloadError:
+                reset_transport(request.transport)
+                return web.Response(status=502)
+            ctype = up.headers.get("Content-Type", "")
+            for wf, fault, ctx in rewriters:
+                new = fault.rewrite_body(body, ctype, ctx)
+                if new is None:
+                    wf.record_skipped(self.name)
+                else:
+                    body = new
+                    wf.record_injected(self.name)
+            if not transforms:
+                return web.Response(status=up.status, reason=up.reason, headers=headers,
+                                    body=body)
+            length = len(body)
+            chunks = _one(body)
+        else:
+            chunks = up.content.iter_any()
+        if keeps_length and length is not None:
+            headers["Content-Length"] = str(length)
+        resp = web.StreamResponse(status=up.status, reason=up.reason, headers=headers)
+        await resp.prepare(request)
+        try:
+            async for chunk in chunks:
+                if await self._emit(request, resp, pipe(transforms, [chunk])):
+                    return resp
+            if await self._emit(request, resp, pipe_end(transforms)):
+                return resp
+        except aiohttp.ClientPayloadError:
+            # the upstream broke off: break the client's response the same way
+            reset_transport(request.transport)
+            return resp
+        await resp.write_eof()
+        return resp
+
+    async def _emit(self, request: web.BaseRequest, resp: web.StreamResponse,
+                    items: list[StreamItem]) -> bool:
+        """Carry out stream items; True once the connection was cut."""
+        for item in items:
+            if isinstance(item, bytes):
+                if item:
+                    await resp.write(item)
+            elif isinstance(item, Pause):
+                await asyncio.sleep(item.seconds)
+            elif isinstance(item, Cut):
+                if item.rst:
+                    reset_transport(request.transport)
+                elif request.transport is not None:
+                    request.transport.close()
+                return True
+        return False
+
+
+async def _one(body: bytes):  # type: ignore[no-untyped-def]
+    yield body

@@ -69,7 +69,10 @@ def _read(f: BinaryIO, name: str) -> tuple[FloatArray, int]:
             # Streamed WAVs (espeak-ng --stdout) declare a huge data size: read to EOF.
             raw = w.readframes(w.getnframes())
         tag = _PCM
-    except (wave.Error, EOFError):
+    except (wave.Error, EOFError, RuntimeError, struct.error, ValueError):
+        # wave rejects non-PCM formats with wave.Error, and a corrupt header with
+        # whatever its chunk reader trips on (RuntimeError for a chunk past EOF).
+        # Our own parser handles the former and explains the latter.
         f.seek(0)
         tag, channels, width, rate, raw = _parse_riff(f.read(), name)
     return _decode(raw, tag, channels, width, name), rate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import struct
 import subprocess
 from collections.abc import Callable
@@ -188,3 +189,27 @@ def test_malformed_or_unsupported_wavs_raise_wav_format_error(data: bytes, messa
 def test_missing_file_raises_wav_format_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(WavFormatError, match=r"nope\.wav"):
         read_wav(tmp_path / "nope.wav")
+
+
+@pytest.mark.parametrize("encoding", [["-b", "16"], ["-e", "floating-point"]])
+def test_truncated_or_corrupt_headers_raise_only_wav_format_error(
+    sox_wav: SoxWav, encoding: list[str]
+) -> None:
+    # The stdlib wave module trips on some corrupt headers with RuntimeError or
+    # struct.error; callers must only ever see WavFormatError.
+    data = sox_wav(
+        "c.wav", ["-r", "8000", "-c", "2", *encoding], ["0.01", "sine", "440"]
+    ).read_bytes()
+    rng = random.Random(2)
+    variants = [data[:n] for n in range(0, 100)]
+    for _ in range(1500):
+        corrupt = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            corrupt[rng.randrange(80)] = rng.randrange(256)
+        variants.append(bytes(corrupt))
+    for variant in variants:
+        try:
+            x, rate = read_wav_bytes(variant)
+        except WavFormatError:
+            continue
+        assert x.dtype == np.float32 and rate > 0

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from loadcaller.audio.frames import FRAME_BYTES
-from loadcaller.audio.synth import Voice, _espeak_version, espeak_available, render_espeak
+from loadcaller.audio.synth import Voice, espeak_available, espeak_version, render_espeak
 
 PACK_DIR = Path(__file__).resolve().parent.parent / "loadcaller" / "audio" / "pack"
 
@@ -81,7 +81,7 @@ def render() -> tuple[dict[str, object], dict[str, bytes]]:
         phrases[pid] = {"text": text, "role": role, "accents": accents}
     index: dict[str, object] = {
         "format": "mulaw/8000/1",
-        "espeak": _espeak_version("espeak-ng"),
+        "espeak": espeak_version(),
         "phrases": phrases,
     }
     return index, files

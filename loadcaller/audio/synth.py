@@ -29,6 +29,7 @@ __all__ = [
     "Voice",
     "default_cache_dir",
     "espeak_available",
+    "espeak_version",
     "render_espeak",
     "resolve_utterance",
     "synthesize",
@@ -67,6 +68,14 @@ def default_cache_dir() -> Path:
     """``$LOADCALLER_CACHE`` if set, else ``~/.cache/loadcaller/utterances``."""
     env = os.environ.get("LOADCALLER_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "loadcaller" / "utterances"
+
+
+def espeak_version() -> str:
+    """Version of the installed espeak-ng (e.g. "1.51"); SynthesisUnavailable if absent."""
+    executable = shutil.which(_ESPEAK)
+    if executable is None:
+        raise SynthesisUnavailable(f"{_ESPEAK} is not installed")
+    return _espeak_version(executable)
 
 
 @functools.cache

@@ -19,7 +19,7 @@ from loadcaller.audio.pack import (
     load_pack_audio,
     pack_entries,
 )
-from loadcaller.audio.synth import _espeak_version
+from loadcaller.audio.synth import espeak_version
 from loadcaller.audio.vad import SpeechStart, StreamingVad, VadConfig, trim_silence, ulaw_frame_dbfs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,7 +106,7 @@ def test_find_by_text_prefers_the_accent_then_en_us() -> None:
 
 def test_pack_matches_a_fresh_render(espeak: str) -> None:
     index = json.loads(PACK.joinpath("index.json").read_text())
-    if index["espeak"] != _espeak_version(espeak):
+    if index["espeak"] != espeak_version():
         pytest.skip(f"pack rendered with espeak-ng {index['espeak']}")
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "render_pack.py"), "--check"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from loadcaller.audio.synth import (
     Voice,
     default_cache_dir,
     espeak_available,
+    espeak_version,
     render_espeak,
     resolve_utterance,
     synthesize,
@@ -83,6 +85,11 @@ def test_text_that_looks_like_an_option_is_spoken(espeak: str) -> None:
     assert len(render_espeak("-h minus")) > 10 * FRAME_BYTES
 
 
+def test_espeak_version_is_reported(espeak: str) -> None:
+    assert espeak_available()
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?\S*", espeak_version())
+
+
 def test_espeak_failure_is_an_audio_error(espeak: str) -> None:
     with pytest.raises(AudioError, match="espeak-ng failed"):
         render_espeak("Hello.", Voice("zz-no-such-voice"))
@@ -131,6 +138,8 @@ def test_without_espeak_other_text_says_what_to_do() -> None:
     assert "pack" in message
     with pytest.raises(SynthesisUnavailable):
         render_espeak("Hello.")
+    with pytest.raises(SynthesisUnavailable):
+        espeak_version()
 
 
 # --- resolve_utterance -----------------------------------------------------------------

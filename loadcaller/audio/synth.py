@@ -99,7 +99,10 @@ def render_espeak(text: str, voice: Voice = Voice()) -> bytes:
     # "--" ends the options, so a text starting with "-" is spoken, not parsed.
     argv = [executable, "-v", voice.name, "-s", str(voice.rate), "-p", str(voice.pitch)]
     argv += ["--stdout", "--", text]
-    proc = subprocess.run(argv, capture_output=True, timeout=_TIMEOUT_S, check=False)
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise AudioError(f"{_ESPEAK} took over {_TIMEOUT_S:.0f} s for {text[:40]!r}") from exc
     if proc.returncode != 0 or not proc.stdout:
         err = proc.stderr.decode(errors="replace").strip()
         raise AudioError(f"{_ESPEAK} failed (voice {voice.name!r}): {err or proc.returncode}")

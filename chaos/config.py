@@ -292,12 +292,17 @@ def parse_config(data: Any, source: str = "<profile>", *,
             issues.append(ConfigIssue(source, locate(loc), _field(loc),
                                       f"duplicate route {name!r}"))
     specs: list[FaultSpec] = []
+    unknown: UnknownFaultType | None = None
     kinds = {r.name: r.kind for r in top.routes}
     for i, raw in enumerate(top.faults):
         try:
             default = f"{raw.get('type')}-{i}" if isinstance(raw, dict) else None
             spec = parse_fault(raw, source=source, prefix=("faults", i), locate=locate,
                                default_name=default)
+        except UnknownFaultType as e:
+            unknown = unknown or e
+            issues += e.issues
+            continue
         except ConfigError as e:
             issues += e.issues
             continue
@@ -307,6 +312,8 @@ def parse_config(data: Any, source: str = "<profile>", *,
             issues.append(ConfigIssue(source, locate(loc), _field(loc),
                                       f"duplicate fault name {spec.name!r}"))
         specs.append(spec)
+    if unknown is not None and len(issues) == 1:
+        raise unknown
     if issues:
         raise ConfigError(issues)
     return ChaosConfig(routes=tuple(top.routes), faults=tuple(specs), seed=top.seed,

@@ -25,7 +25,8 @@ class _Reorder(SseTransform):
     def on_event(self, event: bytes) -> list[StreamItem]:
         if self.held is not None:
             held, self.held = self.held, None
-            return [event, held]
+            # the end marker never overtakes: a held event goes out before it
+            return [held, event] if is_done(event) else [event, held]
         if not is_done(event) and self.rng.random() < self.p.event_rate:
             self.held = event
             return []

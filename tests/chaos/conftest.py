@@ -48,10 +48,13 @@ def upstream_app() -> web.Application:
     async def sse(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        for event in sse_body():
-            await resp.write(event)
-            await asyncio.sleep(0.005)
-        await resp.write_eof()
+        try:
+            for event in sse_body():
+                await resp.write(event)
+                await asyncio.sleep(0.005)
+            await resp.write_eof()
+        except ConnectionError:
+            pass  # the proxy cut the stream on purpose
         return resp
 
     async def echo(request: web.Request) -> web.Response:

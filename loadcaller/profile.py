@@ -196,6 +196,19 @@ class Profile(_Model):
 # ---- loading with file:line:field errors -----------------------------------------
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false, so a caller can say ``no`` or ``yes``."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     parts = [p for i, p in enumerate(loc) if i == 0 or p != loc[i - 1]]  # drop union tags
@@ -227,8 +240,8 @@ def parse_profile(text: str, source: str = "<profile>",
                   overrides: dict[str, Any] | None = None) -> Profile:
     """Validate profile YAML text; raise :class:`ProfileError` naming file:line: field."""
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}" if mark is not None else source

@@ -1,0 +1,5 @@
+import sys
+
+from loadcaller.cli import main
+
+sys.exit(main())

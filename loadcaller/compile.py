@@ -1,0 +1,114 @@
+"""Compile a validated :class:`~loadcaller.profile.Profile` into engine objects.
+
+Audio is resolved here, once per distinct utterance, and shared by every call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadcaller import profile as pf
+from loadcaller.audio.errors import AudioError
+from loadcaller.audio.pack import load_pack_audio
+from loadcaller.audio.synth import Voice, resolve_utterance
+from loadcaller.calls.load import LoadPlan
+from loadcaller.calls.scenario import (
+    CallPolicy,
+    Dtmf,
+    Hangup,
+    Pause,
+    Say,
+    Scenario,
+    Step,
+    WaitForAgent,
+)
+from loadcaller.calls.utterance import Utterance, make_utterance
+from loadcaller.errors import ProfileError
+from loadcaller.transports.twilio_stream import TwilioTarget
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """Everything a run needs, compiled."""
+
+    name: str
+    target: TwilioTarget
+    transport: str
+    plan: LoadPlan
+    policy: CallPolicy
+    scenarios: tuple[Scenario, ...]
+    seed: int | None
+
+
+def _voice(v: pf.Voice) -> Voice:
+    return Voice(name=v.name, rate=v.rate, pitch=v.pitch)
+
+
+class _Utterances:
+    def __init__(self, base_dir: Path, cache_dir: Path | None) -> None:
+        self.base_dir = base_dir
+        self.cache_dir = cache_dir
+        self.cache: dict[tuple[object, ...], Utterance] = {}
+
+    def get(self, args: pf.SayArgs, voice: pf.Voice, where: str) -> Utterance:
+        v = args.voice or voice
+        key = (args.text, args.phrase, args.wav, v)
+        if key in self.cache:
+            return self.cache[key]
+        try:
+            if args.phrase:
+                accent = v.name.split("+", 1)[0]
+                try:
+                    audio = load_pack_audio(args.phrase, accent)
+                except KeyError:
+                    audio = load_pack_audio(args.phrase)
+            else:
+                wav = (self.base_dir / args.wav) if args.wav else None
+                audio = resolve_utterance(args.text, wav, _voice(v), self.cache_dir)
+        except (AudioError, OSError, KeyError, ValueError) as exc:
+            msg = exc.args[0] if exc.args else exc
+            raise ProfileError(f"{where}: {msg}") from None
+        utt = make_utterance(args.phrase or args.wav or args.text or "?", audio)
+        self.cache[key] = utt
+        return utt
+
+
+def compile_profile(p: pf.Profile, *, source: str = "<profile>", base_dir: Path = Path("."),
+                    cache_dir: Path | None = None) -> RunSpec:
+    """Resolve audio and build the engine's objects from a profile."""
+    utts = _Utterances(base_dir, cache_dir)
+    scenarios = []
+    for si, sc in enumerate(p.scenarios):
+        steps: list[Step] = []
+        for i, st in enumerate(sc.steps):
+            where = f"{source}: scenarios[{si}].steps[{i}]"
+            if isinstance(st, pf.SayStep):
+                steps.append(Say(utts.get(st.say, p.voice, where)))
+            elif isinstance(st, pf.WaitStep):
+                t = st.wait_for_agent.timeout
+                steps.append(WaitForAgent(None if t is None else int(t * NS)))
+            elif isinstance(st, pf.PauseStep):
+                steps.append(Pause(int(st.pause * NS)))
+            elif isinstance(st, pf.DtmfStep):
+                steps.append(Dtmf(st.dtmf))
+            else:
+                steps.append(Hangup())
+        scenarios.append(Scenario(sc.name, tuple(steps), sc.weight))
+    t = p.target
+    return RunSpec(
+        name=p.name,
+        target=TwilioTarget(url=t.url, auth_token=t.auth_token, signature_url=t.signature_url,
+                            custom_parameters=dict(t.custom_parameters),
+                            setup_timeout_s=t.setup_timeout),
+        transport=t.transport,
+        plan=LoadPlan(p.load.users, p.load.spawn_rate, p.load.duration, p.load.stop_timeout),
+        policy=CallPolicy(turn_timeout_ns=int(p.call.turn_timeout * NS),
+                          max_reply_ns=int(p.call.max_reply * NS),
+                          max_call_ns=int(p.call.max_call_duration * NS),
+                          give_up_after_no_response=p.call.give_up_after_no_response),
+        scenarios=tuple(scenarios),
+        seed=p.seed,
+    )

@@ -1,0 +1,58 @@
+"""What a person sees: live progress during a run and the table at the end."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+
+def progress_line(elapsed_s: float, duration_s: float, active: int, summary: dict[str, Any]) -> str:
+    calls, turns, gen = summary["calls"], summary["turns"], summary["generator"]
+    lat = turns["latency_ms"]
+    p50 = "-" if lat["p50"] is None else f"{lat['p50']:.0f}"
+    p95 = "-" if lat["p95"] is None else f"{lat['p95']:.0f}"
+    lag = gen["media_clock_lag_ms"]["p99"]
+    return (
+        f"[{elapsed_s:5.0f}s/{duration_s:.0f}s] active {active:4d} | calls {calls['finished']:5d} "
+        f"done {calls['failed']:4d} failed | turns {turns['count']:5d} "
+        f"({turns['answered']} answered) p50 {p50} ms p95 {p95} ms | "
+        f"clock lag p99 {0.0 if lag is None else lag:.1f} ms"
+        + ("  GENERATOR SATURATED" if gen["saturated"] else "")
+    )
+
+
+def _row(name: str, s: dict[str, Any]) -> str:
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:,.1f}"
+
+    return (f"  {name:<22}{s['count']:>7}  {f(s['p50']):>9}  {f(s['p95']):>9}  "
+            f"{f(s['p99']):>9}  {f(s['max']):>9}")
+
+
+def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
+    """The end-of-run table."""
+    p = lambda line="": print(line, file=out)  # noqa: E731
+    calls, turns, gen = summary["calls"], summary["turns"], summary["generator"]
+    p()
+    p(f"  {'latency (ms)':<22}{'count':>7}  {'p50':>9}  {'p95':>9}  {'p99':>9}  {'max':>9}")
+    p(_row("turn latency", turns["latency_ms"]))
+    p(_row("greeting latency", summary["greeting_latency_ms"]))
+    p(_row("call setup", summary["setup_ms"]))
+    p()
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(calls["outcomes"].items())) or "none"
+    p(f"  calls: {calls['started']} started, {calls['completed']} completed, "
+      f"{calls['failed']} failed  ({outcomes})")
+    t_out = ", ".join(f"{k} {v}" for k, v in sorted(turns["outcomes"].items())) or "none"
+    p(f"  turns: {turns['count']} measured, {turns['answered']} answered  ({t_out})")
+    for reason, n in calls.get("top_failure_reasons", {}).items():
+        p(f"    {n:5d} x {reason}")
+    lag = gen["media_clock_lag_ms"]
+    p(f"  generator: media clock lag p50 {lag['p50'] or 0:.2f} ms, p99 {lag['p99'] or 0:.2f} ms, "
+      f"CPU {gen['cpu_percent']:.0f}%")
+    if gen["saturated"]:
+        p("  !! THE GENERATOR WAS SATURATED: its own lag, not the agent, may have set these "
+          "numbers. Use fewer calls per process or more processes.")
+    run = summary.get("run", {})
+    if run.get("results_dir"):
+        p(f"  results: {run['results_dir']}")
+    p()

@@ -1,0 +1,87 @@
+"""The engine: places calls for a compiled run and gathers what they measured.
+
+Free of Locust and gevent: ``loadcaller run`` drives it with a plain asyncio
+closed load; the swarm (``loadcaller/swarm/``) drives :meth:`Engine.place_call`
+from Locust users instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from loadcaller.calls.call import Call, CallRecord
+from loadcaller.calls.clock import MediaClock
+from loadcaller.calls.histogram import warm_histograms
+from loadcaller.calls.results import Results
+from loadcaller.compile import RunSpec
+from loadcaller.transports.base import CallTransport
+from loadcaller.transports.twilio_stream import TwilioStreamTransport
+
+
+class Engine:
+    """Places calls and owns the process's media clock and results."""
+
+    def __init__(self, spec: RunSpec, results_dir: Path | None) -> None:
+        self.spec = spec
+        warm_histograms()  # build lookup tables now, not inside a tick
+        self.clock = MediaClock()
+        self.results = Results(results_dir)
+        self.rng = random.Random(spec.seed)
+        self.active: set[Call] = set()
+        self._weights = [s.weight for s in spec.scenarios]
+        self._t0 = time.monotonic()
+        self._cpu0 = _cpu_s()
+
+    def new_transport(self, call_id: str) -> CallTransport:
+        if self.spec.transport == "twilio":
+            return TwilioStreamTransport(self.spec.target,
+                                         custom_parameters={"loadcaller_call_id": call_id})
+        raise ValueError(f"unknown transport {self.spec.transport!r}")
+
+    async def place_call(self, call_id: str) -> CallRecord:
+        """Place one call and run its scenario to the end; the record is written."""
+        self.clock.start()
+        scenario = self.rng.choices(self.spec.scenarios, self._weights)[0]
+        call = Call(call_id=call_id, transport=self.new_transport(call_id), scenario=scenario,
+                    clock=self.clock, policy=self.spec.policy,
+                    on_finish=self.results.record_call)
+        self.results.calls_started += 1
+        self.active.add(call)
+        try:
+            return await call.run()
+        finally:
+            self.active.discard(call)
+
+    def generator_health(self) -> dict[str, Any]:
+        """The generator's own health: is it, not the agent, the bottleneck?"""
+        wall = max(1e-9, time.monotonic() - self._t0)
+        lag = self.clock.lag.summary_ms()
+        return {
+            "media_clock_lag_ms": lag,
+            "tick_ms": self.clock.spread.summary_ms(),
+            "skipped_ticks": self.clock.skipped,
+            "member_errors": self.clock.member_errors,
+            "cpu_percent": round(100.0 * (_cpu_s() - self._cpu0) / wall, 1),
+            "saturated": self.clock.saturated(),
+        }
+
+    async def close(self) -> None:
+        await self.clock.stop()
+        self.results.close()
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+async def drain(engine: Engine, timeout_s: float = 5.0) -> None:
+    """Wait briefly for calls still hanging up."""
+    deadline = time.monotonic() + timeout_s
+    while engine.active and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)

@@ -1,0 +1,213 @@
+"""WebSocket faults seen by a real websockets client through the proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
+
+from chaos.ws import fragments
+from tests.chaos.conftest import url
+
+
+async def _upstream_handler(ws: ServerConnection) -> None:
+    path = ws.request.path if ws.request else "/"
+    if path.startswith("/close"):
+        await ws.close(4000, "upstream says bye")
+        return
+    try:
+        async for message in ws:
+            await ws.send(message)
+    except ConnectionClosed:
+        pass
+
+
+@pytest.fixture
+async def ws_upstream() -> AsyncIterator[str]:
+    def pick(conn: ServerConnection, offered: list[str]) -> str | None:
+        return "tts.v1" if "tts.v1" in offered else None
+
+    def deny(conn: ServerConnection, request):
+        return conn.respond(403, "no entry\n") if request.path == "/deny" else None
+
+    async with serve(_upstream_handler, "127.0.0.1", 0, select_subprotocol=pick,
+                     process_request=deny, compression=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        yield f"ws://127.0.0.1:{port}"
+
+
+def client(proxy, path: str = "/echo", **kwargs):
+    return connect(url(proxy, path, scheme="ws"), proxy=None, open_timeout=3, **kwargs)
+
+
+async def recv(ws, timeout: float = 1.0):
+    return await asyncio.wait_for(ws.recv(), timeout)
+
+
+async def test_messages_and_subprotocol_pass_through(ws_upstream, make_proxy):
+    proxy = await make_proxy(ws_upstream, kind="ws")
+    async with client(proxy, subprotocols=["tts.v1"]) as ws:
+        assert ws.subprotocol == "tts.v1"
+        await ws.send("hello")
+        assert await recv(ws) == "hello"
+        await ws.send(b"\x00\x01")
+        assert await recv(ws) == b"\x00\x01"
+
+
+async def test_upstream_close_code_is_passed_on(ws_upstream, make_proxy):
+    proxy = await make_proxy(ws_upstream, kind="ws")
+    async with client(proxy, "/close") as ws:
+        with pytest.raises(ConnectionClosed):
+            await recv(ws)
+    assert ws.close_code == 4000 and ws.close_reason == "upstream says bye"
+
+
+async def test_close_code_arrives_as_configured(ws_upstream, make_proxy):
+    proxy = await make_proxy(ws_upstream, [{"type": "ws_close", "code": 1013,
+                                            "reason": "try again later", "after_n": 1,
+                                            "direction": "upstream"}], kind="ws")
+    async with client(proxy) as ws:
+        await ws.send("first")
+        assert await recv(ws) == "first"
+        await ws.send("second")
+        with pytest.raises(ConnectionClosed):
+            await recv(ws)
+    assert ws.close_code == 1013 and ws.close_reason == "try again later"
+
+
+async def test_drop_only_matching_message_type(ws_upstream, make_proxy):
+    proxy = await make_proxy(ws_upstream, [{"type": "ws_drop", "direction": "upstream",
+                                            "match": {"message": "binary"}}], kind="ws")
+    async with client(proxy) as ws:
+        await ws.send(b"audio")
+        await ws.send("text")
+        assert await recv(ws) == "text"
+        with pytest.raises(TimeoutError):
+            await recv(ws, 0.2)
+
+
+async def test_duplicate_and_reorder(ws_upstream, make_proxy):
+    proxy = await make_proxy(ws_upstream, [{"type": "ws_duplicate", "direction": "upstream"}],
+                             kind="ws")
+    async with client(proxy) as ws:
+        await ws.send("a")
+        assert [await recv(ws), await recv(ws)] == ["a", "a"]
+    proxy = await make_proxy(ws_upstream, [{"type": "ws_reorder", "direction": "downstream",
+                                            "every_nth": 2, "after_n": 0}], kind="ws")
+    async with client(proxy) as ws:
+        for m in ("1", "2", "3", "4"):
+            await ws.send(m)
+        # messages 2 and 4 are held behind their successors; 4 has none, so it is lost
+        assert [await recv(ws), await recv(ws), await recv(ws)] == ["1", "3", "2"]
+
+
+async def test_delay(ws_upstream, make_proxy):
+    proxy = await make_proxy(ws_upstream, [{"type": "ws_delay", "delay": "250ms",
+                                            "direction": "downstream"}], kind="ws")
+    async with client(proxy) as ws:
+        started = time.monotonic()
+        await ws.send("x")
+        assert await recv(ws) == "x"
+        assert time.monotonic() - started >= 0.24
+
+
+async def test_fragment_arrives_in_pieces(ws_upstream, make_proxy):
+    proxy = await make_proxy(ws_upstream, [{"type": "ws_fragment", "fragments": 3,
+                                            "direction": "downstream"}], kind="ws")
+    async with client(proxy) as ws:
+        await ws.send("abcdefghi")
+        pieces = [p async for p in ws.recv_streaming()]
+        # websockets ends a fragmented message with an empty final frame
+        assert pieces == ["abc", "def", "ghi", ""]
+    assert fragments(b"ab", 5) == [b"a", b"b"]
+
+
+async def test_abort_gives_1006(ws_upstream, make_proxy):
+    proxy = await make_proxy(ws_upstream, [{"type": "ws_abort"}], kind="ws")
+    async with client(proxy) as ws:
+        await ws.send("x")
+        with pytest.raises(ConnectionClosedError):
+            await recv(ws)
+    assert ws.close_code == 1006
+
+
+async def test_handshake_reject_and_delay(ws_upstream, make_proxy):
+    proxy = await make_proxy(ws_upstream, [{"type": "ws_handshake_reject", "status": 429}],
+                             kind="ws")
+    with pytest.raises(InvalidStatus) as info:
+        async with client(proxy):
+            pass
+    assert info.value.response.status_code == 429
+    proxy = await make_proxy(ws_upstream, [{"type": "ws_handshake_delay", "delay": 0.3}],
+                             kind="ws")
+    started = time.monotonic()
+    async with client(proxy) as ws:
+        assert time.monotonic() - started >= 0.29
+        await ws.send("ok")
+        assert await recv(ws) == "ok"
+
+
+async def test_pong_starvation_trips_client_keepalive(ws_upstream, make_proxy):
+    proxy = await make_proxy(ws_upstream, [{"type": "ws_pong_starvation"}], kind="ws")
+    async with client(proxy, ping_interval=0.1, ping_timeout=0.2, close_timeout=0.3) as ws:
+        with pytest.raises(ConnectionClosed) as info:
+            await recv(ws, 2.0)
+    assert info.value.sent is not None and info.value.sent.code == 1011
+    assert "keepalive" in info.value.sent.reason
+
+
+async def test_upstream_down_gives_502(make_proxy):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proxy = await make_proxy(f"ws://127.0.0.1:{port}", kind="ws")
+    with pytest.raises(InvalidStatus) as info:
+        async with client(proxy):
+            pass
+    assert info.value.response.status_code == 502
+    assert b"unreachable" in info.value.response.body
+
+
+async def test_upstream_refusal_is_passed_on(ws_upstream, make_proxy):
+    proxy = await make_proxy(ws_upstream, kind="ws")
+    with pytest.raises(InvalidStatus) as info:
+        async with client(proxy, "/deny"):
+            pass
+    assert info.value.response.status_code == 403
+    assert info.value.response.body == b"no entry\n"
+
+
+async def test_malformed_frames_do_not_crash_the_proxy(ws_upstream, make_proxy):
+    proxy = await make_proxy(ws_upstream, kind="ws")
+    host, port = proxy.listeners["r"]
+    handshake = (b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    for junk in (b"\xff" * 64, b"\x81\x7f" + b"\xff" * 8, b"\x8f\x80\x00\x00\x00\x00",
+                 b"\x81\x05hello"):  # the last one is unmasked: a protocol error
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(handshake + junk)
+        await writer.drain()
+        with pytest.raises((ConnectionError, TimeoutError, AssertionError)):
+            data = await asyncio.wait_for(reader.read(4096), 1)
+            while data:
+                data = await asyncio.wait_for(reader.read(4096), 1)
+            raise AssertionError("closed")
+        writer.close()
+    for junk in (b"NOT HTTP AT ALL\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n"):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(junk)
+        await writer.drain()
+        with pytest.raises((ConnectionError, TimeoutError, AssertionError)):
+            await asyncio.wait_for(reader.read(), 1)
+            raise AssertionError("answered")
+        writer.close()
+    async with client(proxy) as ws:
+        await ws.send("still alive")
+        assert await recv(ws) == "still alive"

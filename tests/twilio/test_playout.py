@@ -1,0 +1,116 @@
+"""Twilio playout emulation: 8000 bytes/s, marks, clear, silence grid."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from loadcaller.twilio.playout import FRAME_NS, NS_PER_BYTE, Playout
+
+MS = 1_000_000
+
+
+def test_audio_sent_faster_than_real_time_plays_at_8000_bytes_per_second():
+    p = Playout(0)
+    p.push(b"\x01" * 8000, now_ns=0)  # one second of audio, all at once
+    frames, _ = p.advance(500 * MS)
+    # frames whose playout began by 500 ms: 0, 20, ..., 500 ms
+    assert [f.t_ns for f in frames] == [i * FRAME_NS for i in range(26)]
+    assert all(f.audio == b"\x01" * 160 for f in frames)
+    assert p.queued_bytes == 8000 - 26 * 160
+
+
+def test_audio_after_idle_plays_on_arrival_exactly():
+    p = Playout(0)
+    frames, _ = p.advance(100 * MS)
+    assert [f.audio for f in frames] == [b""] * 5  # silence heard on the grid
+    p.push(b"\x02" * 320, now_ns=107 * MS + 3)
+    frames, _ = p.advance(200 * MS)
+    assert frames[0].t_ns == 107 * MS + 3  # onset exact to the receive instant
+    assert frames[1].t_ns == 127 * MS + 3
+    assert frames[1].audio == b"\x02" * 160
+
+
+def test_mark_echoed_only_when_the_audio_before_it_has_played():
+    p = Playout(0)
+    p.push(b"\x01" * 800, now_ns=0)  # 100 ms
+    p.mark("end-of-reply", now_ns=0)
+    _, marks = p.advance(60 * MS)
+    assert marks == []
+    _, marks = p.advance(99 * MS)
+    assert marks == []
+    _, marks = p.advance(100 * MS)
+    assert marks == ["end-of-reply"]
+    _, marks = p.advance(200 * MS)
+    assert marks == []  # echoed once
+
+
+def test_mark_on_an_empty_queue_is_echoed_at_once():
+    p = Playout(0)
+    p.mark("m", now_ns=5 * MS)
+    _, marks = p.advance(5 * MS)
+    assert marks == ["m"]
+
+
+def test_clear_empties_the_queue_and_echoes_pending_marks():
+    p = Playout(0)
+    p.push(b"\x01" * 1600, now_ns=0)
+    p.mark("a", now_ns=0)
+    p.push(b"\x01" * 1600, now_ns=0)
+    p.mark("b", now_ns=0)
+    p.advance(40 * MS)
+    assert p.clear(now_ns=45 * MS) == ["a", "b"]
+    assert p.queued_bytes == 0
+    frames, marks = p.advance(200 * MS)
+    assert marks == []
+    assert all(f.audio == b"" for f in frames)  # only silence after a clear
+    assert frames[0].t_ns >= 45 * MS
+
+
+def test_a_partial_tail_is_played_once_its_time_has_passed():
+    p = Playout(0)
+    p.push(b"\x03" * 200, now_ns=0)
+    frames, _ = p.advance(21 * MS)
+    assert [len(f.audio) for f in frames] == [160]
+    frames, _ = p.advance(24 * MS)  # 40 bytes = 5 ms, done at 25 ms
+    assert frames == []
+    frames, _ = p.advance(25 * MS)
+    assert [len(f.audio) for f in frames] == [40]
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 30), st.integers(0, 700), st.booleans()),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_no_audio_is_heard_before_it_arrived_or_faster_than_real_time(events):
+    p = Playout(0)
+    now = 0
+    arrivals = []  # (stream offset end, arrival instant)
+    pushed = heard = 0
+    last_t = -1
+    last_end = 0
+    for gap_ms, size, clear in events:
+        now += gap_ms * MS
+        frames, _ = p.advance(now)
+        for f in frames:
+            assert f.t_ns >= last_t
+            assert f.t_ns >= last_end - NS_PER_BYTE  # never overlaps the frame before
+            last_t = f.t_ns
+            if f.audio:
+                # the audio's first byte arrived no later than it started playing
+                first = heard
+                arrived = next(t for end, t in arrivals if end > first)
+                assert arrived <= f.t_ns
+                heard += len(f.audio)
+                last_end = f.t_ns + len(f.audio) * NS_PER_BYTE
+        if clear:
+            p.clear(now)
+            heard = pushed  # dropped audio counts as gone
+        if size:
+            p.push(b"\x05" * size, now)
+            pushed += size
+            arrivals.append((pushed, now))
+    frames, _ = p.advance(now + 10**12)
+    heard += sum(len(f.audio) for f in frames)
+    assert heard == pushed

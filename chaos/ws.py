@@ -141,6 +141,11 @@ class WsProxy:
                 self.upstream + request.path, additional_headers=headers,
                 subprotocols=offered or None, compression=None, proxy=None,
                 ping_interval=None, max_size=None, open_timeout=10, user_agent_header=None)
+        except InvalidStatus as e:
+            # the upstream refused the handshake: the client gets the same answer
+            self.metrics.requests.labels(self.name, "upstream_refused").inc()
+            body = (e.response.body or b"").decode("utf-8", "replace")
+            return conn.respond(e.response.status_code, body)
         except (TimeoutError, OSError, InvalidHandshake, InvalidURI) as e:
             self.metrics.requests.labels(self.name, "upstream_error").inc()
             return conn.respond(http.HTTPStatus.BAD_GATEWAY,

@@ -102,5 +102,5 @@ async def test_bad_drift_params_are_config_errors(upstream, make_proxy):
 
     with pytest.raises(ConfigError, match="needs `to`"):
         await make_proxy(upstream, [{"type": "schema_drift", "op": "rename", "path": "$.a"}])
-    with pytest.raises(ConfigError, match="faults\\[0\\].path"):
+    with pytest.raises(ConfigError, match=r"faults\[0\]\.path"):
         await make_proxy(upstream, [{"type": "schema_drift", "op": "remove", "path": "$..["}])

@@ -110,7 +110,7 @@ class RateSpec(_Spec):
 class PresetSpec(_Spec):
     """A named network: wifi, 3g or volte."""
 
-    name: Literal["wifi", "3g", "volte"]
+    preset: Literal["wifi", "3g", "volte"]
 
 
 @dataclass
@@ -287,7 +287,7 @@ MODELS: dict[str, tuple[type[_Spec], Builder]] = {
     "corrupt": (CorruptSpec, lambda s, rng: Corrupt(s, rng)),
     "outage": (OutageSpec, lambda s, rng: Outage(s)),
     "rate": (RateSpec, lambda s, rng: Rate(s)),
-    "preset": (PresetSpec, lambda s, rng: build_impairment(PRESETS[s.name], rng)),
+    "preset": (PresetSpec, lambda s, rng: build_impairment(PRESETS[s.preset], rng)),
 }
 
 

@@ -151,3 +151,11 @@ def test_cli_help_lists_options():
     assert done.returncode == 0
     for option in ("--config", "--control", "--token", "--seed", "examples:"):
         assert option in done.stdout
+
+
+def test_no_fault_parameter_shadows_a_shared_setting():
+    from chaos.config import _SETTING_KEYS
+
+    for name, cls in REGISTRY.items():
+        clash = set(cls.Params.model_fields) & _SETTING_KEYS
+        assert not clash, f"{name}: {clash} would be taken by the wrapper"

@@ -99,7 +99,7 @@ def test_reorder_duplicate_corrupt():
     corrupt = build_impairment({"type": "corrupt", "chance": 1.0, "bits": 1, "skip_bytes": 12},
                                random.Random(0))
     packet = bytes(range(40))
-    [(at, out)] = corrupt.process(packet, 0.0)
+    [(_, out)] = corrupt.process(packet, 0.0)
     assert out[:12] == packet[:12]
     diff = sum(bin(a ^ b).count("1") for a, b in zip(out, packet, strict=True))
     assert diff == 1
@@ -127,7 +127,7 @@ def test_presets_and_errors():
         outs = run(model, 2000)
         delivered = [o for o in outs if o]
         assert 0.9 < len(delivered) / 2000 < 1.0
-    with pytest.raises(ValueError, match="known: .*gilbert_elliott"):
+    with pytest.raises(ValueError, match=r"known: .*gilbert_elliott"):
         build_impairment({"type": "bogus"}, random.Random(0))
     with pytest.raises(ValueError):
         build_impairment({"type": "gilbert_elliott", "mean_loss": 0.5, "mean_burst": 0.5},

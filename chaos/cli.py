@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from chaos.config import ControlConfig, known_fault_types, load_config
 from chaos.errors import ConfigError, LocalError
@@ -69,6 +71,16 @@ async def _serve(proxy: ChaosProxy) -> None:
         await proxy.stop()
 
 
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed (lower proxy overhead), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `chaos-proxy` console script."""
     parser = build_parser()
@@ -101,13 +113,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(config.faults)} faults)")
         return 0
     try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:
-        runner = asyncio.run
-    try:
-        runner(_serve(proxy))
+        _run(_serve(proxy))
     except OSError as e:
         print(f"chaos-proxy: error: cannot listen: {e}", file=sys.stderr)
         return 1

@@ -17,7 +17,7 @@ node tree with the pydantic error location.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -249,7 +249,8 @@ def _locator(node: yaml.Node | None) -> Callable[[Loc], int | None]:
     def locate(loc: Loc) -> int | None:
         if node is None:
             return None
-        current, line = node, node.start_mark.line + 1
+        current: yaml.Node = node
+        line: int = node.start_mark.line + 1
         for part in loc:
             nxt: yaml.Node | None = None
             if isinstance(current, yaml.MappingNode) and isinstance(part, str):
@@ -320,7 +321,7 @@ def parse_config(data: Any, source: str = "<profile>", *,
                        control=top.control, source=source)
 
 
-def _check_route(spec: FaultSpec, kinds: dict[str, str], prefix: Loc, source: str,
+def _check_route(spec: FaultSpec, kinds: Mapping[str, str], prefix: Loc, source: str,
                  locate: Callable[[Loc], int | None]) -> list[ConfigIssue]:
     layer = spec.cls.layer
     loc = (*prefix, "route")

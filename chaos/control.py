@@ -99,7 +99,7 @@ class ControlApi:
         await self._site.start()
         server = self._site._server
         assert server is not None
-        sock = server.sockets[0]  # type: ignore[union-attr]
+        sock = server.sockets[0]  # type: ignore[attr-defined]
         bound = sock.getsockname()[:2]
         return bound[0], bound[1]
 

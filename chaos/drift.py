@@ -135,6 +135,22 @@ def drift_enum(value: Any, replacement: Any = None) -> Any:
     return value
 
 
+def _replacement(op: DriftOp, current: Any, to: str | None, value: Any) -> Any:
+    if op == "set_null":
+        return None
+    if op == "retype":
+        return retype(current, to or "string")  # type: ignore[arg-type]
+    if op == "enum_drift":
+        return drift_enum(current, value)
+    if op == "empty_array":
+        return []
+    if op == "wrap_list":
+        return [current]
+    if op == "stringify":
+        return current if isinstance(current, str) else json.dumps(current)
+    raise ValueError(f"unknown drift op {op!r}")
+
+
 def compile_ops(doc: Any, op: DriftOp, path: str, *, to: str | None = None,
                 key: str | None = None, value: Any = None) -> list[dict[str, Any]]:
     """RFC 6902 ops that apply drift `op` to everything `path` selects in `doc`."""
@@ -154,14 +170,7 @@ def compile_ops(doc: Any, op: DriftOp, path: str, *, to: str | None = None,
             if isinstance(current, dict) and key is not None:
                 ops.append({"op": "add", "path": to_pointer((*ptr, key)), "value": value})
         else:
-            new = {
-                "set_null": lambda v: None,
-                "retype": lambda v: retype(v, to or "string"),  # type: ignore[arg-type]
-                "enum_drift": lambda v: drift_enum(v, value),
-                "empty_array": lambda v: [],
-                "wrap_list": lambda v: [v],
-                "stringify": lambda v: v if isinstance(v, str) else json.dumps(v),
-            }[op](current)
+            new = _replacement(op, current, to, value)
             if new != current or type(new) is not type(current):
                 ops.append({"op": "replace", "path": where, "value": new})
     return ops

@@ -97,8 +97,9 @@ class HttpProxy:
     def address(self) -> tuple[str, int]:
         """The bound (host, port)."""
         assert self._server is not None
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return host, port
+        sock = self._server.sockets[0]  # type: ignore[attr-defined]
+        host, port = sock.getsockname()[:2]
+        return str(host), int(port)
 
     async def start(self) -> tuple[str, int]:
         """Bind and serve; returns the bound address."""

@@ -27,7 +27,7 @@ class SseSplitter:
     def feed(self, chunk: bytes) -> list[bytes]:
         """Add bytes; return the events completed by them."""
         self._buffer += chunk
-        events = []
+        events: list[bytes] = []
         while True:
             m = _SEPARATOR.search(self._buffer)
             if m is None:

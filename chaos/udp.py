@@ -86,7 +86,8 @@ class UdpRelay:
         """Bind and relay; returns the bound address."""
         self._loop = asyncio.get_running_loop()
         infos = await self._loop.getaddrinfo(*self.upstream, type=socket.SOCK_DGRAM)
-        self.upstream = infos[0][4][:2]
+        addr = infos[0][4]
+        self.upstream = (str(addr[0]), int(addr[1]))
         transport, _ = await self._loop.create_datagram_endpoint(
             lambda: _ListenSide(self), local_addr=self.route.listen)
         self._transport = transport

@@ -9,6 +9,7 @@ chaos/actions.py and the proxies carry them out.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -26,12 +27,15 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_ParamsBase = Params
+
+
 class Fault:
     """Base of every fault. Subclasses set `type`, `layer` and `Params`."""
 
     type: ClassVar[str]
     layer: ClassVar[Layer]
-    Params: ClassVar[type[Params]] = Params
+    Params: ClassVar[builtins.type[_ParamsBase]] = _ParamsBase
     #: fields of Params a `ramp` may drive (numbers that scale the fault)
     magnitude_fields: ClassVar[tuple[str, ...]] = ()
 

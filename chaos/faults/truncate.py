@@ -32,7 +32,8 @@ class _Truncate:
             return [chunk]
         self.done = True
         head = chunk[: self.left]
-        return ([head] if head else []) + [Cut(self.rst)]
+        out: list[StreamItem] = [head] if head else []
+        return [*out, Cut(self.rst)]
 
     def end(self) -> list[StreamItem]:
         # the body was shorter than `keep`: still cut, so the client sees the loss

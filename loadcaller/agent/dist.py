@@ -45,7 +45,7 @@ def parse_distribution(text: str) -> Distribution:
     arity = {"fixed": 1, "uniform": 2, "normal": 2, "lognormal": 2}
     if kind in arity and len(nums) == arity[kind] and all(n >= 0 for n in nums):
         if kind == "uniform" and nums[1] < nums[0]:
-            raise ValueError(f"uniform:{rest}: the upper bound is below the lower")
+            raise ValueError(f"bad distribution uniform:{rest}: the upper bound is below the lower")
         return Distribution(kind, nums[0], nums[1] if len(nums) > 1 else 0.0)
     raise ValueError(
         f"bad distribution {text!r}: use 300ms, fixed:MS, uniform:LO:HI, normal:MEAN:SD "

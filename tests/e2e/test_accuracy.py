@@ -1,0 +1,38 @@
+"""Trust: the callers' per-turn latency matches the agent's own ground truth."""
+
+from __future__ import annotations
+
+import statistics
+
+from loadcaller.report.groundtruth import compare
+
+from .conftest import read_jsonl, run_cli, start, write_profile
+
+
+async def test_caller_latency_matches_agent_ground_truth_at_20_concurrent_calls(tmp_path, services):
+    backend = await start("backend", "--port", "0", "--latency", "30ms")
+    services.append(backend)
+    truth = tmp_path / "agent_turns.jsonl"
+    agent = await start("agent", "--port", "0", "--think", "300ms",
+                        "--backend-url", f"{backend.url}/v1/turn", "--ground-truth", str(truth))
+    services.append(agent)
+    profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=20, duration="12s",
+                            turns=3, turn_timeout="8s")
+    out = tmp_path / "results"
+    code, _, err = await run_cli("run", str(profile), "--results-dir", str(out),
+                                 "--progress-every", "0")
+    assert code == 0, err
+
+    calls = read_jsonl(out / "calls.jsonl")
+    turns = read_jsonl(out / "turns.jsonl")
+    assert len(calls) >= 20
+    assert {c["outcome"] for c in calls} == {"completed"}
+    assert len(turns) == 3 * len(calls)
+    assert all(t["outcome"] == "answered" for t in turns)
+
+    cmp = compare(out / "turns.jsonl", truth)
+    assert cmp["matched"] >= 0.95 * len(turns)
+    assert cmp["median_abs_diff_ms"] <= 5.0, cmp
+    assert cmp["p95_abs_diff_ms"] <= 20.0, cmp
+    # the agent's end-of-turn wait (500 ms of silence) and think time (300 ms) are inside
+    assert statistics.median(t["latency_ms"] for t in turns) >= 800

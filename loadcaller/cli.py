@@ -1,7 +1,8 @@
 """``loadcaller``: load and chaos testing for voice AI agents.
 
-Subcommands: demo, run, agent, backend, schema. Exit codes: 0 ok, 2 bad input
-(profile, options), 130/143 stopped by SIGINT/SIGTERM.
+Subcommands: demo, run, agent, backend, schema. ``run`` and ``demo`` drive the
+callers with Locust (``loadcaller/swarm/``); the exit codes are in
+:data:`EXIT_CODES_HELP`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ from loadcaller.errors import LocalError, ProfileError
 
 EXIT_BAD_INPUT = 2
 
+EXIT_CODES_HELP = """exit codes:
+  0    the run finished and its numbers can be trusted
+  2    bad input: the profile or an option is invalid
+  3    the generator saturated (media clock lag p99 above --saturation-lag-ms, skipped
+       media ticks, or Locust's CPU warning): the numbers may be the tool's, not the agent's
+  4    a master did not get its --expect-workers workers in time
+  130  stopped by SIGINT (Ctrl-C): calls hung up, summary written
+  143  stopped by SIGTERM: calls hung up, summary written"""
+
 
 def _positive_int(text: str) -> int:
     value = int(text)
@@ -32,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="loadcaller",
         description="Live telephony load testing for voice AI agents: a swarm of synthetic "
         "callers measures every turn's latency as the caller hears it.",
-        epilog="Start with `loadcaller demo`. Docs: README.md and docs/.",
+        epilog="Start with `loadcaller demo`. Docs: README.md and docs/ (distributed runs: "
+        "docs/distributed.md).\n\n" + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -46,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="agent think time distribution (default lognormal:250:0.3)")
     d.add_argument("--backend-latency", default="lognormal:60:0.5",
                    help="mock backend latency distribution (default lognormal:60:0.5)")
+    _swarm_arguments(d)
 
     r = sub.add_parser("run", help="run a profile against your agent",
                        description="Run the callers a profile describes. Options override the "
@@ -57,6 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--results-dir", type=Path, help="default loadcaller-results/<name>-<time>")
     r.add_argument("--progress-every", type=float, default=2.0, metavar="S",
                    help="seconds between progress lines (0: none)")
+    _swarm_arguments(r)
+    g = r.add_argument_group("distributed runs (docs/distributed.md)")
+    g.add_argument("--master", action="store_true",
+                   help="coordinate remote workers; this process places no calls")
+    g.add_argument("--worker", action="store_true", help="place calls for a --master")
+    g.add_argument("--master-host", default="127.0.0.1", help="the master a --worker joins")
+    g.add_argument("--master-port", type=int, default=5557,
+                   help="master's port for workers (default 5557)")
+    g.add_argument("--master-bind-host", default="*",
+                   help="interface a --master listens on for workers (default all)")
+    g.add_argument("--expect-workers", type=_positive_int, default=1,
+                   help="workers a --master waits for before starting (default 1)")
+    g.add_argument("--expect-workers-timeout", type=float, default=60.0, metavar="S")
 
     a = sub.add_parser("agent", help="run the reference voice agent (Twilio Media Streams)",
                        description="A realistic agent to aim callers at: greets, detects the "
@@ -84,6 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _swarm_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--web", action="store_true",
+                   help="Locust's web UI (start/stop the load there) instead of a headless run")
+    p.add_argument("--web-host", default="127.0.0.1")
+    p.add_argument("--web-port", type=int, default=8089)
+    p.add_argument("--metrics-host", default="127.0.0.1", help="where /metrics listens")
+    p.add_argument("--metrics-port", type=int, default=9646,
+                   help="Prometheus /metrics port (default 9646; 0 picks a free port; -1: off)")
+    p.add_argument("--processes", type=int, default=0, metavar="N",
+                   help="fork N local worker processes (use one per core)")
+    p.add_argument("--saturation-lag-ms", type=float, default=5.0, metavar="MS",
+                   help="media clock lag p99 above this marks the run untrustworthy (exit 3)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -101,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("run", "demo"):
+        from loadcaller.swarm import bootstrap
+
+        bootstrap.patch()  # before anything imports Locust
     from loadcaller.runner import run_async
 
     if args.command == "schema":
@@ -111,11 +155,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from loadcaller.demo import run_demo
 
-        return int(run_async(run_demo(users=args.users, duration=args.duration,
-                                      results_dir=args.results_dir, think=args.think,
-                                      backend_latency=args.backend_latency)))
+        return run_demo(users=args.users, duration=args.duration, results_dir=args.results_dir,
+                        think=args.think, backend_latency=args.backend_latency,
+                        swarm=swarm_options(args))
     if args.command == "run":
-        return int(run_async(_run(args)))
+        return _run(args)
     if args.command == "agent":
         return int(run_async(_agent(args)))
     if args.command == "backend":
@@ -123,10 +167,40 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
-async def _run(args: argparse.Namespace) -> int:
+def swarm_options(args: argparse.Namespace, results_dir: Path | None = None) -> Any:
+    """The :class:`~loadcaller.swarm.options.SwarmOptions` the command line asks for."""
+    from loadcaller.swarm.options import SwarmOptions
+
+    if args.processes < 0:
+        raise LocalError("--processes must be 0 or more")
+    master = getattr(args, "master", False)
+    worker = getattr(args, "worker", False)
+    if master and worker:
+        raise LocalError("--master and --worker exclude each other")
+    if args.processes and (master or worker):
+        raise LocalError("--processes forks local workers; do not combine it with "
+                         "--master or --worker")
+    return SwarmOptions(
+        role="master" if master else "worker" if worker else "local",
+        processes=args.processes, results_dir=results_dir, web=args.web,
+        web_host=args.web_host, web_port=args.web_port, metrics_host=args.metrics_host,
+        metrics_port=None if args.metrics_port < 0 else args.metrics_port,
+        master_host=getattr(args, "master_host", "127.0.0.1"),
+        master_port=getattr(args, "master_port", 5557),
+        master_bind_host=getattr(args, "master_bind_host", "*"),
+        expect_workers=getattr(args, "expect_workers", 1),
+        expect_workers_timeout_s=getattr(args, "expect_workers_timeout", 60.0),
+        saturation_lag_ms=args.saturation_lag_ms,
+        progress_every_s=getattr(args, "progress_every", 2.0),
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from loadcaller.compile import compile_profile
     from loadcaller.profile import load_profile
-    from loadcaller.runner import run_spec
+    from loadcaller.swarm.run import run_swarm
 
     overrides: dict[str, Any] = {}
     if args.target:
@@ -139,9 +213,17 @@ async def _run(args: argparse.Namespace) -> int:
     spec = compile_profile(profile, source=str(args.profile), base_dir=args.profile.parent)
     out = args.results_dir or Path("loadcaller-results") / (
         f"{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    print(f"loadcaller run {args.profile}: {spec.plan.users} callers -> {spec.target.url} "
-          f"for {spec.plan.duration_s:g}s; results in {out}", file=sys.stderr, flush=True)
-    _, code = await run_spec(spec, out, progress_every_s=args.progress_every)
+    opts = swarm_options(args)
+    if opts.role == "worker":
+        print(f"loadcaller run {args.profile}: worker of {opts.master_host}:{opts.master_port} "
+              f"-> {spec.target.url}", file=sys.stderr, flush=True)
+    else:
+        opts = dataclasses.replace(opts, results_dir=out)
+        shape = f"{type(spec.shape).__name__.lower()} shape" if spec.shape else (
+            f"{spec.plan.users} callers")
+        print(f"loadcaller run {args.profile}: {shape} -> {spec.target.url} "
+              f"for {spec.plan.duration_s:g}s; results in {out}", file=sys.stderr, flush=True)
+    _, code = run_swarm(spec, opts)
     return code
 
 

@@ -25,6 +25,7 @@ from loadcaller.calls.scenario import (
 )
 from loadcaller.calls.utterance import Utterance, make_utterance
 from loadcaller.errors import ProfileError
+from loadcaller.swarm.shapes import Shape
 from loadcaller.transports.twilio_stream import TwilioTarget
 
 NS = 1_000_000_000
@@ -41,6 +42,7 @@ class RunSpec:
     policy: CallPolicy
     scenarios: tuple[Scenario, ...]
     seed: int | None
+    shape: Shape | None = None  # load.shape; None: constant users for the duration
 
 
 def _voice(v: pf.Voice) -> Voice:

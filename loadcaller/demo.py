@@ -2,12 +2,15 @@
 
 Starts a mock backend API and the reference voice agent as child processes on
 127.0.0.1, runs the embedded demo profile (20 concurrent callers, three turns
-each, about 30 s) against the agent, prints progress and the results table,
-and checks the callers' numbers against the agent's own ground truth.
+each, about 30 s) against the agent through the same Locust swarm as
+``loadcaller run`` (live /metrics included), prints progress and the results
+table, and checks the callers' numbers against the agent's own ground truth.
+Call :func:`loadcaller.swarm.bootstrap.patch` before importing this module.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -18,27 +21,42 @@ from typing import Any
 from loadcaller.compile import compile_profile
 from loadcaller.profile import parse_profile
 from loadcaller.report.groundtruth import compare
-from loadcaller.runner import run_spec
-from loadcaller.services import start_service
+from loadcaller.swarm.options import SwarmOptions
+from loadcaller.swarm.procs import ProcService, start_process_service
+from loadcaller.swarm.run import free_port, run_swarm
 
 
 def demo_profile_text() -> str:
     return resources.files("loadcaller").joinpath("data/demo.yaml").read_text(encoding="utf-8")
 
 
-async def run_demo(*, users: int | None, duration: str | None, results_dir: Path | None,
-                   think: str, backend_latency: str) -> int:
+def _metrics_port(wanted: int | None) -> int | None:
+    """The wanted /metrics port, or a free one when it is taken (the demo must run)."""
+    if wanted is None or wanted == 0:
+        return wanted
+    try:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", wanted))
+        return wanted
+    except OSError:
+        return free_port()
+
+
+def run_demo(*, users: int | None, duration: str | None, results_dir: Path | None,
+             think: str, backend_latency: str, swarm: SwarmOptions | None = None) -> int:
     """Run the demo; return the process exit code."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = results_dir or Path("loadcaller-results") / f"demo-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     say(f"loadcaller demo: results in {out}")
-    backend = await start_service("mock backend", ["backend", "--port", "0",
-                                                   "--latency", backend_latency])
-    agent = None
+    backend = start_process_service("mock backend", ["backend", "--port", "0",
+                                                     "--latency", backend_latency])
+    agent: ProcService | None = None
     try:
-        agent = await start_service("reference agent", [
+        agent = start_process_service("reference agent", [
             "agent", "--port", "0", "--backend-url", f"{backend.url}/v1/turn",
             "--think", think, "--ground-truth", str(out / "agent_turns.jsonl")])
         say(f"  mock backend  {backend.url}  (latency {backend_latency})")
@@ -52,13 +70,16 @@ async def run_demo(*, users: int | None, duration: str | None, results_dir: Path
         spec = compile_profile(profile, source="demo.yaml")
         say(f"  callers       {spec.plan.users} concurrent, {spec.plan.duration_s:g}s, "
             f"{len(spec.scenarios)} scenarios")
+        base = swarm or SwarmOptions()
+        opts = dataclasses.replace(base, role="local", results_dir=out,
+                                   metrics_port=_metrics_port(base.metrics_port),
+                                   extra_run_info={"demo": True})
 
-        async def check(summary: dict[str, Any]) -> None:
-            await agent.stop()  # type: ignore[union-attr]  # flushes its ground truth
+        def check(summary: dict[str, Any]) -> None:
+            agent.stop()  # type: ignore[union-attr]  # flushes its ground truth
             summary["ground_truth"] = compare(out / "turns.jsonl", out / "agent_turns.jsonl")
 
-        summary, code = await run_spec(spec, out, on_summary=check,
-                                       extra_run_info={"demo": True})
+        summary, code = run_swarm(spec, opts, on_summary=check)
         gt = summary.get("ground_truth", {})
         if gt.get("matched"):
             print(f"  measurement check against the agent's own log: {gt['matched']} turns, "
@@ -68,5 +89,5 @@ async def run_demo(*, users: int | None, duration: str | None, results_dir: Path
         return code
     finally:
         if agent is not None:
-            await agent.stop()
-        await backend.stop()
+            agent.stop()
+        backend.stop()

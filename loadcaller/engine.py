@@ -11,6 +11,7 @@ import asyncio
 import random
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,13 @@ class Engine:
         self._weights = [s.weight for s in spec.scenarios]
         self._t0 = time.monotonic()
         self._cpu0 = _cpu_s()
+        # hooks (metrics, the swarm's record shipping): called in the loop with each record
+        self.on_call_end: list[Callable[[CallRecord], None]] = []
+
+    def _finished(self, rec: CallRecord) -> None:
+        self.results.record_call(rec)
+        for hook in self.on_call_end:
+            hook(rec)
 
     def new_transport(self, call_id: str) -> CallTransport:
         if self.spec.transport == "twilio":
@@ -49,7 +57,7 @@ class Engine:
         scenario = self.rng.choices(self.spec.scenarios, self._weights)[0]
         call = Call(call_id=call_id, transport=self.new_transport(call_id), scenario=scenario,
                     clock=self.clock, policy=self.spec.policy,
-                    on_finish=self.results.record_call)
+                    on_finish=self._finished)
         self.results.calls_started += 1
         self.active.add(call)
         try:

@@ -1,0 +1,254 @@
+"""The process that owns the run: local callers or a master, results, /metrics.
+
+How this works: :func:`run_coordinator` builds the Locust environment and
+runner (local, or master of forked or remote workers), one
+:class:`~loadcaller.swarm.aggregate.Aggregate`, the /metrics server and,
+when asked, Locust's web UI. Headless, it starts the load (plain users or the
+profile's shape) and ends it when the duration or shape is over; with the web
+UI, the UI starts and stops it. SIGINT/SIGTERM hang every call up at once
+(workers are told to drop their grace period first), then the summary is
+written. Records reach the aggregate before Locust's own "stopped"
+bookkeeping: a worker ships its last records from its ``test_stop`` hook,
+before it tells the master it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import gevent.event
+from gevent.pywsgi import WSGIServer
+from locust.env import Environment
+from locust.runners import STATE_STOPPED, MasterRunner, Runner
+from prometheus_client import make_wsgi_app
+
+from loadcaller.compile import RunSpec
+from loadcaller.console import print_summary, progress_line
+from loadcaller.metrics import make_registry
+from loadcaller.swarm import options as o
+from loadcaller.swarm.aggregate import Aggregate
+from loadcaller.swarm.environment import make_environment
+from loadcaller.swarm.node import CallerNode
+from loadcaller.swarm.user import VoiceUser, attach_node
+from loadcaller.swarm.wire import HANGUP_NOW, PAYLOAD_KEY
+
+log = logging.getLogger(__name__)
+
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+SHIP_EVERY_S = 1.0
+
+OnSummary = Callable[[dict[str, Any]], None]
+
+
+class Coordinator:
+    """State of the owning process during one run (see the module docstring)."""
+
+    def __init__(self, spec: RunSpec, opts: o.SwarmOptions, *, master_port: int | None) -> None:
+        self.spec = spec
+        self.opts = opts
+        self.t0 = time.monotonic()
+        self.env: Environment = make_environment(spec, headless=not opts.web)
+        self.agg = Aggregate(opts.results_dir, saturation_lag_ms=opts.saturation_lag_ms)
+        self.node: CallerNode | None = None
+        self.signals: list[int] = []
+        self.done = gevent.event.AsyncResult()
+        self.runner: Runner
+        if master_port is None:
+            self.runner = self.env.create_local_runner()
+        else:
+            self.runner = self.env.create_master_runner(opts.master_bind_host, master_port)
+        self.env.events.init.add_listener(self._on_init)
+        self.env.events.worker_report.add_listener(self._on_worker_report)
+        self.env.events.test_stop.add_listener(self._on_test_stop)
+        self.env.events.init.fire(environment=self.env, runner=self.runner, web_ui=None)
+        self.metrics_server: WSGIServer | None = None
+        self.metrics_port: int | None = None
+        self.web_ui: Any = None
+        self._greenlets: list[gevent.Greenlet] = []
+
+    # ---- Locust hooks -------------------------------------------------------------
+
+    def _on_init(self, environment: Environment, runner: Runner, **_kw: Any) -> None:
+        if isinstance(runner, MasterRunner):
+            return  # a master places no calls
+        self.node = CallerNode(self.spec, node_id="local")
+        attach_node(self.node, self.spec)
+
+    def _on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
+        payload = data.get(PAYLOAD_KEY)
+        if payload:
+            self.agg.add_records(client_id, payload["records"])
+            self.agg.update_node(client_id, payload["node"])
+
+    def _on_test_stop(self, environment: Environment, **_kw: Any) -> None:
+        if self.node is not None:
+            self.node.wait_idle(10.0)
+            self.ship()
+        if self.opts.web:  # each run started from the UI leaves a summary behind
+            self.agg.results.write_summary(self.agg.summary(self.run_info("web UI stop")))
+
+    # ---- shipping, metrics, progress -------------------------------------------------
+
+    def ship(self) -> None:
+        """Move this process's finished records and health into the aggregate."""
+        if self.node is not None:
+            self.agg.add_records(self.node.node_id, self.node.drain())
+            self.agg.update_node(self.node.node_id, self.node.snapshot())
+        self.agg.users = self.runner.user_count
+        self.agg.locust_cpu_warning = bool(
+            self.runner.cpu_warning_emitted or getattr(self.runner, "worker_cpu_warning_emitted",
+                                                       False))
+
+    def _ship_forever(self) -> None:
+        while True:
+            gevent.sleep(SHIP_EVERY_S)
+            try:
+                self.ship()
+            except Exception:  # keep shipping; the final ship reports real trouble
+                log.exception("shipping results failed")
+
+    def _progress_forever(self) -> None:
+        every = self.opts.progress_every_s
+        while True:
+            gevent.sleep(every)
+            summary = self.agg.progress()
+            print(progress_line(time.monotonic() - self.t0, self.spec.plan.duration_s,
+                                self.agg.active_calls(), summary), file=sys.stderr, flush=True)
+
+    def start_servers(self) -> None:
+        opts = self.opts
+        if opts.metrics_port is not None:
+            app = make_wsgi_app(make_registry(self.agg))
+            self.metrics_server = WSGIServer((opts.metrics_host, opts.metrics_port), app, log=None)
+            self.metrics_server.start()
+            self.metrics_port = self.metrics_server.server_port
+            print(f"  metrics       http://{opts.metrics_host}:{self.metrics_port}/metrics",
+                  file=sys.stderr, flush=True)
+        if opts.web:
+            self.web_ui = self.env.create_web_ui(opts.web_host, opts.web_port)
+            print(f"  web UI        http://{opts.web_host}:{opts.web_port}/", file=sys.stderr,
+                  flush=True)
+        self._greenlets.append(gevent.spawn(self._ship_forever))
+        if opts.progress_every_s > 0:
+            self._greenlets.append(gevent.spawn(self._progress_forever))
+
+    def run_info(self, how: str) -> dict[str, Any]:
+        spec = self.spec
+        shape = spec.shape
+        return {"name": spec.name, "transport": spec.transport, "target": spec.target.url,
+                "users": spec.plan.users, "duration_s": spec.plan.duration_s, "ended_by": how,
+                "elapsed_s": round(time.monotonic() - self.t0, 3),
+                "results_dir": str(self.opts.results_dir) if self.opts.results_dir else None,
+                "driver": "locust",
+                "shape": None if shape is None else type(shape).__name__.lower(),
+                "processes": self.opts.processes or None, **self.opts.extra_run_info}
+
+    # ---- the run ---------------------------------------------------------------------
+
+    def on_signal(self, sig: signal.Signals) -> None:
+        if not self.signals:
+            print(f"\n{sig.name}: hanging up every call and writing the summary...",
+                  file=sys.stderr, flush=True)
+        self.signals.append(EXIT_SIGNAL[sig])
+        if not self.done.ready():
+            self.done.set("signal")
+
+    def wait_for_workers(self) -> bool:
+        runner = self.runner
+        if not isinstance(runner, MasterRunner):
+            return True
+        deadline = time.monotonic() + self.opts.expect_workers_timeout_s
+        want = self.opts.expect_workers
+        while len(runner.clients.ready) < want and time.monotonic() < deadline:
+            if self.done.ready():
+                return False
+            gevent.sleep(0.1)
+        return len(runner.clients.ready) >= want
+
+    def start_load(self) -> None:
+        if self.env.shape_class is not None:
+            self.runner.start_shape()
+            self._greenlets.append(gevent.spawn(self._watch_shape))
+        else:
+            self.runner.start(self.spec.plan.users, self.spec.plan.spawn_rate)
+            self._greenlets.append(gevent.spawn_later(self.spec.plan.duration_s,
+                                                      self._end, "duration"))
+
+    def _watch_shape(self) -> None:
+        gevent.sleep(1.0)
+        while self.runner.state != STATE_STOPPED:
+            gevent.sleep(0.2)
+        self._end("shape")
+
+    def _end(self, how: str) -> None:
+        if not self.done.ready():
+            self.done.set(how)
+
+    def stop(self, how: str) -> None:
+        """Stop every user; on a signal hang up at once, otherwise give the grace."""
+        if how == "signal":
+            self.env.stop_timeout = 0.0
+            if isinstance(self.runner, MasterRunner):
+                self.runner.send_message(HANGUP_NOW)
+        self.runner.stop()
+        self.ship()
+
+    def finish(self, how: str, on_summary: OnSummary | None) -> tuple[dict[str, Any], int]:
+        summary = self.agg.summary(self.run_info("signal" if self.signals else how))
+        if on_summary is not None:
+            on_summary(summary)
+        self.agg.results.write_summary(summary)
+        print_summary(summary)
+        if self.signals:
+            return summary, self.signals[0]
+        if summary["generator"]["saturated"]:
+            return summary, o.EXIT_SATURATED
+        return summary, o.EXIT_OK
+
+    def close(self) -> None:
+        for g in self._greenlets:
+            g.kill(block=False)
+        self.runner.quit()
+        if self.node is not None:
+            self.node.close()
+            VoiceUser.node = None
+        if self.web_ui is not None:
+            self.web_ui.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop(timeout=1)
+        self.agg.close()
+
+
+def run_coordinator(spec: RunSpec, opts: o.SwarmOptions, *, master_port: int | None = None,
+                    on_summary: OnSummary | None = None,
+                    on_ready: Callable[[Coordinator], None] | None = None,
+                    ) -> tuple[dict[str, Any], int]:
+    """Run the load (see the module docstring); return the summary and the exit code."""
+    c = Coordinator(spec, opts, master_port=master_port)
+    handlers = [gevent.signal_handler(sig, c.on_signal, sig) for sig in EXIT_SIGNAL]
+    try:
+        c.start_servers()
+        if on_ready is not None:
+            on_ready(c)
+        if not c.wait_for_workers():
+            if c.signals:
+                return c.finish("signal", on_summary)
+            print(f"loadcaller: only {len(c.runner.clients.ready)} of "  # type: ignore[attr-defined]
+                  f"{opts.expect_workers} workers connected within "
+                  f"{opts.expect_workers_timeout_s:g}s", file=sys.stderr)
+            return {}, o.EXIT_NO_WORKERS
+        if not opts.web:
+            c.start_load()
+        how = c.done.get()
+        c.stop(how)
+        return c.finish(how, on_summary)
+    finally:
+        for h in handlers:
+            h.cancel()
+        c.close()

@@ -1,0 +1,56 @@
+"""Build a Locust :class:`~locust.env.Environment` for a compiled run."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from locust import argument_parser
+from locust.env import Environment
+from locust.event import Events
+from locust.shape import LoadTestShape
+
+from loadcaller.compile import RunSpec
+from loadcaller.swarm.shapes import Shape
+from loadcaller.swarm.user import VoiceUser
+
+
+class ProfileShape(LoadTestShape):
+    """Adapts one of :mod:`loadcaller.swarm.shapes` to Locust."""
+
+    abstract = False
+
+    def __init__(self, shape: Shape) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def tick(self) -> tuple[int, float] | None:
+        return self.shape.tick(self.get_run_time())
+
+
+def locust_options(spec: RunSpec, *, headless: bool, **extra: Any) -> argparse.Namespace:
+    """Locust's own option namespace with its defaults, as its web UI expects."""
+    parser = argument_parser.get_empty_argument_parser(add_help=False, default_config_files=[])
+    argument_parser.setup_parser_arguments(parser)
+    opts = parser.parse_args(args=["--headless"] if headless else [])
+    opts.num_users = spec.plan.users
+    opts.spawn_rate = spec.plan.spawn_rate
+    opts.stop_timeout = spec.plan.stop_timeout_s
+    opts.host = spec.target.url
+    for key, value in extra.items():
+        setattr(opts, key, value)
+    return opts
+
+
+def make_environment(spec: RunSpec, *, headless: bool, **extra: Any) -> Environment:
+    """An environment whose only user class is :class:`VoiceUser`."""
+    shape = getattr(spec, "shape", None)
+    env = Environment(
+        user_classes=[VoiceUser],
+        shape_class=ProfileShape(shape) if shape is not None else None,
+        events=Events(),
+        host=spec.target.url,
+        stop_timeout=spec.plan.stop_timeout_s,
+        parsed_options=locust_options(spec, headless=headless, **extra),
+    )
+    return env

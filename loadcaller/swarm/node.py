@@ -1,0 +1,156 @@
+"""The caller side of one Locust process: loop thread, engine, outbox, health.
+
+How this works: :class:`CallerNode` starts the process's uvloop thread and its
+:class:`~loadcaller.engine.Engine`. Locust users call :meth:`place_call` from
+their greenlets. The engine reports every finished call (completed, failed or
+cancelled) on the loop thread; the node puts the record in an outbox that
+whoever ships results drains (:meth:`drain`, on the hub thread): every record
+leaves exactly once. :meth:`snapshot` is the process's cumulative state
+(counters, health histograms), safe to send any number of times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import os
+import resource
+import time
+import uuid
+from typing import Any
+
+import gevent
+
+from loadcaller.calls.call import CallRecord
+from loadcaller.calls.histogram import Histogram
+from loadcaller.compile import RunSpec
+from loadcaller.engine import Engine
+from loadcaller.swarm.aggregate import record_to_wire
+from loadcaller.swarm.bridge import LoopThread
+from loadcaller.timebase import now_ns
+
+LAG_PROBE_S = 0.05  # how often the loop and hub lag probes wake
+CPU_WINDOW_S = 5.0
+
+
+class CpuMeter:
+    """This process's CPU use over the last few seconds, in percent of one core."""
+
+    def __init__(self) -> None:
+        self._mark = (time.monotonic(), _cpu_s())
+        self._last = 0.0
+
+    def percent(self) -> float:
+        wall, cpu = time.monotonic(), _cpu_s()
+        dt = wall - self._mark[0]
+        if dt >= 0.5:
+            self._last = round(100.0 * (cpu - self._mark[1]) / dt, 1)
+        if dt >= CPU_WINDOW_S:
+            self._mark = (wall, cpu)
+        return self._last
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+class CallerNode:
+    """Runs calls for Locust users in this process (see the module docstring)."""
+
+    def __init__(self, spec: RunSpec, *, node_id: str | None = None) -> None:
+        self.spec = spec
+        self.node_id = node_id or f"{os.uname().nodename}-{os.getpid()}"
+        self._tag = uuid.uuid4().hex[:6]
+        self._ids = itertools.count(1)
+        self.loop = LoopThread()
+        self.loop.start()
+        self.engine = Engine(spec, None)
+        self.engine.on_call_end.append(self._on_call_end)
+        self._outbox: collections.deque[dict[str, Any]] = collections.deque()
+        self.loop_lag = Histogram()
+        self.hub_lag = Histogram()
+        self.open_counts = {"scheduled": 0, "started": 0, "missed": 0}
+        self.open_model = False
+        self.loop.call_soon(self._start_loop_probe)
+        self._hub_probe = gevent.spawn(self._probe_hub)
+        self._cpu = CpuMeter()
+
+    # ---- calls -----------------------------------------------------------------
+
+    def place_call(self) -> CallRecord:
+        """Place one call from a greenlet; killing the greenlet hangs the call up."""
+        call_id = f"{self._tag}-{next(self._ids):06d}"
+        return self.loop.run(lambda: self.engine.place_call(call_id))
+
+    def _on_call_end(self, rec: CallRecord) -> None:  # loop thread
+        self._outbox.append(record_to_wire(rec))
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Take every finished record not yet taken (hub thread)."""
+        out = []
+        while self._outbox:
+            out.append(self._outbox.popleft())
+        return out
+
+    @property
+    def active(self) -> int:
+        return len(self.engine.active)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait (greenlet) until no call is in progress; False on timeout."""
+        deadline = now_ns() + int(timeout_s * 1e9)
+        while self.engine.active and now_ns() < deadline:
+            gevent.sleep(0.05)
+        return not self.engine.active
+
+    # ---- health ----------------------------------------------------------------
+
+    def _start_loop_probe(self) -> None:  # loop thread
+        asyncio.get_running_loop().create_task(self._probe_loop(), name="loop-lag-probe")
+
+    async def _probe_loop(self) -> None:
+        while True:
+            t = now_ns()
+            await asyncio.sleep(LAG_PROBE_S)
+            self.loop_lag.record_ns(max(0, now_ns() - t - int(LAG_PROBE_S * 1e9)))
+
+    def _probe_hub(self) -> None:
+        while True:
+            t = now_ns()
+            gevent.sleep(LAG_PROBE_S)
+            self.hub_lag.record_ns(max(0, now_ns() - t - int(LAG_PROBE_S * 1e9)))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Cumulative counters and health histograms (encoded), for the aggregate."""
+        async def take() -> dict[str, Any]:  # in the loop thread: counters and one encode
+            engine = self.engine
+            results = engine.results
+            return {
+                "started": results.calls_started,
+                "finished": results.calls_finished,
+                "turns": sum(results.turn_outcomes.values()),
+                "active": len(engine.active),
+                "media_clock_lag": engine.clock.lag.encode(),
+                "loop_lag": self.loop_lag.encode(),
+                "skipped_ticks": engine.clock.skipped,
+                "member_errors": engine.clock.member_errors,
+            }
+
+        snap = self.loop.run(take, timeout_s=10.0)
+        snap["cpu_percent"] = self._cpu.percent()
+        snap["hub_lag"] = self.hub_lag.encode()
+        snap["handoff_to_loop"] = self.loop.to_loop.encode()
+        snap["handoff_to_greenlet"] = self.loop.to_greenlet.encode()
+        if self.open_model:
+            snap["open"] = dict(self.open_counts)
+        return snap
+
+    def close(self) -> None:
+        """Stop the probes, the media clock and the loop thread."""
+        self._hub_probe.kill(block=False)
+        try:
+            self.loop.run(self.engine.close, timeout_s=10.0)
+        finally:
+            self.loop.stop()

@@ -1,0 +1,45 @@
+"""How a swarm run is laid out: which role this process plays, where it listens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from loadcaller.calls.clock import SATURATION_LAG_MS
+
+DEFAULT_METRICS_PORT = 9646
+DEFAULT_WEB_PORT = 8089
+DEFAULT_MASTER_PORT = 5557
+
+# exit codes (also in ``loadcaller --help``)
+EXIT_OK = 0
+EXIT_SATURATED = 3
+EXIT_NO_WORKERS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class SwarmOptions:
+    """Keyword-only settings of one process in a swarm run.
+
+    ``role``: ``local`` runs calls in this process (or, with ``processes`` > 0,
+    forks that many local workers and coordinates them); ``master`` waits for
+    ``expect_workers`` remote workers; ``worker`` connects to ``master_host``.
+    """
+
+    role: Literal["local", "master", "worker"] = "local"
+    processes: int = 0
+    results_dir: Path | None = None
+    web: bool = False
+    web_host: str = "127.0.0.1"
+    web_port: int = DEFAULT_WEB_PORT
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = DEFAULT_METRICS_PORT  # None: no /metrics; 0: any free port
+    master_host: str = "127.0.0.1"
+    master_port: int = DEFAULT_MASTER_PORT
+    master_bind_host: str = "*"
+    expect_workers: int = 1
+    expect_workers_timeout_s: float = 60.0
+    saturation_lag_ms: float = SATURATION_LAG_MS
+    progress_every_s: float = 2.0
+    extra_run_info: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,93 @@
+"""Entry point of a swarm run: pick this process's role, fork local workers.
+
+``--processes N`` forks N workers (``gevent.fork``, before any thread or
+event loop exists) that connect to this process as their master on a free
+127.0.0.1 port; this process then coordinates them exactly as a ``--master``
+coordinates remote workers. Each process creates its own event loop thread
+afterwards, in Locust's ``init`` event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+import gevent
+
+from loadcaller.compile import RunSpec
+from loadcaller.swarm import options as o
+from loadcaller.swarm.coordinator import Coordinator, OnSummary, run_coordinator
+from loadcaller.swarm.worker import run_worker
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _fork_workers(spec: RunSpec, opts: o.SwarmOptions, port: int) -> list[int]:
+    worker_opts = dataclasses.replace(opts, role="worker", master_host="127.0.0.1",
+                                      master_port=port, web=False, metrics_port=None)
+    pids = []
+    for _ in range(opts.processes):
+        pid = gevent.fork()
+        if pid == 0:  # the child never returns into the caller's code
+            code = 1
+            try:
+                code = run_worker(spec, worker_opts, forked=True)
+            except BaseException as exc:
+                print(f"loadcaller worker {os.getpid()}: {exc!r}", file=sys.stderr)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        pids.append(pid)
+    return pids
+
+
+def _reap(pids: list[int], timeout_s: float = 15.0) -> None:
+    """Wait for forked workers to leave; kill any still there after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    left = set(pids)
+    while left and time.monotonic() < deadline:
+        for pid in list(left):
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                left.discard(pid)
+        gevent.sleep(0.1)
+    for pid in left:
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except ProcessLookupError:
+            pass
+
+
+def run_swarm(spec: RunSpec, opts: o.SwarmOptions, *, on_summary: OnSummary | None = None,
+              on_ready: Any = None) -> tuple[dict[str, Any], int]:
+    """Run ``spec`` in this process's role; return the summary (empty on a worker)
+    and the exit code."""
+    if opts.role == "worker":
+        return {}, run_worker(spec, opts)
+    if opts.processes > 0:
+        port = free_port()
+        pids = _fork_workers(spec, opts, port)
+        master = dataclasses.replace(opts, master_bind_host="127.0.0.1",
+                                     expect_workers=opts.processes)
+        try:
+            return run_coordinator(spec, master, master_port=port, on_summary=on_summary,
+                                   on_ready=on_ready)
+        finally:
+            _reap(pids)
+    if opts.role == "master":
+        return run_coordinator(spec, opts, master_port=opts.master_port, on_summary=on_summary,
+                               on_ready=on_ready)
+    return run_coordinator(spec, opts, on_summary=on_summary, on_ready=on_ready)
+
+
+__all__ = ["Coordinator", "free_port", "run_swarm"]

@@ -1,0 +1,92 @@
+"""The Locust user: one synthetic caller placing one call after another.
+
+Each call and each of its turns becomes a Locust request, so Locust's
+statistics, web UI, ``--csv`` and ``--html`` show them: request type ``CALL``
+named by scenario (response time = call duration) and ``TURN`` named by
+scenario and turn index (response time = turn latency). Failed calls and
+unanswered turns are Locust failures. Percentiles that count come from the
+results directory's full histograms, not from Locust's rounded figures.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import ClassVar
+
+import gevent
+from locust import User, constant, task
+
+from loadcaller.calls.call import CallRecord
+from loadcaller.calls.load import SETUP_BACKOFF_S
+from loadcaller.calls.results import NOT_FAILED
+from loadcaller.compile import RunSpec
+from loadcaller.swarm.node import CallerNode
+from loadcaller.swarm.shapes import Open, OpenPacing
+from loadcaller.timebase import NS_PER_MS
+from loadcaller.transports import base
+
+CALL = "CALL"
+TURN = "TURN"
+
+
+class CallFailed(Exception):
+    """A call ended in a failure outcome (Locust failure for the CALL request)."""
+
+
+class TurnNotAnswered(Exception):
+    """A turn got no reply (Locust failure for the TURN request)."""
+
+
+class VoiceUser(User):
+    """Places calls through this process's :class:`CallerNode`."""
+
+    node: ClassVar[CallerNode | None] = None
+    open_shape: ClassVar[Open | None] = None
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        self._pacing: OpenPacing | None = None
+        shape = self.open_shape
+        if shape is not None:
+            interval = shape.per_user_interval_s
+            self._pacing = OpenPacing(interval, shape.late_after_s,
+                                      time.monotonic() + random.uniform(0, interval))
+
+    @task
+    def call(self) -> None:
+        node = self.node
+        if node is None:
+            raise RuntimeError("VoiceUser.node is not set: no caller node in this process")
+        if self._pacing is not None:
+            start, missed = self._pacing.next_start(time.monotonic())
+            node.open_counts["scheduled"] += missed + 1
+            node.open_counts["missed"] += missed
+            gevent.sleep(max(0.0, start - time.monotonic()))
+            node.open_counts["started"] += 1
+        rec = node.place_call()
+        self._report(rec)
+        if rec.outcome == base.FAILED_SETUP and self._pacing is None:
+            gevent.sleep(SETUP_BACKOFF_S)
+
+    def _report(self, rec: CallRecord) -> None:
+        fire = self.environment.events.request.fire
+        failed = rec.outcome not in NOT_FAILED
+        fire(request_type=CALL, name=rec.scenario,
+             response_time=(rec.t_end_ns - rec.t_start_ns) / NS_PER_MS, response_length=0,
+             exception=CallFailed(f"{rec.outcome}: {rec.reason}") if failed else None,
+             context={"call_id": rec.call_id})
+        for turn in rec.turns:
+            lat = turn.latency_ns
+            fire(request_type=TURN, name=f"{rec.scenario} turn {turn.index}",
+                 response_time=0.0 if lat is None else lat / NS_PER_MS, response_length=0,
+                 exception=None if lat is not None else TurnNotAnswered(turn.outcome),
+                 context={"call_id": rec.call_id})
+
+
+def attach_node(node: CallerNode, spec: RunSpec) -> None:
+    """Make this process's users place their calls through ``node``."""
+    shape = spec.shape
+    node.open_model = isinstance(shape, Open)
+    VoiceUser.node = node
+    VoiceUser.open_shape = shape if isinstance(shape, Open) else None

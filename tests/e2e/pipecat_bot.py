@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 import time
 from pathlib import Path
@@ -65,10 +64,25 @@ GREETING = "agent_greeting"  # "Thanks for calling Acme support. How can I help 
 REPLY = "agent_ask_number"  # "Sure. What is your order number?"
 
 
-def pack_pcm(phrase: str) -> bytes:
-    """A pack phrase as 16-bit little-endian PCM at 8 kHz."""
-    samples = ulaw_decode(np.frombuffer(load_pack_audio(phrase), dtype=np.uint8))
-    return np.asarray(samples, dtype="<i2").tobytes()
+def pack_pcm(phrase: str, max_pause_ms: int | None = None) -> bytes:
+    """A pack phrase as 16-bit little-endian PCM at 8 kHz.
+
+    ``max_pause_ms`` shortens the quiet stretches inside the phrase (20 ms frames
+    below -50 dBFS, loadcaller's end-of-speech threshold) to at most that long.
+    """
+    samples = np.asarray(ulaw_decode(load_pack_audio(phrase)), dtype="<i2")
+    if max_pause_ms is not None:
+        n = PACK_RATE // 50  # 20 ms
+        frames = [samples[i:i + n] for i in range(0, len(samples), n)]
+        power = [float(np.mean(f.astype(np.float64) ** 2)) for f in frames]
+        quiet = [p < (32768.0**2) * 10 ** (-50 / 10) for p in power]
+        keep, run = [], 0
+        for frame, q in zip(frames, quiet, strict=True):
+            run = run + 1 if q else 0
+            if run * 20 <= max_pause_ms:
+                keep.append(frame)
+        samples = np.concatenate(keep)
+    return samples.tobytes()
 
 
 class Responder(FrameProcessor):
@@ -94,7 +108,8 @@ class Responder(FrameProcessor):
 
 def build_app(args: argparse.Namespace) -> FastAPI:
     app = FastAPI()
-    greeting, reply = pack_pcm(GREETING), pack_pcm(REPLY)
+    greeting = pack_pcm(GREETING, args.max_pause_ms)
+    reply = pack_pcm(REPLY, args.max_pause_ms)
     log = args.log.open("a", encoding="utf-8") if args.log else None
 
     @app.websocket("/ws")
@@ -132,9 +147,14 @@ def build_app(args: argparse.Namespace) -> FastAPI:
                 serializer=serializer,
             ),
         )
-        vad = VADProcessor(
-            vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=args.vad_stop_secs))
-        )
+        vad_params = VADParams(stop_secs=args.vad_stop_secs)
+        if args.vad_load == "thread":
+            # SileroVADAnalyzer() loads its ONNX model synchronously (~100 ms, more on a
+            # busy machine): inline, that stalls every other call's audio on this loop.
+            analyzer = await asyncio.to_thread(SileroVADAnalyzer, params=vad_params)
+        else:
+            analyzer = SileroVADAnalyzer(params=vad_params)
+        vad = VADProcessor(vad_analyzer=analyzer)
         pipeline = Pipeline([transport.input(), vad, Responder(reply, record), transport.output()])
         worker = PipelineWorker(
             pipeline,
@@ -171,11 +191,7 @@ async def serve(args: argparse.Namespace) -> None:
     config = uvicorn.Config(
         build_app(args), host="127.0.0.1", port=args.port, log_level="warning", lifespan="off"
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    server = uvicorn.Server(config)  # exits on SIGINT/SIGTERM
     task = asyncio.ensure_future(server.serve())
     for _ in range(300):  # up to 30 s to start listening
         if server.started or task.done():
@@ -199,6 +215,11 @@ def main() -> None:
                         "customParameters.pipeline_sample_rate overrides it")
     parser.add_argument("--vad-stop-secs", type=float, default=0.2,
                         help="Silero VADParams.stop_secs (Pipecat's default 0.2)")
+    parser.add_argument("--vad-load", choices=("inline", "thread"), default="inline",
+                        help="build SileroVADAnalyzer on the event loop, as Pipecat's examples "
+                        "do (inline), or in a worker thread (thread)")
+    parser.add_argument("--max-pause-ms", type=int, default=None,
+                        help="shorten pauses inside the greeting and reply to this long")
     parser.add_argument("--log-level", default="WARNING", help="loguru level for Pipecat")
     args = parser.parse_args()
     logger.remove()

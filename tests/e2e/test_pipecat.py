@@ -19,7 +19,11 @@ loadcaller depends on it:
 - the callSid loadcaller reports is the one Pipecat parsed, customParameters
   arrive, and summary.json agrees with turns.jsonl and calls.jsonl.
 
-Needs: pip install "pipecat-ai[websocket,silero]>=1.3,<2" "uvicorn>=0.32,<1"
+Needs pipecat-ai >= 1.3 (PipelineWorker, VADProcessor; passes with 1.3.0 and
+1.14.0), FastAPI and uvicorn; skipped otherwise. For CI:
+    pipecat-ai[websocket,silero]>=1.14,<2
+    uvicorn>=0.32,<1
+(1.3.x works too but tries to download NLTK data when imported.)
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ pytestmark = [
     pytest.mark.skipif(
         bool(_MISSING),
         reason=f"Pipecat bot test needs {', '.join(_MISSING)}: pip install "
-        "'pipecat-ai[websocket,silero]>=1.3,<2' 'uvicorn>=0.32,<1'",
+        "'pipecat-ai[websocket,silero]>=1.14,<2' 'uvicorn>=0.32,<1'",
     ),
     pytest.mark.skipif(_pipecat_too_old() is not None, reason=_pipecat_too_old() or ""),
     pytest.mark.timeout(120),
@@ -71,11 +75,13 @@ VAD_STOP_S = 0.2  # the bot's Silero VADParams.stop_secs (Pipecat's default)
 SILERO_WINDOW_S = 0.032  # Silero's 256-sample window at 8 kHz: stop = round(0.2/0.032) windows
 # Lowest plausible latency: Silero's stop time less one window, less the quiet
 # tail of the caller's phrase that loadcaller's energy VAD still counts as speech
-# but Pipecat's volume gate does not (measured: 186 ms at worst against 192 ms).
+# but Pipecat's volume gate does not (measured down to 169 ms with Pipecat 1.14
+# and 153 ms with 1.3, against Silero's 192 ms). The causal check against the
+# bot's own VAD log below is the precise one.
 MIN_LATENCY_MS = (VAD_STOP_S - SILERO_WINDOW_S) * 1000 - 60
 MAX_LATENCY_MS = 2000.0  # generous: a reply is pushed the instant the VAD stops
-MAX_DELIVERY_MS = 600.0  # bot VAD stop -> reply heard (16 kHz adds ~50-130 ms of resampling)
-MAX_GREETING_MS = 3000.0
+MAX_DELIVERY_MS = 1000.0  # bot VAD stop -> reply heard: 2-110 ms at 8 kHz, 55-275 at 16 kHz
+MAX_GREETING_MS = 5000.0  # generous: the bot sets up a pipeline per call (busy CI box)
 CLOCK_SLACK_S = 0.002  # both sides round to the microsecond; reads are not atomic
 
 SCENARIO_TURNS = 2
@@ -91,16 +97,27 @@ scenarios:
   - name: greeting_two_turns
     steps:
       - wait_for_agent                  # the greeting
-      - say: {{phrase: hello_order}}      # "Hi, I'm calling about my order."
-      - wait_for_agent
       - say: {{phrase: order_number}}     # "The order number is four five seven two."
+      - wait_for_agent
+      - say: {{phrase: change_address}}   # "Can I change the delivery address?"
       - wait_for_agent
       - hangup
 """
-# Pack phrases whose internal pauses (at most 140 ms) are shorter than the bot's
-# 200 ms VAD stop, so Silero reports one stop per utterance ("thanks_bye" has a
-# 320 ms pause and would be answered mid-sentence, which is the bot's behaviour,
-# not what this test is about).
+# Margins, so that a busy CI machine does not turn this into a timing lottery:
+# - the caller's phrases pause at most 40 ms inside, far below the bot's 192 ms
+#   Silero stop, so the bot hears one utterance per turn (a phrase with a 320 ms
+#   pause, like "thanks_bye", is answered mid-sentence: the bot's behaviour);
+# - the bot's greeting and reply pause at most 120 ms inside, far below the
+#   caller's 400 ms end-of-agent-speech hangover, so a stall in the bot's output
+#   cannot make the caller think the agent finished mid-phrase;
+# - the bot loads each call's Silero model in a thread. Pipecat's examples build
+#   SileroVADAnalyzer() in the websocket handler, on the event loop: ~100 ms of
+#   ONNX loading per new call (much more on a loaded machine) during which every
+#   other call's audio stops. Pipecat paces output at exactly real time, so the
+#   stall is a gap the caller hears. loadcaller reports it faithfully: an earlier
+#   version of this test (inline loading, the pack's 340 ms pause left in the
+#   greeting) heard greetings end mid-phrase and turns overlap on a busy box.
+BOT_OPTIONS = ("--vad-load", "thread", "--max-pause-ms", "120")
 
 RUNS = (("8k", 8000, 3), ("16k", 16000, 2))  # label, pipeline rate, users
 
@@ -114,10 +131,10 @@ def _run_options() -> list[str]:
     """
     from loadcaller.cli import build_parser
 
-    parser = build_parser()
     known: set[str] = set()
-    for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
-        run = action.choices.get("run")  # type: ignore[union-attr]
+    for action in build_parser()._actions:
+        choices = action.choices if isinstance(action.choices, dict) else {}
+        run = choices.get("run")
         if run is not None:
             known = {o for a in run._actions for o in a.option_strings}
     extra = ["--progress-every", "0"]
@@ -137,7 +154,7 @@ def _start_bot(tmp: Path) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     bot = subprocess.Popen(
         [sys.executable, str(BOT), "0", "--log", str(tmp / "bot_calls.jsonl"),
-         "--vad-stop-secs", str(VAD_STOP_S)],
+         "--vad-stop-secs", str(VAD_STOP_S), *BOT_OPTIONS],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=(tmp / "bot.err").open("w"),
         text=True,
     )
@@ -186,7 +203,7 @@ def _check_run(label: str, rate: int, users: int, out: Path, exit_code: int,
     for c in calls:
         assert c["outcome"] == "completed", f"{where} {c}"
         assert c["reason"] == "scenario finished", f"{where} {c}"
-        assert c["turns"] == SCENARIO_TURNS and c["turns_answered"] == SCENARIO_TURNS, f"{where} {c}"
+        assert c["turns"] == c["turns_answered"] == SCENARIO_TURNS, f"{where} {c}"
         assert c["greeting_ms"] is not None, f"{where} greeting not heard: {c}"
         assert 0 < c["greeting_ms"] < MAX_GREETING_MS, f"{where} {c}"
         assert c["transport"] == "twilio"
@@ -291,4 +308,6 @@ def test_loadcaller_drives_a_pipecat_twilio_bot(tmp_path: Path) -> None:
         lat = sorted(_check_run(label, rate, users, tmp_path / label, code, bot_calls))
         print(f"[{label}] {len(lat)} turns, latency ms min {lat[0]:.0f} "
               f"median {lat[len(lat) // 2]:.0f} max {lat[-1]:.0f}")
-        print(outputs[label].strip().splitlines()[-1] if outputs[label].strip() else "")
+        for line in outputs[label].splitlines():
+            if line.strip().startswith(("turn latency", "greeting latency", "generator:")):
+                print(f"[{label}]   {line.strip()}")

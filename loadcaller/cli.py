@@ -118,6 +118,8 @@ def _swarm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics-host", default="127.0.0.1", help="where /metrics listens")
     p.add_argument("--metrics-port", type=int, default=9646,
                    help="Prometheus /metrics port (default 9646; 0 picks a free port; -1: off)")
+    p.add_argument("--metrics-linger", type=float, default=0.0, metavar="S",
+                   help="keep serving /metrics S seconds after the run, for a last scrape")
     p.add_argument("--processes", type=int, default=0, metavar="N",
                    help="fork N local worker processes (use one per core)")
     p.add_argument("--saturation-lag-ms", type=float, default=5.0, metavar="MS",
@@ -185,6 +187,7 @@ def swarm_options(args: argparse.Namespace, results_dir: Path | None = None) -> 
         processes=args.processes, results_dir=results_dir, web=args.web,
         web_host=args.web_host, web_port=args.web_port, metrics_host=args.metrics_host,
         metrics_port=None if args.metrics_port < 0 else args.metrics_port,
+        metrics_linger_s=args.metrics_linger,
         master_host=getattr(args, "master_host", "127.0.0.1"),
         master_port=getattr(args, "master_port", 5557),
         master_bind_host=getattr(args, "master_bind_host", "*"),

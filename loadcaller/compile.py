@@ -25,6 +25,7 @@ from loadcaller.calls.scenario import (
 )
 from loadcaller.calls.utterance import Utterance, make_utterance
 from loadcaller.errors import ProfileError
+from loadcaller.swarm import shapes
 from loadcaller.swarm.shapes import Shape
 from loadcaller.transports.twilio_stream import TwilioTarget
 
@@ -78,6 +79,25 @@ class _Utterances:
         return utt
 
 
+def compile_shape(load: pf.Load) -> Shape | None:
+    """The pure load shape (``loadcaller.swarm.shapes``) a profile's ``load`` asks for."""
+    sh, users, rate, dur = load.shape, load.users, load.spawn_rate, load.duration
+    if sh is None or isinstance(sh, pf.ConstantShape):
+        return None if sh is None else shapes.Constant(users, rate, dur)
+    if isinstance(sh, pf.RampShape):
+        end = users if sh.end_users is None else sh.end_users
+        return shapes.Ramp(sh.start_users, end, sh.ramp, dur)
+    if isinstance(sh, pf.StepShape):
+        top = users if sh.max_users is None else sh.max_users
+        return shapes.Step(sh.start_users, sh.step_users, sh.step_time, top, rate, dur)
+    if isinstance(sh, pf.SpikeShape):
+        return shapes.Spike(users, sh.spike_users, sh.at, sh.hold, rate, dur)
+    if isinstance(sh, pf.SoakShape):
+        return shapes.Soak(users, sh.ramp, dur)
+    conc = users if sh.max_concurrency is None else sh.max_concurrency
+    return shapes.Open(sh.rate, conc, dur, sh.late_after)
+
+
 def compile_profile(p: pf.Profile, *, source: str = "<profile>", base_dir: Path = Path("."),
                     cache_dir: Path | None = None) -> RunSpec:
     """Resolve audio and build the engine's objects from a profile."""
@@ -113,4 +133,5 @@ def compile_profile(p: pf.Profile, *, source: str = "<profile>", base_dir: Path 
                           give_up_after_no_response=p.call.give_up_after_no_response),
         scenarios=tuple(scenarios),
         seed=p.seed,
+        shape=compile_shape(p.load),
     )

@@ -23,25 +23,11 @@ from loadcaller.profile import parse_profile
 from loadcaller.report.groundtruth import compare
 from loadcaller.swarm.options import SwarmOptions
 from loadcaller.swarm.procs import ProcService, start_process_service
-from loadcaller.swarm.run import free_port, run_swarm
+from loadcaller.swarm.run import run_swarm
 
 
 def demo_profile_text() -> str:
     return resources.files("loadcaller").joinpath("data/demo.yaml").read_text(encoding="utf-8")
-
-
-def _metrics_port(wanted: int | None) -> int | None:
-    """The wanted /metrics port, or a free one when it is taken (the demo must run)."""
-    if wanted is None or wanted == 0:
-        return wanted
-    try:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", wanted))
-        return wanted
-    except OSError:
-        return free_port()
 
 
 def run_demo(*, users: int | None, duration: str | None, results_dir: Path | None,
@@ -72,7 +58,6 @@ def run_demo(*, users: int | None, duration: str | None, results_dir: Path | Non
             f"{len(spec.scenarios)} scenarios")
         base = swarm or SwarmOptions()
         opts = dataclasses.replace(base, role="local", results_dir=out,
-                                   metrics_port=_metrics_port(base.metrics_port),
                                    extra_run_info={"demo": True})
 
         def check(summary: dict[str, Any]) -> None:

@@ -82,13 +82,75 @@ class Target(_Model):
         return v
 
 
+class ConstantShape(_Model):
+    """``load.users`` callers for ``load.duration`` (the default)."""
+
+    type: Literal["constant"]
+
+
+class RampShape(_Model):
+    """From ``start_users`` to ``end_users`` (default ``load.users``) over ``ramp``, then hold."""
+
+    type: Literal["ramp"]
+    start_users: int = Field(0, ge=0)
+    end_users: int | None = Field(None, ge=0)
+    ramp: Duration = 60.0
+
+
+class StepShape(_Model):
+    """``start_users``, plus ``step_users`` every ``step_time``, up to ``max_users``."""
+
+    type: Literal["step"]
+    start_users: int = Field(1, ge=0)
+    step_users: int = Field(5, ge=1)
+    step_time: Duration = 30.0
+    max_users: int | None = Field(None, ge=1, description="default load.users")
+
+
+class SpikeShape(_Model):
+    """``load.users`` callers, jumping to ``spike_users`` at ``at`` for ``hold``."""
+
+    type: Literal["spike"]
+    spike_users: int = Field(ge=1)
+    at: Duration = 30.0
+    hold: Duration = 30.0
+
+
+class SoakShape(_Model):
+    """A gentle ramp to ``load.users`` over ``ramp``, then hold for ``load.duration``."""
+
+    type: Literal["soak"]
+    ramp: Duration = 60.0
+
+
+class OpenShape(_Model):
+    """Open model: ``rate`` calls per second arrive whatever the agent's speed.
+
+    Up to ``max_concurrency`` (default ``load.users``) calls at once; a call that
+    cannot start within ``late_after`` of its time is counted as not started.
+    """
+
+    type: Literal["open"]
+    rate: float = Field(gt=0, description="calls started per second")
+    max_concurrency: int | None = Field(None, ge=1)
+    late_after: Duration = 0.5
+
+
+LoadShape = Annotated[
+    ConstantShape | RampShape | StepShape | SpikeShape | SoakShape | OpenShape,
+    Field(discriminator="type"),
+]
+
+
 class Load(_Model):
-    """A closed load: users calling one call after another."""
+    """Users calling one call after another, or a load shape."""
 
     users: int = Field(10, ge=1, le=100_000)
     spawn_rate: float = Field(10.0, gt=0, description="users started per second")
     duration: Duration = 30.0
     stop_timeout: Duration = Field(30.0, description="grace for calls in progress at the end")
+    shape: LoadShape | None = Field(None, description="constant, ramp, step, spike, soak or "
+                                    "open; users, spawn_rate and duration are its defaults")
 
 
 class CallRules(_Model):

@@ -126,7 +126,13 @@ class Coordinator:
         if opts.metrics_port is not None:
             app = make_wsgi_app(make_registry(self.agg))
             self.metrics_server = WSGIServer((opts.metrics_host, opts.metrics_port), app, log=None)
-            self.metrics_server.start()
+            try:
+                self.metrics_server.start()
+            except OSError as exc:  # taken (another run?): serve anyway, somewhere free
+                print(f"  metrics port {opts.metrics_port} unavailable ({exc.strerror}); "
+                      "using a free port", file=sys.stderr)
+                self.metrics_server = WSGIServer((opts.metrics_host, 0), app, log=None)
+                self.metrics_server.start()
             self.metrics_port = self.metrics_server.server_port
             print(f"  metrics       http://{opts.metrics_host}:{self.metrics_port}/metrics",
                   file=sys.stderr, flush=True)
@@ -172,9 +178,12 @@ class Coordinator:
         return len(runner.clients.ready) >= want
 
     def start_load(self) -> None:
+        self.t0 = time.monotonic()  # progress and elapsed count from here
         if self.env.shape_class is not None:
             self.runner.start_shape()
             self._greenlets.append(gevent.spawn(self._watch_shape))
+        elif self.spec.plan.duration_s <= 0:  # validate and compile only: place no call
+            self._end("duration")
         else:
             self.runner.start(self.spec.plan.users, self.spec.plan.spawn_rate)
             self._greenlets.append(gevent.spawn_later(self.spec.plan.duration_s,
@@ -247,7 +256,10 @@ def run_coordinator(spec: RunSpec, opts: o.SwarmOptions, *, master_port: int | N
             c.start_load()
         how = c.done.get()
         c.stop(how)
-        return c.finish(how, on_summary)
+        result = c.finish(how, on_summary)
+        if c.metrics_server is not None and opts.metrics_linger_s > 0 and not c.signals:
+            gevent.sleep(opts.metrics_linger_s)  # the last scrape sees the final counts
+        return result
     finally:
         for h in handlers:
             h.cancel()

@@ -35,6 +35,7 @@ class SwarmOptions:
     web_port: int = DEFAULT_WEB_PORT
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = DEFAULT_METRICS_PORT  # None: no /metrics; 0: any free port
+    metrics_linger_s: float = 0.0  # keep serving /metrics this long after the summary
     master_host: str = "127.0.0.1"
     master_port: int = DEFAULT_MASTER_PORT
     master_bind_host: str = "*"

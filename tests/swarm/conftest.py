@@ -1,0 +1,146 @@
+"""Swarm tests: `loadcaller run` as a user runs it, against the reference agent.
+
+Every run is a subprocess (Locust and gevent must not patch the pytest
+process). Ports are chosen free on 127.0.0.1; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def http_get(url: str, timeout: float = 5.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.read().decode()
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text format -> {'name{labels}': value} (sample lines only)."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def metric_sum(samples: dict[str, float], name: str) -> float:
+    return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+
+
+@dataclass
+class Agent:
+    proc: subprocess.Popen[bytes]
+    url: str
+
+
+@pytest.fixture(scope="session")
+def agent() -> Iterator[Agent]:
+    """The reference agent (think 200 ms), shared by the swarm tests."""
+    proc = subprocess.Popen([sys.executable, "-m", "loadcaller", "agent", "--port", "0",
+                             "--think", "200ms", "--greeting-delay", "100ms"],
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    assert line.startswith("READY "), f"agent did not start: {line!r}"
+    yield Agent(proc, line.split()[1])
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def write_profile(path: Path, *, url: str, users: int = 4, duration: str = "6s",
+                  stop_timeout: str = "20s", load_extra: str = "", turns: int = 1) -> Path:
+    """A short profile: greeting, then ``turns`` caller turns, then hang up."""
+    phrases = ["hello_order", "order_number", "thanks_bye"]
+    steps = ["      - wait_for_agent"]
+    for i in range(turns):
+        steps += [f"      - say: {{phrase: {phrases[i % 3]}}}", "      - wait_for_agent"]
+    extra = f", {load_extra}" if load_extra else ""
+    path.write_text(f"""name: swarm-test
+target: {{url: "{url}"}}
+load: {{users: {users}, spawn_rate: 20, duration: {duration}, stop_timeout: {stop_timeout}{extra}}}
+call: {{turn_timeout: 5s}}
+scenarios:
+  - name: quick
+    steps:
+{chr(10).join(steps)}
+      - hangup
+""")
+    return path
+
+
+@dataclass
+class Run:
+    proc: subprocess.Popen[str]
+    out_dir: Path
+    metrics_port: int
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def wait(self, timeout: float = 120.0) -> tuple[int, str, str]:
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+            raise AssertionError(f"loadcaller did not finish in {timeout}s:\n{err}") from None
+        return self.proc.returncode, out, err
+
+    def summary(self) -> dict[str, Any]:
+        return json.loads((self.out_dir / "summary.json").read_text())
+
+    def signal(self, sig: int = signal.SIGINT) -> None:
+        self.proc.send_signal(sig)
+
+
+def start_run(profile: Path, out_dir: Path, *args: str) -> Run:
+    """Start `loadcaller run PROFILE` with a free /metrics port."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadcaller", "run", str(profile), "--results-dir", str(out_dir),
+         "--metrics-port", str(port), "--progress-every", "1", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return Run(proc, out_dir, port)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` (exceptions count as not yet) until true; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,90 @@
+"""A headless Locust run: results directory, summary, live /metrics, saturation."""
+
+from __future__ import annotations
+
+from .conftest import (
+    Agent,
+    http_get,
+    metric_sum,
+    parse_metrics,
+    read_jsonl,
+    start_run,
+    wait_until,
+    write_profile,
+)
+
+TRUSTING = ("--saturation-lag-ms", "1000")  # this machine's load is not under test here
+
+
+def test_headless_run_writes_results_and_serves_live_metrics(tmp_path, agent: Agent):
+    profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=3, duration="6s")
+    run = start_run(profile, tmp_path / "r", *TRUSTING, "--metrics-linger", "2")
+    live: dict[str, float] = {}
+
+    def calls_measured() -> bool:
+        live.update(parse_metrics(http_get(run.metrics_url)))
+        return metric_sum(live, "loadcaller_turn_latency_seconds_count") > 0
+
+    wait_until(calls_measured, 60, "/metrics to show measured turns during the run")
+    assert live["loadcaller_active_calls"] >= 0
+    assert "loadcaller_media_clock_lag_seconds_count" in live
+    assert any(k.startswith('loadcaller_turn_latency_seconds_bucket{le="0.05",scenario="quick"')
+               for k in live)
+    final: dict[str, float] = {}
+
+    def summary_written() -> bool:
+        if not (run.out_dir / "summary.json").exists():
+            return False
+        final.update(parse_metrics(http_get(run.metrics_url)))  # lingering after the summary
+        return True
+
+    wait_until(summary_written, 90, "summary.json")
+    code, out, err = run.wait()
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert "[" in err and "active" in err  # progress lines
+    assert "turn latency" in out  # the end-of-run table
+
+    summary = run.summary()
+    calls = read_jsonl(run.out_dir / "calls.jsonl")
+    turns = read_jsonl(run.out_dir / "turns.jsonl")
+    assert summary["run"]["driver"] == "locust"
+    assert summary["run"]["ended_by"] == "duration"
+    assert summary["calls"]["finished"] == len(calls) == summary["calls"]["started"]
+    assert summary["calls"]["completed"] >= 3
+    assert summary["turns"]["count"] == len(turns) >= 3
+    assert summary["turns"]["latency_ms"]["count"] == sum(t["latency_ms"] is not None
+                                                           for t in turns)
+    assert summary["generator"]["saturated"] is False
+    assert {"event_loop_lag_ms", "gevent_hub_lag_ms", "bridge_handoff_ms"} <= set(
+        summary["generator"])
+    # the final scrape agrees with the files
+    assert metric_sum(final, "loadcaller_turns_total") == len(turns)
+    assert metric_sum(final, "loadcaller_calls_total") == len(calls)
+    assert metric_sum(final, "loadcaller_turn_latency_seconds_count") == (
+        summary["turns"]["latency_ms"]["count"])
+    assert final["loadcaller_generator_saturated"] == 0.0
+
+
+def test_saturation_is_reported_everywhere(tmp_path, agent: Agent):
+    profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=2, duration="3s")
+    # a threshold no media clock can meet: the run must call itself untrustworthy
+    run = start_run(profile, tmp_path / "r", "--saturation-lag-ms", "0.0001",
+                    "--metrics-linger", "2")
+    scraped: dict[str, float] = {}
+
+    def summary_written() -> bool:
+        if not (run.out_dir / "summary.json").exists():
+            return False
+        scraped.update(parse_metrics(http_get(run.metrics_url)))
+        return True
+
+    wait_until(summary_written, 90, "summary.json")
+    code, out, err = run.wait()
+    assert code == 3, err
+    assert "THE GENERATOR WAS SATURATED" in out
+    assert "GENERATOR SATURATED" in err  # progress lines say it while it happens
+    gen = run.summary()["generator"]
+    assert gen["saturated"] is True
+    assert any("media clock lag p99" in r for r in gen["saturation_reasons"])
+    assert scraped["loadcaller_generator_saturated"] == 1.0

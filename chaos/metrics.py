@@ -5,7 +5,8 @@ Names (shared with docs/metrics.md and the Grafana dashboards):
 - chaos_faults_injected_total{fault, route}   every injection
 - chaos_faults_skipped_total{fault, route}    chosen but could not apply
 - chaos_fault_active{fault}                   1 while a fault is switched on
-- chaos_requests_total{route, outcome}        requests/messages/packets seen
+- chaos_requests_total{route, outcome}        HTTP requests / WebSocket connections
+- chaos_packets_total{route, direction}       UDP datagrams relayed
 - chaos_upstream_latency_seconds{route}       time to the upstream's response headers
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 # voice budgets: 5 ms to 20 s
@@ -35,6 +36,25 @@ class _ActiveCollector(Collector):
         yield gauge
 
 
+PacketCounts = Callable[[], Iterable[tuple[str, str, int]]]
+
+
+class _PacketCollector(Collector):
+    """chaos_packets_total, read at scrape time from the relays' plain int counters
+    (a labelled Counter.inc per packet would cost a tenth of the relay's budget)."""
+
+    def __init__(self) -> None:
+        self.sources: list[PacketCounts] = []
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily("chaos_packets", "UDP datagrams relayed",
+                                     labels=["route", "direction"])
+        for source in self.sources:
+            for route, direction, count in source():
+                family.add_metric([route, direction], float(count))
+        yield family
+
+
 class ChaosMetrics:
     """The proxy's metrics; `registry` is what GET /metrics exposes."""
 
@@ -53,6 +73,17 @@ class ChaosMetrics:
                                           ["route"], buckets=LATENCY_BUCKETS,
                                           registry=self.registry)
         self.registry.register(_ActiveCollector(states))
+        self._packets = _PacketCollector()
+        self.registry.register(self._packets)
+
+    def add_packet_source(self, source: PacketCounts) -> None:
+        """Expose a relay's packet counts as chaos_packets_total."""
+        self._packets.sources.append(source)
+
+    def remove_packet_source(self, source: PacketCounts) -> None:
+        """Stop exposing a relay's packet counts."""
+        if source in self._packets.sources:
+            self._packets.sources.remove(source)
 
     def on_injected(self, fault: str, route: str) -> None:
         """Count one injection."""

@@ -80,8 +80,9 @@ async def test_relays_both_ways_per_client(relay):
         await b.send(b"from b")
         assert await a.recv() == b"from a"
         assert await b.recv() == b"from b"
-        assert proxy.registry.get_sample_value(
-            "chaos_requests_total", {"route": "r", "outcome": "packet_upstream"}) == 2
+        for direction in ("upstream", "downstream"):
+            assert proxy.registry.get_sample_value(
+                "chaos_packets_total", {"route": "r", "direction": direction}) == 2
     finally:
         b.close()
 

@@ -122,9 +122,9 @@ class Run:
         self.proc.send_signal(sig)
 
 
-def start_run(profile: Path, out_dir: Path, *args: str) -> Run:
-    """Start `loadcaller run PROFILE` with a free /metrics port."""
-    port = free_port()
+def start_run(profile: Path, out_dir: Path, *args: str, metrics_port: int | None = None) -> Run:
+    """Start `loadcaller run PROFILE` with /metrics on ``metrics_port`` (default: a free one)."""
+    port = metrics_port or free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "loadcaller", "run", str(profile), "--results-dir", str(out_dir),
          "--metrics-port", str(port), "--progress-every", "1", *args],

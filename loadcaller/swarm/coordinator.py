@@ -137,6 +137,9 @@ class Coordinator:
             print(f"  metrics       http://{opts.metrics_host}:{self.metrics_port}/metrics",
                   file=sys.stderr, flush=True)
         if opts.web:
+            # Locust's UI re-parses sys.argv as Locust options on every page; ours are
+            # parsed already, so leave it only the program name
+            sys.argv[1:] = []
             self.web_ui = self.env.create_web_ui(opts.web_host, opts.web_port)
             print(f"  web UI        http://{opts.web_host}:{opts.web_port}/", file=sys.stderr,
                   flush=True)

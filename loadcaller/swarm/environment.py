@@ -32,7 +32,9 @@ def locust_options(spec: RunSpec, *, headless: bool, **extra: Any) -> argparse.N
     """Locust's own option namespace with its defaults, as its web UI expects."""
     parser = argument_parser.get_empty_argument_parser(add_help=False, default_config_files=[])
     argument_parser.setup_parser_arguments(parser)
-    opts = parser.parse_args(args=["--headless"] if headless else [])
+    # never an empty list: configargparse would read sys.argv instead
+    argv = ["--users", str(spec.plan.users)] + (["--headless"] if headless else [])
+    opts = parser.parse_args(args=argv)
     opts.num_users = spec.plan.users
     opts.spawn_rate = spec.plan.spawn_rate
     opts.stop_timeout = spec.plan.stop_timeout_s

@@ -28,6 +28,7 @@ from loadcaller.compile import RunSpec
 from loadcaller.engine import Engine
 from loadcaller.swarm.aggregate import record_to_wire
 from loadcaller.swarm.bridge import LoopThread
+from loadcaller.swarm.shapes import OpenPacing
 from loadcaller.timebase import now_ns
 
 LAG_PROBE_S = 0.05  # how often the loop and hub lag probes wake
@@ -73,6 +74,7 @@ class CallerNode:
         self.hub_lag = Histogram()
         self.open_counts = {"scheduled": 0, "started": 0, "missed": 0}
         self.open_model = False
+        self.pacings: set[OpenPacing] = set()  # open model: each live user's schedule
         self.loop.call_soon(self._start_loop_probe)
         self._hub_probe = gevent.spawn(self._probe_hub)
         self._cpu = CpuMeter()
@@ -144,7 +146,13 @@ class CallerNode:
         snap["handoff_to_loop"] = self.loop.to_loop.encode()
         snap["handoff_to_greenlet"] = self.loop.to_greenlet.encode()
         if self.open_model:
-            snap["open"] = dict(self.open_counts)
+            # starts overdue right now count as missed already, busy users or not
+            now = time.monotonic()
+            overdue = sum(p.overdue(now) for p in self.pacings)
+            counts = dict(self.open_counts)
+            counts["missed"] += overdue
+            counts["scheduled"] += overdue
+            snap["open"] = counts
         return snap
 
     def close(self) -> None:

@@ -136,13 +136,17 @@ class OpenPacing:
         self.late_after_s = late_after_s
         self.due = first_s
 
+    def overdue(self, now: float) -> int:
+        """Starts already missed at ``now`` (the user is still busy), not yet counted."""
+        late = now - self.due
+        if late <= self.late_after_s:
+            return 0
+        return math.ceil((late - self.late_after_s) / self.interval_s)
+
     def next_start(self, now: float) -> tuple[float, int]:
         """(start time, starts missed); the caller waits until the start time."""
-        missed = 0
-        late = now - self.due
-        if late > self.late_after_s:
-            missed = math.ceil((late - self.late_after_s) / self.interval_s)
-            self.due += missed * self.interval_s
+        missed = self.overdue(now)
+        self.due += missed * self.interval_s
         start = self.due
         self.due += self.interval_s
         return start, missed

@@ -52,6 +52,16 @@ class VoiceUser(User):
             interval = shape.per_user_interval_s
             self._pacing = OpenPacing(interval, shape.late_after_s,
                                       time.monotonic() + random.uniform(0, interval))
+            if self.node is not None:
+                self.node.pacings.add(self._pacing)
+
+    def on_stop(self) -> None:
+        if self._pacing is not None and self.node is not None:
+            # what it missed until now stays counted; it schedules nothing more
+            self.node.pacings.discard(self._pacing)
+            missed = self._pacing.overdue(time.monotonic())
+            self.node.open_counts["scheduled"] += missed
+            self.node.open_counts["missed"] += missed
 
     @task
     def call(self) -> None:

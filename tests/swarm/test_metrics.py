@@ -1,0 +1,72 @@
+"""Bucket histograms merge by addition; the exposition has our names and no call labels."""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+
+from loadcaller.calls.call import CallRecord
+from loadcaller.calls.histogram import Histogram
+from loadcaller.calls.measure import TurnResult
+from loadcaller.metrics import LAG_BUCKETS, LATENCY_BUCKETS, BucketHistogram, make_registry
+from loadcaller.swarm.aggregate import Aggregate, record_from_wire, record_to_wire
+
+MS = 1_000_000
+
+
+def test_latency_buckets_span_50ms_to_20s():
+    assert LATENCY_BUCKETS[0] == 0.05 and LATENCY_BUCKETS[-1] == 20.0
+    assert list(LATENCY_BUCKETS) == sorted(set(LATENCY_BUCKETS))
+
+
+def test_merged_bucket_counts_are_the_sum_of_the_parts():
+    a, b = BucketHistogram(LATENCY_BUCKETS), BucketHistogram(LATENCY_BUCKETS)
+    for v in (0.04, 0.3, 0.3, 25.0):
+        a.observe(v)
+    for v in (0.3, 1.1):
+        b.observe(v)
+    merged = BucketHistogram(LATENCY_BUCKETS)
+    merged.merge(a)
+    merged.merge(b)
+    assert merged.counts == [x + y for x, y in zip(a.counts, b.counts, strict=True)]
+    cum = dict(merged.cumulative())
+    assert cum["0.05"] == 1 and cum["0.3"] == 4 and cum["1.25"] == 5 and cum["+Inf"] == 6
+
+
+def test_buckets_from_hdr_histograms_sum_over_processes():
+    h1, h2 = Histogram(), Histogram()
+    for us in (50, 900, 4000):
+        h1.record_ns(us * 1000)
+    h2.record_ns(30_000 * 1000)
+    b = BucketHistogram.from_hdr([h1.encode(), h2.encode()], LAG_BUCKETS)
+    assert b.count == 4
+    cum = dict(b.cumulative())
+    assert cum["0.0001"] == 1 and cum["0.001"] == 2 and cum["0.005"] == 3 and cum["0.05"] == 4
+
+
+def _record(call_id: str, latencies_ms: list[int | None]) -> CallRecord:
+    turns = [TurnResult(i, "answered" if lat is not None else "no_response", 1000,
+                        None if lat is None else 1000 + lat * MS)
+             for i, lat in enumerate(latencies_ms)]
+    return CallRecord(call_id, "twilio", "order", "completed", "scenario finished",
+                      t_start_ns=1, t_end_ns=2, setup_ns=5 * MS, greeting_ns=200 * MS,
+                      turns=turns)
+
+
+def test_records_survive_the_wire():
+    rec = _record("c1", [300, None])
+    assert record_from_wire(record_to_wire(rec)) == rec
+
+
+def test_aggregate_exposition(tmp_path):
+    agg = Aggregate(tmp_path, saturation_lag_ms=5.0)
+    agg.add_records("w1", [record_to_wire(_record("a", [300, 700]))])
+    agg.add_records("w2", [record_to_wire(_record("b", [310, None]))])
+    text = generate_latest(make_registry(agg)).decode()
+    assert ('loadcaller_turn_latency_seconds_bucket{le="0.35",scenario="order",transport="twilio",'
+            'turn="0"} 2.0') in text
+    assert 'loadcaller_turns_total{outcome="answered"} 3.0' in text
+    assert 'loadcaller_turns_total{outcome="no_response"} 1.0' in text
+    assert 'loadcaller_calls_total{outcome="completed"} 2.0' in text
+    assert "call_id" not in text and '"a"' not in text  # no per-call labels
+    assert len((tmp_path / "turns.jsonl").read_text().splitlines()) == 4
+    agg.close()

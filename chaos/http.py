@@ -240,9 +240,9 @@ class HttpProxy:
         if rewriters or (not transforms and length is not None and length <= _SMALL_BODY):
             try:
                 body = await up.read()
-            except aiohttp.ClientPayloadError:
-                reset_transport(request.transport)
-                return web.Response(status=502)
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as e:
+                # nothing was sent to the client yet: say so, as a buffering proxy would
+                return self._bad_gateway(502, f"broke off mid-body: {e.__class__.__name__}")
             ctype = up.headers.get("Content-Type", "")
             for wf, fault, ctx in rewriters:
                 new = fault.rewrite_body(body, ctype, ctx)

@@ -63,9 +63,18 @@ def upstream_app() -> web.Application:
                                   "body": body.decode("utf-8", "replace"),
                                   "x_test": request.headers.get("X-Test")})
 
+    async def broken(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Length": "1000"})
+        await resp.prepare(request)
+        await resp.write(b"x" * 10)
+        assert request.transport is not None
+        request.transport.close()
+        return resp
+
     app = web.Application()
     app.add_routes([web.get("/doc", doc), web.get("/text", text), web.get("/big", big),
-                    web.get("/sse", sse), web.route("*", "/echo", echo),
+                    web.get("/sse", sse), web.get("/broken", broken),
+                    web.route("*", "/echo", echo),
                     web.route("*", "/echo/{tail:.*}", echo)])
     return app
 

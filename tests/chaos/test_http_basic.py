@@ -8,6 +8,7 @@ import socket
 
 import aiohttp
 import httpx
+import pytest
 
 from tests.chaos.conftest import DOC, sse_body, url
 
@@ -62,3 +63,45 @@ async def test_malformed_requests_do_not_crash_the_proxy(upstream, make_proxy):
     async with httpx.AsyncClient() as client:
         r = await client.get(url(proxy, "/doc"))
     assert r.json() == DOC
+
+
+async def test_upstream_breaking_off_mid_body(upstream, make_proxy):
+    proxy = await make_proxy(upstream)
+    # a small body is buffered: nothing was sent yet, so the client gets a clear 502
+    async with httpx.AsyncClient() as client:
+        r = await client.get(url(proxy, "/broken"))
+    assert r.status_code == 502 and "broke off mid-body" in r.text
+    # a streamed body is already on its way: the client's response breaks the same way
+    proxy = await make_proxy(upstream, [{"type": "bandwidth", "bytes_per_second": 1e6}])
+    async with aiohttp.ClientSession() as s, s.get(url(proxy, "/broken")) as r:
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await r.read()
+    async with httpx.AsyncClient() as client:  # the proxy is still fine
+        assert (await client.get(url(proxy, "/doc"))).json() == DOC
+
+
+async def test_large_streamed_request_body_and_head(upstream, make_proxy):
+    proxy = await make_proxy(upstream)
+    body = b"z" * (600 * 1024)  # above the buffering threshold: streamed upstream
+
+    async def chunks():
+        for i in range(0, len(body), 65536):
+            yield body[i:i + 65536]
+
+    async with httpx.AsyncClient() as client:
+        r = await client.post(url(proxy, "/echo"), content=chunks())
+        assert len(r.json()["body"]) == len(body)
+        r = await client.head(url(proxy, "/doc"))
+        assert r.status_code == 200 and r.content == b""
+
+
+async def test_listeners_report_real_ports_and_counts(upstream, make_proxy):
+    proxy = await make_proxy(upstream, [{"type": "latency", "delay": 0, "name": "l"}],
+                             control={"listen": "127.0.0.1:0"})
+    assert set(proxy.listeners) == {"r", "control"}
+    assert all(port > 0 for _, port in proxy.listeners.values())
+    async with httpx.AsyncClient() as client:
+        for _ in range(3):
+            await client.get(url(proxy, "/doc"))
+    assert proxy.injected_counts() == {"l": 3}
+    assert proxy.active_faults() == ["l"]

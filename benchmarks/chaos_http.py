@@ -155,6 +155,15 @@ async def load(url: str, rate: float, seconds: float) -> list[float]:
     return latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -175,8 +184,10 @@ def main() -> None:
         chaos = start_chaos(upstream_port, chaos_port, tmp)
         nginx = start_nginx(upstream_port, nginx_port, tmp)
         targets = {"direct": upstream_port, "chaos-proxy": chaos_port}
+        pids = {"chaos-proxy": chaos.pid}
         if nginx is not None:
             targets["nginx"] = nginx_port
+            pids["nginx"] = nginx.pid  # the master; its one worker does the work
         else:
             print("nginx not installed: skipping the nginx comparison")
         time.sleep(2.0)  # let the processes finish starting before measuring
@@ -188,19 +199,26 @@ def main() -> None:
             except ImportError:
                 runner = asyncio.run
             print(f"{'rate':>6} {'target':<12} {'p50 ms':>8} {'p99 ms':>8} "
-                  f"{'+p50 ms':>8} {'+p99 ms':>8}")
+                  f"{'+p50 ms':>8} {'+p99 ms':>8} {'proxy CPU us/req':>16}")
             for rate in args.rates:
                 results = {}
+                cpu: dict[str, float] = {}
                 for name, port in targets.items():
+                    before = cpu_seconds(pids[name]) if name == "chaos-proxy" else 0.0
                     results[name] = runner(load(f"http://127.0.0.1:{port}/doc", rate,
                                                 args.seconds))
+                    if name == "chaos-proxy":
+                        used = cpu_seconds(pids[name]) - before
+                        cpu[name] = used / max(1, len(results[name])) * 1e6
                 base50 = pct(results["direct"], 0.5)
                 base99 = pct(results["direct"], 0.99)
                 for name, lat in results.items():
                     p50, p99 = pct(lat, 0.5), pct(lat, 0.99)
-                    added = "" if name == "direct" else \
+                    added = f"{'':17}" if name == "direct" else \
                         f"{(p50 - base50) * 1e3:8.3f} {(p99 - base99) * 1e3:8.3f}"
-                    print(f"{rate:6.0f} {name:<12} {p50 * 1e3:8.3f} {p99 * 1e3:8.3f} {added}")
+                    per = f"{cpu[name]:16.0f}" if name in cpu else ""
+                    print(f"{rate:6.0f} {name:<12} {p50 * 1e3:8.3f} {p99 * 1e3:8.3f} {added} "
+                          f"{per}")
         finally:
             for proc in (chaos, nginx):
                 if proc is not None:

@@ -65,8 +65,12 @@ async def _serve(proxy: ChaosProxy) -> None:
             if active != previous:
                 print(f"chaos-proxy: active faults: {', '.join(active) or '(none)'}", flush=True)
                 previous = active
+            # wake at the next switch on/off (to log it on time), at least once a second
+            # (faults added or removed through the control API)
+            nxt = proxy.faults.next_change()
+            wait = 1.0 if nxt is None else min(1.0, max(0.01, nxt - proxy.clock() + 0.001))
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.5)
+                await asyncio.wait_for(stop.wait(), wait)
     finally:
         await proxy.stop()
 

@@ -231,6 +231,8 @@ def parse_fault(data: Any, *, source: str = "<fault>", prefix: Loc = (),
                                     f"unknown field for fault {cls.type!r} "
                                     f"(its parameters: {known})")
             issues.append(issue)
+    if settings is not None:
+        issues += _check_settings_fit(cls, settings, prefix, source, locate)
     if settings is not None and settings.ramp is not None:
         allowed = ("probability", *cls.magnitude_fields)
         if settings.ramp.field not in allowed:
@@ -243,6 +245,25 @@ def parse_fault(data: Any, *, source: str = "<fault>", prefix: Loc = (),
     assert settings is not None
     name = settings.name or default_name or cls.type
     return FaultSpec(name=name, cls=cls, settings=settings, params=params)
+
+
+def _check_settings_fit(cls: type[Fault], s: FaultSettings, prefix: Loc, source: str,
+                        locate: Callable[[Loc], int | None]) -> list[ConfigIssue]:
+    """Shared settings that cannot apply to this kind of fault are errors, not no-ops."""
+    problems: list[tuple[Loc, str]] = []
+    handshake = getattr(cls, "scope", "") == "handshake"
+    if s.direction != "both" and (cls.layer == "http" or handshake):
+        problems.append((("direction",), "`direction` applies to WebSocket message and UDP "
+                                          "faults only"))
+    if s.match.message is not None and (cls.layer != "ws" or handshake):
+        problems.append((("match", "message"), "`match.message` applies to WebSocket "
+                                               "message faults only"))
+    if cls.layer == "udp" and (s.match.host or s.match.path or s.match.method
+                               or s.match.headers):
+        problems.append((("match",), "UDP faults cannot match on host, path, method or "
+                                     "headers; use `direction`"))
+    return [ConfigIssue(source, locate((*prefix, *loc)), _field((*prefix, *loc)), message)
+            for loc, message in problems]
 
 
 def _locator(node: yaml.Node | None) -> Callable[[Loc], int | None]:

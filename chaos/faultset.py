@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from chaos.config import ChaosConfig, FaultSpec
 from chaos.metrics import ChaosMetrics
+from chaos.timeline import Timeline
 from chaos.wrapper import WrappedFault, fault_rng
 
 
@@ -18,6 +19,7 @@ class FaultSet:
         self.clock = clock
         self.metrics = metrics
         self._faults: dict[str, WrappedFault] = {}
+        self.timeline = Timeline()
         self._cache: dict[tuple[str, str], tuple[WrappedFault, ...]] = {}
 
     def load(self, config: ChaosConfig, origin: float) -> None:
@@ -35,18 +37,21 @@ class FaultSet:
             on_skipped=m.on_skipped if m else None,
         )
         self._faults[spec.name] = wrapped
+        self.timeline.add(spec.name, wrapped.schedule, wrapped.origin)
         self._cache.clear()
         return wrapped
 
     def remove(self, name: str) -> bool:
         """Remove a fault by name; False when there was none."""
         found = self._faults.pop(name, None) is not None
+        self.timeline.remove(name)
         self._cache.clear()
         return found
 
     def clear(self) -> None:
         """Remove every fault."""
         self._faults.clear()
+        self.timeline.clear()
         self._cache.clear()
 
     def get(self, name: str) -> WrappedFault | None:
@@ -70,8 +75,11 @@ class FaultSet:
 
     def active(self, now: float | None = None) -> list[str]:
         """Names of the faults switched on at `now` (default: the clock)."""
-        t = self.clock() if now is None else now
-        return [f.name for f in self._faults.values() if f.active(t)]
+        return self.timeline.active(self.clock() if now is None else now)
+
+    def next_change(self, now: float | None = None) -> float | None:
+        """Clock reading of the next fault switching on or off, None if none will."""
+        return self.timeline.next_change(self.clock() if now is None else now)
 
     def states(self) -> list[tuple[str, bool]]:
         """(name, active) for every fault, for the chaos_fault_active gauge."""

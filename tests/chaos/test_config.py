@@ -159,3 +159,18 @@ def test_no_fault_parameter_shadows_a_shared_setting():
     for name, cls in REGISTRY.items():
         clash = set(cls.Params.model_fields) & _SETTING_KEYS
         assert not clash, f"{name}: {clash} would be taken by the wrapper"
+
+
+def test_settings_that_cannot_apply_are_errors():
+    from chaos.config import parse_fault
+
+    with pytest.raises(ConfigError, match="`direction` applies"):
+        parse_fault({"type": "latency", "direction": "downstream"})
+    with pytest.raises(ConfigError, match="`direction` applies"):
+        parse_fault({"type": "ws_handshake_reject", "direction": "upstream"})
+    with pytest.raises(ConfigError, match=r"match\.message"):
+        parse_fault({"type": "status", "status": 500, "match": {"message": "text"}})
+    with pytest.raises(ConfigError, match="UDP faults cannot match"):
+        parse_fault({"type": "udp_loss", "loss": 0.1, "match": {"path": "/x"}})
+    assert parse_fault({"type": "ws_drop", "direction": "upstream",
+                        "match": {"message": "binary", "path": "/tts/*"}})

@@ -50,7 +50,7 @@ def test_match_on_host_path_method_headers_message():
                 MatchInfo(host="api.x", path="/v1/x", method="GET", headers={"X-Tenant": "acme"}),
                 MatchInfo(host="api.x", path="/v1/x", method="PUT", headers={})):
         assert wf.decide(bad, 0) is None
-    ws = wrapped(match={"message": "binary"}, direction="downstream")
+    ws = wrapped(type="ws_drop", match={"message": "binary"}, direction="downstream")
     assert ws.decide(MatchInfo(message="binary", direction="downstream"), 0) is not None
     assert ws.decide(MatchInfo(message="text", direction="downstream"), 0) is None
     assert ws.decide(MatchInfo(message="binary", direction="upstream"), 0) is None

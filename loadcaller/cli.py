@@ -23,8 +23,9 @@ EXIT_BAD_INPUT = 2
 EXIT_CODES_HELP = """exit codes:
   0    the run finished and its numbers can be trusted
   2    bad input: the profile or an option is invalid
-  3    the generator saturated (media clock lag p99 above --saturation-lag-ms, skipped
-       media ticks, or Locust's CPU warning): the numbers may be the tool's, not the agent's
+  3    the generator saturated (media clock lag p99 above --saturation-lag-ms with at
+       least 10 late ticks, skipped media ticks, or Locust's CPU warning): the numbers
+       may be the tool's, not the agent's
   4    a master did not get its --expect-workers workers in time
   130  stopped by SIGINT (Ctrl-C): calls hung up, summary written
   143  stopped by SIGTERM: calls hung up, summary written"""

@@ -70,3 +70,31 @@ def test_aggregate_exposition(tmp_path):
     assert "call_id" not in text and '"a"' not in text  # no per-call labels
     assert len((tmp_path / "turns.jsonl").read_text().splitlines()) == 4
     agg.close()
+
+
+def _lag_snapshot(late: int, on_time: int) -> dict:
+    h = Histogram()
+    for _ in range(on_time):
+        h.record_ns(200_000)  # 0.2 ms
+    for _ in range(late):
+        h.record_ns(9 * MS)
+    return {"media_clock_lag": h.encode(), "started": 0}
+
+
+def test_saturation_needs_lag_p99_over_the_threshold_and_ten_late_ticks(tmp_path):
+    agg = Aggregate(None, saturation_lag_ms=5.0)
+    agg.update_node("w1", _lag_snapshot(late=4, on_time=100))  # p99 late, a hiccup
+    assert agg.generator_health()["saturated"] is False
+    agg.update_node("w2", _lag_snapshot(late=8, on_time=100))  # 12 late of 212 over both
+    health = agg.generator_health()
+    assert health["saturated"] is True
+    assert "12 of 212 ticks late" in health["saturation_reasons"][0]
+    assert agg.progress()["generator"]["saturated"] is True
+
+
+def test_locust_cpu_warning_marks_the_run_saturated():
+    agg = Aggregate(None, saturation_lag_ms=5.0)
+    agg.update_node("w1", _lag_snapshot(late=0, on_time=100))
+    assert agg.saturated() is False
+    agg.locust_cpu_warning = True
+    assert agg.saturated() is True

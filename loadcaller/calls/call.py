@@ -187,6 +187,8 @@ class Call:
         pending = self._pending
         after = pending[1] if pending else self._t_answer
         found = await self._until(lambda: reply_onset(self.listener, after), timeout_ns)
+        if found is None:
+            found = reply_onset(self.listener, after, final=True)
         if pending is not None:
             self._pending = None
             index, t_end = pending
@@ -232,7 +234,7 @@ class Call:
             return
         index, t_end = self._pending
         self._pending = None
-        found = reply_onset(self.listener, t_end)
+        found = reply_onset(self.listener, t_end, final=True)
         if found is not None:  # the reply began before the line went dead
             self.record.turns.append(TurnResult(index, measure.ANSWERED, t_end, *found))
             return

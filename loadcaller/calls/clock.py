@@ -37,7 +37,7 @@ class ClockMember(Protocol):
 class MediaClock:
     """Drives all members every 20 ms on absolute deadlines."""
 
-    def __init__(self, *, frame_ns: int = FRAME_NS, spin_ns: int = 2 * NS_PER_MS,
+    def __init__(self, *, frame_ns: int = FRAME_NS, spin_ns: int = NS_PER_MS,
                  max_catchup: int = 10) -> None:
         self.frame_ns = frame_ns
         self.spin_ns = spin_ns

@@ -87,8 +87,8 @@ class Listener:
                 return onset
         return None
 
-    def speaking_at(self, t_ns: int) -> int | None:
-        """The onset of the agent's speech in progress at ``t_ns``, if any."""
+    def run_around(self, t_ns: int) -> tuple[int, int | None] | None:
+        """The agent's speech run that began before ``t_ns``: (onset, end or None)."""
         last = None
         for onset in self.onsets:
             if onset >= t_ns:
@@ -96,10 +96,7 @@ class Listener:
             last = onset
         if last is None:
             return None
-        for end in self.ends:
-            if last <= end < t_ns:
-                return None
-        return last
+        return last, self.end_after(last)
 
     def end_after(self, t_ns: int) -> int | None:
         """The first end of agent speech at or after ``t_ns``."""
@@ -109,10 +106,21 @@ class Listener:
         return None
 
 
-def reply_onset(listener: Listener, t_speech_end_ns: int) -> tuple[int, bool] | None:
-    """The reply onset for a turn ending at ``t_speech_end_ns``: (onset, overlap)."""
-    during = listener.speaking_at(t_speech_end_ns)
-    if during is not None:
-        return during, True
-    onset = listener.onset_at_or_after(t_speech_end_ns)
-    return (onset, False) if onset is not None else None
+def reply_onset(listener: Listener, t_speech_end_ns: int,
+                final: bool = False) -> tuple[int, bool] | None:
+    """The reply onset for a turn ending at ``t_speech_end_ns``: (onset, overlap).
+
+    If the agent's last run of speech began before the caller stopped and its end
+    is not known yet (the VAD's hangover has not run out), the answer is not
+    known either: None, unless ``final`` (the wait is over), when the agent is
+    taken to have talked over the end of the caller's turn.
+    """
+    run = listener.run_around(t_speech_end_ns)
+    if run is not None:
+        onset, end = run
+        if end is None:
+            return (onset, True) if final else None
+        if end >= t_speech_end_ns:
+            return onset, True
+    after = listener.onset_at_or_after(t_speech_end_ns)
+    return (after, False) if after is not None else None

@@ -1,0 +1,94 @@
+"""Caller-process CPU per concurrent call and media-clock lag at 100/300/600 calls.
+
+    python benchmarks/caller_scale.py [--calls 100 300 600] [--seconds 20]
+
+The target (benchmarks/twilio_target.py) runs in another process. Each level
+holds N concurrent calls for --seconds (calls last longer than the window, so
+concurrency stays at N), then reports caller CPU % of one core, CPU per call,
+and the media clock's lag p50/p99 and tick duration p99. Goal: 500 concurrent
+calls in one process with lag p99 < 5 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from loadcaller.calls.scenario import CallPolicy, Pause, Say, Scenario, WaitForAgent
+from loadcaller.calls.utterance import make_utterance
+from loadcaller.audio.pack import load_pack_audio
+from loadcaller.compile import RunSpec
+from loadcaller.calls.load import LoadPlan
+from loadcaller.engine import Engine
+from loadcaller.transports.twilio_stream import TwilioTarget
+
+HERE = Path(__file__).parent
+
+
+def cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+async def level(url: str, n: int, seconds: float) -> dict[str, float]:
+    say = Say(make_utterance("hello", load_pack_audio("hello_order")))
+    steps = (WaitForAgent(),) + (say, WaitForAgent(), Pause(500_000_000)) * 50
+    spec = RunSpec(name="bench", target=TwilioTarget(url=url, setup_timeout_s=30), transport="twilio",
+                   plan=LoadPlan(n, 1000, seconds), policy=CallPolicy(turn_timeout_ns=10**10),
+                   scenarios=(Scenario("bench", steps),), seed=1)
+    engine = Engine(spec, None)
+    tasks = []
+    for i in range(n):
+        tasks.append(asyncio.ensure_future(engine.place_call(f"c{i}")))
+        if i % 50 == 49:
+            await asyncio.sleep(0.05)
+    while len(engine.active) < n or any(c.record.setup_ns is None for c in engine.active):
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(2.0)  # settle
+    engine.clock.lag = type(engine.clock.lag)()
+    engine.clock.spread = type(engine.clock.spread)()
+    c0, t0 = cpu(), time.monotonic()
+    await asyncio.sleep(seconds)
+    c1, t1 = cpu(), time.monotonic()
+    lag, spread = engine.clock.lag.summary_ms(), engine.clock.spread.summary_ms()
+    turns = engine.results.turn_latency.count
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await engine.close()
+    cpu_pct = 100 * (c1 - c0) / (t1 - t0)
+    return {"calls": n, "cpu_pct": cpu_pct, "cpu_ms_per_call_s": 10 * cpu_pct / n,
+            "lag_p50": lag["p50"], "lag_p99": lag["p99"], "tick_p99": spread["p99"],
+            "ticks": lag["count"], "turns_done": turns}
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--calls", type=int, nargs="+", default=[100, 300, 600])
+    ap.add_argument("--seconds", type=float, default=20.0)
+    args = ap.parse_args()
+    target = subprocess.Popen([sys.executable, str(HERE / "twilio_target.py")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert target.stdout is not None
+        url = target.stdout.readline().split()[1]
+        print(f"target {url} (separate process)")
+        print(f"{'calls':>6} {'CPU %':>7} {'CPU ms/call/s':>14} {'lag p50':>8} {'lag p99':>8} "
+              f"{'tick p99':>9}")
+        for n in args.calls:
+            r = await level(url, n, args.seconds)
+            print(f"{r['calls']:>6} {r['cpu_pct']:>7.1f} {r['cpu_ms_per_call_s']:>14.3f} "
+                  f"{r['lag_p50']:>8.2f} {r['lag_p99']:>8.2f} {r['tick_p99']:>9.2f}", flush=True)
+    finally:
+        target.terminate()
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    uvloop.run(main())

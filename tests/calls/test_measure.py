@@ -1,0 +1,57 @@
+"""The per-turn measurement on a fake clock: onsets as heard, overlap, hangover."""
+
+from loadcaller.audio.pack import load_pack_audio
+from loadcaller.calls.call import LISTEN_VAD
+from loadcaller.calls.measure import Listener, reply_onset
+from loadcaller.calls.utterance import make_utterance
+from loadcaller.twilio.playout import PlayedFrame
+
+MS = 1_000_000
+SPEECH = make_utterance("reply", load_pack_audio("agent_goodbye")).frames
+
+
+def hear(listener: Listener, start_ms: int, frames: list[bytes]) -> int:
+    listener.hear([PlayedFrame((start_ms + 20 * i) * MS, f) for i, f in enumerate(frames)])
+    return start_ms + 20 * len(frames)
+
+
+def test_reply_onset_is_the_first_speech_frame_heard_after_the_caller_stopped():
+    ear = Listener(LISTEN_VAD)
+    t = hear(ear, 0, [b""] * 50)  # 1 s of silence
+    t = hear(ear, t, list(SPEECH))  # the reply starts at 1000 ms
+    assert reply_onset(ear, 400 * MS) == (1000 * MS, False)
+    assert reply_onset(ear, 1000 * MS) == (1000 * MS, False)
+    assert reply_onset(ear, 1001 * MS) is None or reply_onset(ear, 1001 * MS)[1] is True
+
+
+def test_caller_stopping_just_after_the_agent_is_not_an_overlap():
+    # The agent's speech ends at t; the caller stops 250 ms later, before the
+    # listener's 400 ms hangover has confirmed the end. That is not the agent
+    # talking over the caller: the turn waits for the real reply.
+    ear = Listener(LISTEN_VAD)
+    t = hear(ear, 0, list(SPEECH))
+    speech_end = t + 250
+    hear(ear, t, [b""] * 15)  # 300 ms of silence heard so far: end not confirmed
+    assert reply_onset(ear, speech_end * MS) is None
+    t = hear(ear, t + 300, [b""] * 10)  # hangover runs out
+    assert reply_onset(ear, speech_end * MS) is None  # nothing yet: keep waiting
+    t = hear(ear, t, list(SPEECH))  # the reply
+    onset, overlap = reply_onset(ear, speech_end * MS)
+    assert not overlap and onset == (t - 20 * len(SPEECH)) * MS
+
+
+def test_agent_still_talking_when_the_caller_stops_is_an_overlap():
+    ear = Listener(LISTEN_VAD)
+    hear(ear, 0, list(SPEECH))
+    mid = 10 * 20 * MS  # the caller stopped while the agent was speaking
+    assert reply_onset(ear, mid) is None  # the run has not ended yet: unknown
+    assert reply_onset(ear, mid, final=True) == (0, True)
+    hear(ear, 20 * len(SPEECH), [b""] * 30)
+    assert reply_onset(ear, mid) == (0, True)
+
+
+def test_silence_only_never_answers():
+    ear = Listener(LISTEN_VAD)
+    hear(ear, 0, [b""] * 200)
+    assert ear.onsets == []
+    assert reply_onset(ear, 0, final=True) is None

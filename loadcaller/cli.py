@@ -123,6 +123,8 @@ def _swarm_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep serving /metrics S seconds after the run, for a last scrape")
     p.add_argument("--processes", type=int, default=0, metavar="N",
                    help="fork N local worker processes (use one per core)")
+    p.add_argument("--csv", metavar="PREFIX", help="Locust's CSV statistics: PREFIX_stats.csv, ...")
+    p.add_argument("--html", type=Path, metavar="FILE", help="Locust's HTML report at the end")
     p.add_argument("--saturation-lag-ms", type=float, default=5.0, metavar="MS",
                    help="media clock lag p99 above this marks the run untrustworthy (exit 3)")
 
@@ -196,6 +198,7 @@ def swarm_options(args: argparse.Namespace, results_dir: Path | None = None) -> 
         expect_workers_timeout_s=getattr(args, "expect_workers_timeout", 60.0),
         saturation_lag_ms=args.saturation_lag_ms,
         progress_every_s=getattr(args, "progress_every", 2.0),
+        csv_prefix=args.csv, html_path=args.html,
     )
 
 

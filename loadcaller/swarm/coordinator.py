@@ -35,6 +35,7 @@ from loadcaller.swarm import options as o
 from loadcaller.swarm.aggregate import Aggregate
 from loadcaller.swarm.environment import make_environment
 from loadcaller.swarm.node import CallerNode
+from loadcaller.swarm.reports import LocustReports
 from loadcaller.swarm.user import VoiceUser, attach_node
 from loadcaller.swarm.wire import HANGUP_NOW, PAYLOAD_KEY
 
@@ -70,6 +71,8 @@ class Coordinator:
         self.metrics_server: WSGIServer | None = None
         self.metrics_port: int | None = None
         self.web_ui: Any = None
+        self.reports = LocustReports(self.env, csv_prefix=opts.csv_prefix,
+                                     html_path=opts.html_path)
         self._greenlets: list[gevent.Greenlet] = []
 
     # ---- Locust hooks -------------------------------------------------------------
@@ -143,6 +146,7 @@ class Coordinator:
             self.web_ui = self.env.create_web_ui(opts.web_host, opts.web_port)
             print(f"  web UI        http://{opts.web_host}:{opts.web_port}/", file=sys.stderr,
                   flush=True)
+        self.reports.start()
         self._greenlets.append(gevent.spawn(self._ship_forever))
         if opts.progress_every_s > 0:
             self._greenlets.append(gevent.spawn(self._progress_forever))
@@ -216,6 +220,7 @@ class Coordinator:
         if on_summary is not None:
             on_summary(summary)
         self.agg.results.write_summary(summary)
+        self.reports.finish()
         print_summary(summary)
         if self.signals:
             return summary, self.signals[0]

@@ -43,4 +43,6 @@ class SwarmOptions:
     expect_workers_timeout_s: float = 60.0
     saturation_lag_ms: float = SATURATION_LAG_MS
     progress_every_s: float = 2.0
+    csv_prefix: str | None = None  # Locust's --csv
+    html_path: Path | None = None  # Locust's --html
     extra_run_info: dict[str, Any] = field(default_factory=dict)

@@ -18,7 +18,9 @@ TRUSTING = ("--saturation-lag-ms", "1000")  # this machine's load is not under t
 
 def test_headless_run_writes_results_and_serves_live_metrics(tmp_path, agent: Agent):
     profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=3, duration="6s")
-    run = start_run(profile, tmp_path / "r", *TRUSTING, "--metrics-linger", "2")
+    run = start_run(profile, tmp_path / "r", *TRUSTING, "--metrics-linger", "2",
+                    "--csv", str(tmp_path / "locust" / "run"), "--html",
+                    str(tmp_path / "locust" / "report.html"))
     live: dict[str, float] = {}
 
     def calls_measured() -> bool:
@@ -64,6 +66,10 @@ def test_headless_run_writes_results_and_serves_live_metrics(tmp_path, agent: Ag
     assert metric_sum(final, "loadcaller_turn_latency_seconds_count") == (
         summary["turns"]["latency_ms"]["count"])
     assert final["loadcaller_generator_saturated"] == 0.0
+    # Locust's own reports list calls and turns as request types
+    stats_csv = (tmp_path / "locust" / "run_stats.csv").read_text()
+    assert "CALL,quick," in stats_csv and "TURN,quick turn 0," in stats_csv
+    assert "quick turn 0" in (tmp_path / "locust" / "report.html").read_text()
 
 
 def test_saturation_is_reported_everywhere(tmp_path, agent: Agent):

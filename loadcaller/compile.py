@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from chaos.config import ChaosConfig, parse_config
 
 from loadcaller import profile as pf
 from loadcaller.audio.errors import AudioError
@@ -44,6 +47,9 @@ class RunSpec:
     scenarios: tuple[Scenario, ...]
     seed: int | None
     shape: Shape | None = None  # load.shape; None: constant users for the duration
+    chaos: ChaosConfig | None = None  # a chaos proxy started with the callers
+    media_outbound: Any = None  # packet-model specs for the caller's own media path
+    media_inbound: Any = None
 
 
 def _voice(v: pf.Voice) -> Voice:
@@ -134,4 +140,7 @@ def compile_profile(p: pf.Profile, *, source: str = "<profile>", base_dir: Path 
         scenarios=tuple(scenarios),
         seed=p.seed,
         shape=compile_shape(p.load),
+        chaos=None if p.chaos is None else parse_config(p.chaos, source),
+        media_outbound=p.media.outbound if p.media else None,
+        media_inbound=p.media.inbound if p.media else None,
     )

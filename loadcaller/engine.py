@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loadcaller.calls.call import Call, CallRecord
+from chaos.packet import build_impairment
+from chaos.proxy import ChaosProxy
+from loadcaller.calls.call import Call, CallRecord, Impairment
 from loadcaller.calls.clock import MediaClock
 from loadcaller.calls.histogram import warm_histograms
 from loadcaller.calls.results import Results
@@ -39,6 +41,33 @@ class Engine:
         self._cpu0 = _cpu_s()
         # hooks (metrics, the swarm's record shipping): called in the loop with each record
         self.on_call_end: list[Callable[[CallRecord], None]] = []
+        self.proxy: ChaosProxy | None = None
+        self._started = False
+        self._calls = 0
+
+    async def start(self) -> None:
+        """Start what the run needs besides calls: the chaos proxy, if the profile has one.
+
+        Idempotent; :meth:`place_call` calls it. Start it yourself to learn the proxy's
+        bound ports before the agent starts (``engine.proxy.listeners``).
+        """
+        if self._started:
+            return
+        self._started = True
+        if self.spec.chaos is not None:
+            proxy = ChaosProxy(self.spec.chaos, seed=self.spec.seed)
+            await proxy.start()
+            self.proxy = proxy
+
+    def faults_now(self) -> list[str]:
+        """Names of the chaos faults active right now (tags every measured turn)."""
+        return self.proxy.active_faults() if self.proxy is not None else []
+
+    def _impairment(self, spec: Any, salt: int) -> Impairment | None:
+        if spec is None:
+            return None
+        seed = (self.spec.seed or 0) * 1_000_003 + self._calls * 2 + salt
+        return build_impairment(spec, random.Random(seed))
 
     def _finished(self, rec: CallRecord) -> None:
         self.results.record_call(rec)
@@ -53,11 +82,16 @@ class Engine:
 
     async def place_call(self, call_id: str) -> CallRecord:
         """Place one call and run its scenario to the end; the record is written."""
+        await self.start()
         self.clock.start()
+        self._calls += 1
         scenario = self.rng.choices(self.spec.scenarios, self._weights)[0]
         call = Call(call_id=call_id, transport=self.new_transport(call_id), scenario=scenario,
                     clock=self.clock, policy=self.spec.policy,
-                    on_finish=self._finished)
+                    on_finish=self._finished,
+                    faults_now=self.faults_now if self.proxy is not None else None,
+                    impair_out=self._impairment(self.spec.media_outbound, 0),
+                    impair_in=self._impairment(self.spec.media_inbound, 1))
         self.results.calls_started += 1
         self.active.add(call)
         try:
@@ -80,6 +114,9 @@ class Engine:
 
     async def close(self) -> None:
         await self.clock.stop()
+        if self.proxy is not None:
+            await self.proxy.stop()
+            self.proxy = None
         self.results.close()
 
 

@@ -237,6 +237,27 @@ Step = Annotated[
 ]
 
 
+class MediaImpairments(_Model):
+    """Packet models (docs/faults.md, UDP/RTP) applied to the caller's 20 ms frames."""
+
+    outbound: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        None, description="caller -> agent, e.g. {type: gilbert_elliott, mean_loss: 0.05, "
+        "mean_burst: 3}")
+    inbound: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        None, description="agent -> caller's ear, e.g. {type: preset, preset: 3g}")
+
+    @model_validator(mode="after")
+    def _valid_models(self) -> MediaImpairments:
+        import random
+
+        from chaos.packet import build_impairment
+
+        for spec in (self.outbound, self.inbound):
+            if spec is not None:
+                build_impairment(spec, random.Random(0))  # raises with the known types
+        return self
+
+
 class Scenario(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     weight: float = Field(1.0, gt=0)
@@ -253,6 +274,10 @@ class Profile(_Model):
     call: CallRules = CallRules()
     scenarios: list[Scenario] = Field(min_length=1)
     seed: int | None = None
+    media: MediaImpairments | None = Field(
+        None, description="impair the caller's own media path (any transport, no proxy)")
+    chaos: dict[str, Any] | None = Field(
+        None, description="a chaos proxy started with the callers (docs/faults.md schema)")
 
 
 # ---- loading with file:line:field errors -----------------------------------------
@@ -320,7 +345,7 @@ def parse_profile(text: str, source: str = "<profile>",
         if isinstance(node, dict):
             node[leaf] = value
     try:
-        return Profile.model_validate(data)
+        profile = Profile.model_validate(data)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -329,6 +354,25 @@ def parse_profile(text: str, source: str = "<profile>",
             where = f"{source}:{line}" if line else source
             lines.append(f"{where}: {_field_path(loc)}: {err['msg']}")
         raise ProfileError("\n".join(lines)) from None
+    if profile.chaos is not None:
+        _check_chaos(profile.chaos, root, source)
+    return profile
+
+
+def _check_chaos(section: dict[str, Any], root: yaml.Node | None, source: str) -> None:
+    """Validate the chaos section with the proxy's own schema, lines included."""
+    from chaos.config import parse_config
+    from chaos.errors import ConfigError
+
+    node = None
+    if isinstance(root, yaml.MappingNode):
+        node = next((v for k, v in root.value if getattr(k, "value", None) == "chaos"), None)
+    try:
+        parse_config(section, source, node=node)
+    except ConfigError as exc:
+        prefixed = re.sub(rf"^({re.escape(source)}(?::\d+)?: )", r"\1chaos.", str(exc),
+                          flags=re.M)
+        raise ProfileError(prefixed) from None
 
 
 def load_profile(path: Path, overrides: dict[str, Any] | None = None) -> Profile:

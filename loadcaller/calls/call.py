@@ -11,8 +11,11 @@ cancellation) produces one :class:`CallRecord` and the turns measured so far.
 from __future__ import annotations
 
 import asyncio
+import base64
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from loadcaller.audio.vad import VadConfig
 from loadcaller.calls import measure
@@ -24,6 +27,13 @@ from loadcaller.errors import SetupFailed
 from loadcaller.timebase import NS_PER_MS, now_ns
 from loadcaller.transports import base
 from loadcaller.transports.base import CallEnd, CallTransport
+from loadcaller.twilio.playout import PlayedFrame
+
+
+class Impairment(Protocol):
+    """A packet model (chaos.packet): outputs (send_at seconds, bytes); none = lost."""
+
+    def process(self, packet: bytes, now: float) -> list[tuple[float, bytes]]: ...
 
 # The caller decides the agent has finished speaking after this much silence.
 LISTEN_VAD = VadConfig(hangover_ms=400)
@@ -66,8 +76,16 @@ class Call:
         policy: CallPolicy = CallPolicy(),
         vad: VadConfig = LISTEN_VAD,
         on_finish: Callable[[CallRecord], None] | None = None,
+        faults_now: Callable[[], list[str]] | None = None,
+        impair_out: Impairment | None = None,
+        impair_in: Impairment | None = None,
     ) -> None:
         self.on_finish = on_finish
+        self.faults_now = faults_now
+        self.impair_out = impair_out
+        self.impair_in = impair_in
+        self._delayed: list[tuple[float, int, bytes]] = []  # outbound frames held back
+        self._seq = 0
         self.call_id = call_id
         self.transport = transport
         self.scenario = scenario
@@ -80,19 +98,21 @@ class Call:
         self._said: asyncio.Future[int] | None = None
         self._wake = asyncio.Event()
         self._t_answer = 0
-        self._pending: tuple[int, int] | None = None  # (turn index, t_speech_end)
+        # (turn index, t_speech_end, faults active then)
+        self._pending: tuple[int, int, tuple[str, ...]] | None = None
         self._misses = 0
 
     # ---- the media clock's side (synchronous, hot) -----------------------------
 
     def tick(self, deadline_ns: int) -> None:
         transport = self.transport
+        send = transport.send_audio if self.impair_out is None else self._send_impaired
         utt = self._utt
         if utt is None:
-            transport.send_audio(SILENCE_FRAME, SILENCE_B64)
+            send(SILENCE_FRAME, SILENCE_B64)
         else:
             i = self._pos
-            transport.send_audio(utt.frames[i], utt.b64[i])
+            send(utt.frames[i], utt.b64[i])
             i += 1
             if i == len(utt.frames):
                 t_end = now_ns()  # the last speech frame is in the socket now
@@ -101,8 +121,37 @@ class Call:
                     self._said.set_result(t_end)
             self._pos = i
         frames = transport.heard(now_ns())
+        if frames and self.impair_in is not None:
+            frames = [self._impair_heard(f) for f in frames]
         if frames and self.listener.hear(frames):
             self._wake.set()
+
+    def _send_impaired(self, frame: bytes, b64: str) -> None:
+        """Send through the outbound packet model: frames may be lost, late or changed."""
+        assert self.impair_out is not None
+        now = now_ns() / 1e9
+        for at, data in self.impair_out.process(frame, now):
+            self._seq += 1
+            heapq.heappush(self._delayed, (at, self._seq, data))
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, data = heapq.heappop(self._delayed)
+            self.transport.send_audio(data, b64 if data == frame else
+                                      base64.b64encode(data).decode("ascii"))
+
+    def _impair_heard(self, frame: PlayedFrame) -> PlayedFrame:
+        """What reaches the caller's ear through the inbound packet model."""
+        assert self.impair_in is not None
+        if not frame.audio:
+            return frame
+        now = frame.t_ns / 1e9
+        out = self.impair_in.process(frame.audio, now)
+        if not out:
+            return PlayedFrame(frame.t_ns, b"")  # lost: a gap of silence
+        at, data = out[0]
+        return PlayedFrame(frame.t_ns + int((at - now) * 1e9), data)
+
+    def _faults(self) -> tuple[str, ...]:
+        return tuple(self.faults_now()) if self.faults_now is not None else ()
 
     # ---- the scenario's side -----------------------------------------------------
 
@@ -181,7 +230,7 @@ class Call:
         self._pos = 0
         self._utt = utterance
         t_end = await self._said
-        self._pending = (len(self.record.turns), t_end)
+        self._pending = (len(self.record.turns), t_end, self._faults())
 
     async def _wait_for_agent(self, timeout_ns: int) -> None:
         pending = self._pending
@@ -191,13 +240,15 @@ class Call:
             found = reply_onset(self.listener, after, final=True)
         if pending is not None:
             self._pending = None
-            index, t_end = pending
+            index, t_end, before = pending
+            faults = tuple(sorted(set(before) | set(self._faults())))
             if found is None:
-                self.record.turns.append(TurnResult(index, measure.NO_RESPONSE, t_end))
+                self.record.turns.append(
+                    TurnResult(index, measure.NO_RESPONSE, t_end, faults=faults))
             else:
                 onset, overlap = found
                 self.record.turns.append(
-                    TurnResult(index, measure.ANSWERED, t_end, onset, overlap)
+                    TurnResult(index, measure.ANSWERED, t_end, onset, overlap, faults)
                 )
         elif found is not None and self.record.greeting_ns is None:
             self.record.greeting_ns = found[0] - self._t_answer
@@ -232,14 +283,16 @@ class Call:
     def _close_pending(self, call_outcome: str) -> None:
         if self._pending is None:
             return
-        index, t_end = self._pending
+        index, t_end, before = self._pending
         self._pending = None
+        faults = tuple(sorted(set(before) | set(self._faults())))
         found = reply_onset(self.listener, t_end, final=True)
         if found is not None:  # the reply began before the line went dead
-            self.record.turns.append(TurnResult(index, measure.ANSWERED, t_end, *found))
+            self.record.turns.append(
+                TurnResult(index, measure.ANSWERED, t_end, found[0], found[1], faults))
             return
         outcome = measure.AGENT_HANGUP if call_outcome == base.AGENT_HANGUP else measure.DROPPED
-        self.record.turns.append(TurnResult(index, outcome, t_end))
+        self.record.turns.append(TurnResult(index, outcome, t_end, faults=faults))
 
     async def _hangup(self) -> None:
         self.clock.remove(self)

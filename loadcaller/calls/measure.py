@@ -39,6 +39,7 @@ class TurnResult:
     t_speech_end_ns: int
     t_reply_onset_ns: int | None = None
     overlap: bool = False
+    faults: tuple[str, ...] = ()  # chaos faults active while the turn ran
 
     @property
     def latency_ns(self) -> int | None:

@@ -38,6 +38,7 @@ def turn_line(rec: CallRecord, turn: measure.TurnResult) -> dict[str, Any]:
         "t_reply_onset": None if onset is None else round(to_monotonic_s(onset), 6),
         "overlap": turn.overlap,
         "remote_id": rec.remote_id,
+        "faults": list(turn.faults),
     }
 
 
@@ -71,6 +72,9 @@ class Results:
         self.greeting = Histogram()
         self.setup = Histogram()
         self.reasons: Counter[str] = Counter()
+        # turns in time order by the chaos faults active, for before/during/after phases
+        self.fault_turns: list[tuple[int, tuple[str, ...], str, int | None]] = []
+        self._clean: list[tuple[int, str, int | None]] = []  # turns before any fault
         self._turns_f: IO[str] | None = None
         self._calls_f: IO[str] | None = None
         if directory is not None:
@@ -95,6 +99,11 @@ class Results:
             self.turn_outcomes[turn.outcome] += 1
             if turn.latency_ns is not None:
                 self.turn_latency.record_ns(turn.latency_ns)
+            if turn.faults or self.fault_turns:
+                self.fault_turns.append(
+                    (turn.t_speech_end_ns, tuple(turn.faults), turn.outcome, turn.latency_ns))
+            else:
+                self._clean.append((turn.t_speech_end_ns, turn.outcome, turn.latency_ns))
         if self._turns_f is not None and self._calls_f is not None:
             for turn in rec.turns:
                 self._turns_f.write(json.dumps(turn_line(rec, turn)) + "\n")
@@ -123,10 +132,51 @@ class Results:
                 "latency_ms": lat,
                 "outcomes": dict(self.turn_outcomes),
             },
+            "phases": self.phases(),
             "greeting_latency_ms": self.greeting.summary_ms(),
             "setup_ms": self.setup.summary_ms(),
             "generator": generator,
         }
+
+    def phases(self) -> list[dict[str, Any]]:
+        """Turns grouped into consecutive stretches of time with the same faults active.
+
+        Empty when no fault ever touched a turn. Otherwise e.g. none -> latency ->
+        none -> schema_drift -> none: per-turn latency and outcomes before, during
+        and after each fault.
+        """
+        if not self.fault_turns:
+            return []
+        rows = sorted([(t, (), o, lat) for t, o, lat in self._clean] + self.fault_turns)
+        out: list[dict[str, Any]] = []
+        hist: Histogram | None = None
+        outcomes: Counter[str] = Counter()
+        current: tuple[str, ...] | None = None
+        start = 0
+
+        def close(end: int) -> None:
+            if hist is not None and current is not None:
+                out.append({
+                    "faults": list(current),
+                    "from": round(to_monotonic_s(start), 3),
+                    "to": round(to_monotonic_s(end), 3),
+                    "turns": sum(outcomes.values()),
+                    "outcomes": dict(outcomes),
+                    "latency_ms": hist.summary_ms(),
+                })
+
+        last = 0
+        for t, faults, outcome, lat in rows:
+            if faults != current:
+                close(last)
+                current, start, hist, outcomes = faults, t, Histogram(), Counter()
+            assert hist is not None
+            outcomes[outcome] += 1
+            if lat is not None:
+                hist.record_ns(lat)
+            last = t
+        close(last)
+        return out
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.directory is None:

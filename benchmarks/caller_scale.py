@@ -19,11 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+from loadcaller.audio.pack import load_pack_audio
+from loadcaller.calls.load import LoadPlan
 from loadcaller.calls.scenario import CallPolicy, Pause, Say, Scenario, WaitForAgent
 from loadcaller.calls.utterance import make_utterance
-from loadcaller.audio.pack import load_pack_audio
 from loadcaller.compile import RunSpec
-from loadcaller.calls.load import LoadPlan
 from loadcaller.engine import Engine
 from loadcaller.transports.twilio_stream import TwilioTarget
 
@@ -38,7 +38,8 @@ def cpu() -> float:
 async def level(url: str, n: int, seconds: float) -> dict[str, float]:
     say = Say(make_utterance("hello", load_pack_audio("hello_order")))
     steps = (WaitForAgent(),) + (say, WaitForAgent(), Pause(500_000_000)) * 50
-    spec = RunSpec(name="bench", target=TwilioTarget(url=url, setup_timeout_s=30), transport="twilio",
+    spec = RunSpec(name="bench", target=TwilioTarget(url=url, setup_timeout_s=30),
+                   transport="twilio",
                    plan=LoadPlan(n, 1000, seconds), policy=CallPolicy(turn_timeout_ns=10**10),
                    scenarios=(Scenario("bench", steps),), seed=1)
     engine = Engine(spec, None)

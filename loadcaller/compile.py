@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from chaos.config import ChaosConfig, parse_config
-
 from loadcaller import profile as pf
 from loadcaller.audio.errors import AudioError
 from loadcaller.audio.pack import load_pack_audio
@@ -116,8 +115,8 @@ def compile_profile(p: pf.Profile, *, source: str = "<profile>", base_dir: Path 
             if isinstance(st, pf.SayStep):
                 steps.append(Say(utts.get(st.say, p.voice, where)))
             elif isinstance(st, pf.WaitStep):
-                t = st.wait_for_agent.timeout
-                steps.append(WaitForAgent(None if t is None else int(t * NS)))
+                timeout = st.wait_for_agent.timeout
+                steps.append(WaitForAgent(None if timeout is None else int(timeout * NS)))
             elif isinstance(st, pf.PauseStep):
                 steps.append(Pause(int(st.pause * NS)))
             elif isinstance(st, pf.DtmfStep):

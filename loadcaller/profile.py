@@ -316,10 +316,10 @@ def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
                     node, line = value, value.start_mark.line + 1
                     break
             # a part not in the YAML (a union tag) is skipped
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                node = node.value[part]
-                line = node.start_mark.line + 1
+        elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
+              and 0 <= part < len(node.value)):
+            node = node.value[part]
+            line = node.start_mark.line + 1
     return line
 
 
@@ -328,7 +328,7 @@ def parse_profile(text: str, source: str = "<profile>",
     """Validate profile YAML text; raise :class:`ProfileError` naming file:line: field."""
     try:
         root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}" if mark is not None else source

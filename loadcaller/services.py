@@ -19,6 +19,7 @@ class Service:
     name: str
     proc: asyncio.subprocess.Process
     url: str
+    drainer: asyncio.Future[None] | None = None
 
     async def stop(self) -> None:
         if self.proc.returncode is None:
@@ -51,8 +52,9 @@ async def start_service(name: str, args: list[str], timeout_s: float = 30.0) -> 
         proc.kill()
         raise LocalError(f"{name} did not start within {timeout_s:g}s") from None
     # keep draining stdout so the child never blocks on a full pipe
-    asyncio.ensure_future(_drain(proc.stdout))
-    return Service(name, proc, url)
+    service = Service(name, proc, url)
+    service.drainer = asyncio.ensure_future(_drain(proc.stdout))
+    return service
 
 
 async def _drain(stream: asyncio.StreamReader) -> None:

@@ -24,7 +24,8 @@ REPLIES = (
 )
 
 
-def make_backend_app(latency: Distribution | None = None, seed: int | None = None) -> web.Application:
+def make_backend_app(latency: Distribution | None = None,
+                     seed: int | None = None) -> web.Application:
     """The backend as an aiohttp application."""
     dist = latency or parse_distribution("40ms")
     rng = random.Random(seed)
@@ -60,6 +61,5 @@ async def start_backend(host: str, port: int, latency: Distribution | None = Non
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server
-    assert server is not None and server.sockets
-    return runner, int(server.sockets[0].getsockname()[1])
+    host_port = runner.addresses[0]
+    return runner, int(host_port[1])

@@ -75,6 +75,7 @@ class AgentSession:
         self._reply: asyncio.Task[None] | None = None
         self._speaking = False  # frames of the current reply have gone out
         self._greeting_pending = False
+        self._pending_sends: set[asyncio.Future[None]] = set()
 
     # ---- inbound -----------------------------------------------------------------
 
@@ -102,7 +103,9 @@ class AgentSession:
             return
         self._reply.cancel()
         if self._speaking:
-            asyncio.ensure_future(self._send(tw.agent_clear(self.stream_sid)))
+            task = asyncio.ensure_future(self._send(tw.agent_clear(self.stream_sid)))
+            self._pending_sends.add(task)
+            task.add_done_callback(self._pending_sends.discard)
             self._speaking = False
 
     # ---- outbound ----------------------------------------------------------------
@@ -146,7 +149,7 @@ class AgentSession:
                 if resp.status != 200 or reply_id not in self.voice:
                     raise ValueError(f"unusable reply {reply_id!r} (HTTP {resp.status})")
                 info["backend"] = "ok"
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             info["backend"], reply_id = "timeout", "agent_fallback"
         except (aiohttp.ClientError, ValueError, KeyError, TypeError) as exc:
             info["backend"], reply_id = f"error: {type(exc).__name__}", "agent_fallback"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class Impairment(Protocol):
 
 # The caller decides the agent has finished speaking after this much silence.
 LISTEN_VAD = VadConfig(hangover_ms=400)
+DEFAULT_POLICY = CallPolicy()
 
 
 @dataclass(slots=True)
@@ -73,7 +75,7 @@ class Call:
         transport: CallTransport,
         scenario: Scenario,
         clock: MediaClock,
-        policy: CallPolicy = CallPolicy(),
+        policy: CallPolicy = DEFAULT_POLICY,
         vad: VadConfig = LISTEN_VAD,
         on_finish: Callable[[CallRecord], None] | None = None,
         faults_now: Callable[[], list[str]] | None = None,
@@ -298,10 +300,8 @@ class Call:
         self.clock.remove(self)
         if self._said is not None and not self._said.done():
             self._said.cancel()
-        try:
+        with contextlib.suppress(Exception):  # the call is over either way: best effort
             await asyncio.shield(self.transport.hangup())
-        except Exception:  # the call is over either way; hangup is best effort
-            pass
 
     def _finish(self, outcome: str, reason: str) -> CallRecord:
         self.clock.remove(self)

@@ -18,6 +18,7 @@ the skipped ticks rather than bursting stale audio.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Protocol
 
@@ -63,10 +64,8 @@ class MediaClock:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     def lag_summary(self) -> dict[str, float | int | None]:

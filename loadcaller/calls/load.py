@@ -12,6 +12,7 @@ import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from loadcaller.calls.call import CallRecord
 from loadcaller.transports import base
@@ -77,11 +78,12 @@ class ClosedLoad:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _drain(self, tasks: list[asyncio.Task[None]], stop_wait: asyncio.Future[bool]) -> None:
+    async def _drain(self, tasks: list[asyncio.Task[None]],
+                     stop_wait: asyncio.Future[Any]) -> None:
         """Let calls in progress finish, up to the stop timeout or a stop request."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.plan.stop_timeout_s
-        pending: set[asyncio.Future[object]] = {t for t in tasks if not t.done()}
+        pending: set[asyncio.Future[Any]] = {t for t in tasks if not t.done()}
         while pending and not stop_wait.done():
             left = deadline - loop.time()
             if left <= 0:

@@ -14,7 +14,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from websockets.client import ClientProtocol
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
@@ -24,7 +24,7 @@ from loadcaller.timebase import now_ns
 from loadcaller.transports.base import AGENT_HANGUP, COMPLETED, DROPPED, ERROR, CallTransport
 from loadcaller.twilio.caller import TwilioCallerStream
 from loadcaller.twilio.messages import AgentClear, AgentMark, AgentMedia, parse_agent_message
-from loadcaller.twilio.playout import Playout, PlayedFrame
+from loadcaller.twilio.playout import PlayedFrame, Playout
 from loadcaller.twilio.signature import compute_signature, signed_url
 
 
@@ -102,7 +102,8 @@ class TwilioStreamTransport(CallTransport):
                 await self._handshake
         except TimeoutError:
             self._abort()
-            raise SetupFailed(f"no websocket upgrade within {self.target.setup_timeout_s:g}s")
+            raise SetupFailed(
+                f"no websocket upgrade within {self.target.setup_timeout_s:g}s") from None
         except OSError as exc:
             self._abort()
             raise SetupFailed(f"connect to {uri.host}:{uri.port} failed: {exc}") from exc
@@ -152,17 +153,19 @@ class TwilioStreamTransport(CallTransport):
             if isinstance(event, Response):
                 self._on_response(event)
                 continue
+            if not isinstance(event, Frame):
+                continue
             op = event.opcode
             if op is Opcode.TEXT or op is Opcode.BINARY or op is Opcode.CONT:
                 if not event.fin:
-                    self._fragments.append(event.data)
+                    self._fragments.append(bytes(event.data))
                     continue
                 if self._fragments:
-                    self._fragments.append(event.data)
+                    self._fragments.append(bytes(event.data))
                     payload = b"".join(self._fragments)
                     self._fragments = []
                 else:
-                    payload = event.data
+                    payload = bytes(event.data)
                 binary = op is Opcode.BINARY
                 self._on_message(payload if binary else payload.decode("utf-8", "replace"), t)
             elif op is Opcode.CLOSE:

@@ -75,7 +75,7 @@ Handler = Callable[[ServerConnection], Awaitable[None]]
 
 
 async def _serve(handler: Handler, status: int | None = None) -> tuple[object, str]:
-    def reject(conn, request):  # noqa: ANN001
+    def reject(conn, request):
         return conn.respond(status, "go away\n") if status else None
 
     server = await serve(handler, "127.0.0.1", 0, process_request=reject)

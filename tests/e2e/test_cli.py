@@ -19,7 +19,7 @@ async def test_bad_profile_names_file_line_and_field_and_exits_2(tmp_path):
         "      - say: {text: hi, phrase: yes}\n"
         "      - wait_for_agnt\n"
     )
-    code, out, err = await run_cli("run", str(bad))
+    code, _out, err = await run_cli("run", str(bad))
     assert code == 2
     assert "Traceback" not in err
     assert f"{bad}:3: load.users:" in err

@@ -21,12 +21,13 @@ def progress_line(elapsed_s: float, duration_s: float, active: int, summary: dic
     )
 
 
-def _row(name: str, s: dict[str, Any]) -> str:
-    def f(v: Any) -> str:
-        return "-" if v is None else f"{v:,.1f}"
+def _f(v: Any) -> str:
+    return "-" if v is None else f"{v:,.1f}"
 
-    return (f"  {name:<22}{s['count']:>7}  {f(s['p50']):>9}  {f(s['p95']):>9}  "
-            f"{f(s['p99']):>9}  {f(s['max']):>9}")
+
+def _row(name: str, s: dict[str, Any]) -> str:
+    return (f"  {name:<22}{s['count']:>7}  {_f(s['p50']):>9}  {_f(s['p95']):>9}  "
+            f"{_f(s['p99']):>9}  {_f(s['max']):>9}")
 
 
 def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
@@ -46,6 +47,19 @@ def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
     p(f"  turns: {turns['count']} measured, {turns['answered']} answered  ({t_out})")
     for reason, n in calls.get("top_failure_reasons", {}).items():
         p(f"    {n:5d} x {reason}")
+    phases = summary.get("phases") or []
+    if phases:
+        p()
+        p(f"  {'chaos phase':<30}{'turns':>6}  {'p50 ms':>9}  {'p95 ms':>9}  {'unanswered':>10}"
+          f"  {'agent fallbacks':>15}")
+        for ph in phases:
+            name = "+".join(ph["faults"]) or "(no fault)"
+            lat = ph["latency_ms"]
+            miss = ph["turns"] - ph["outcomes"].get("answered", 0)
+            fb = ph.get("agent_fallbacks")
+            p(f"  {name:<30}{ph['turns']:>6}  {_f(lat['p50']):>9}  {_f(lat['p95']):>9}  "
+              f"{miss:>10}  {'-' if fb is None else fb:>15}")
+        p()
     lag = gen["media_clock_lag_ms"]
     p(f"  generator: media clock lag p50 {lag['p50'] or 0:.2f} ms, p99 {lag['p99'] or 0:.2f} ms, "
       f"CPU {gen['cpu_percent']:.0f}%")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.config import ControlConfig, known_fault_types, load_config
-from chaos.errors import ConfigError, LocalError
+from chaos.errors import ConfigError, LocalError, UpstreamError
 from chaos.proxy import ChaosProxy
 from chaos.units import parse_hostport
 
@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         _run(_serve(proxy))
+    except UpstreamError as e:
+        print(f"chaos-proxy: error: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         print(f"chaos-proxy: error: cannot listen: {e}", file=sys.stderr)
         return 1

@@ -6,9 +6,12 @@ Two kinds, so that a run can say who failed::
     ├── LocalError              we were misconfigured or misused
     │   ├── ConfigError         a bad chaos config (file, line, field)
     │   │   └── UnknownFaultType
-    │   └── ControlError        a bad control API request
     └── RemoteError             a peer misbehaved
-        └── UpstreamError       the upstream could not be reached / broke the protocol
+        └── UpstreamError       a route's upstream cannot be resolved or reached
+
+Inside a run, remote failures are not raised: the proxy answers the client as
+a gateway would (502 with a clear body, a WebSocket 502, a dropped datagram)
+and counts them in chaos_requests_total.
 """
 
 from __future__ import annotations
@@ -30,10 +33,6 @@ class RemoteError(ChaosError):
 
 class UpstreamError(RemoteError):
     """The upstream of a route could not be reached or broke the protocol."""
-
-
-class ControlError(LocalError):
-    """A control API request that cannot be honoured (unknown fault, bad body)."""
 
 
 @dataclass(frozen=True)

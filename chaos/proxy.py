@@ -85,8 +85,8 @@ class ChaosProxy:
         try:
             for route in self.config.routes:
                 listener = _listener(route, self.faults, self.metrics, self.clock)
+                self._listeners[route.name] = listener  # stopped below if start fails
                 self._addresses[route.name] = await listener.start()
-                self._listeners[route.name] = listener
             if self.control_config is not None:
                 self._control = ControlApi(self, self.control_config)
                 key = "control" if "control" not in self._addresses else "_control"

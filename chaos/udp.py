@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chaos.config import RouteConfig
+from chaos.errors import UpstreamError
 from chaos.faults.packet_faults import UdpFault
 from chaos.faultset import FaultSet
 from chaos.metrics import ChaosMetrics
@@ -70,7 +71,11 @@ class UdpRelay:
     async def start(self) -> tuple[str, int]:
         """Bind and relay; returns the bound address."""
         loop = self._loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(*self.upstream, type=socket.SOCK_DGRAM)
+        try:
+            infos = await loop.getaddrinfo(*self.upstream, type=socket.SOCK_DGRAM)
+        except OSError as e:
+            raise UpstreamError(f"route {self.name}: cannot resolve upstream "
+                                f"{self.upstream[0]}: {e}") from e
         self._family, addr = infos[0][0], infos[0][4]
         self.upstream = (str(addr[0]), int(addr[1]))
         host, port = self.route.listen

@@ -174,3 +174,22 @@ def test_settings_that_cannot_apply_are_errors():
         parse_fault({"type": "udp_loss", "loss": 0.1, "match": {"path": "/x"}})
     assert parse_fault({"type": "ws_drop", "direction": "upstream",
                         "match": {"message": "binary", "path": "/tts/*"}})
+
+
+def test_cli_address_in_use_and_unresolvable_upstream_exit_1(tmp_path):
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        path = write(tmp_path, f"routes:\n  - {{name: a, kind: http, listen: '127.0.0.1:{port}', "
+                               "upstream: 'http://127.0.0.1:9'}\n")
+        done = _cli("--config", str(path))
+    assert done.returncode == 1 and "cannot listen" in done.stderr
+    assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr
+    path = write(tmp_path, "routes:\n  - {name: a, kind: udp, listen: '127.0.0.1:0', "
+                           "upstream: 'no-such-host.invalid:9'}\n")
+    done = _cli("--config", str(path))
+    assert done.returncode == 1 and "cannot resolve upstream" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -24,6 +24,7 @@ from swarm_common import AgentProcess, run_cli, tempdir, write_profile
 
 PLAIN = """
 import asyncio, json, sys
+from pathlib import Path
 from loadcaller.compile import compile_profile
 from loadcaller.profile import load_profile
 from loadcaller.runner import run_async, run_spec
@@ -46,8 +47,10 @@ def main() -> int:
     try:
         profile = write_profile(work, agent.url, users=args.users, duration=f"{args.duration}s")
         swarm = run_cli(profile, work / "swarm", "--metrics-port", "-1")
-        subprocess.run([sys.executable, "-c", PLAIN, str(profile), str(work / "plain")],
-                       capture_output=True, text=True, timeout=args.duration + 300)
+        proc = subprocess.run([sys.executable, "-c", PLAIN, str(profile), str(work / "plain")],
+                              capture_output=True, text=True, timeout=args.duration + 300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the plain asyncio run failed:\n{proc.stderr[-2000:]}")
         plain = json.loads((work / "plain" / "summary.json").read_text())
     finally:
         agent.stop()

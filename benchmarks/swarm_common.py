@@ -37,7 +37,8 @@ class AgentProcess:
     def __init__(self) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "loadcaller", "agent", "--port", "0",
                                       "--think", "300ms"],
-                                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode()
         if not line.startswith("READY "):

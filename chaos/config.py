@@ -234,6 +234,11 @@ def parse_fault(data: Any, *, source: str = "<fault>", prefix: Loc = (),
     if settings is not None:
         issues += _check_settings_fit(cls, settings, prefix, source, locate)
     if settings is not None and settings.ramp is not None:
+        if settings.ramp.over is None and settings.for_ is None and (
+                settings.window is None or settings.window.end is None):
+            loc = (*prefix, "ramp", "over")
+            issues.append(ConfigIssue(source, locate(loc), _field(loc),
+                                      "a ramp needs `over`, or a `for`/`window.end` to span"))
         allowed = ("probability", *cls.magnitude_fields)
         if settings.ramp.field not in allowed:
             loc = (*prefix, "ramp", "field")

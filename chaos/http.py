@@ -27,7 +27,6 @@ from chaos.actions import (
     FaultContext,
     Hang,
     Pause,
-    Reject,
     Reset,
     Respond,
     StreamItem,
@@ -147,10 +146,9 @@ class HttpProxy:
             wf.record_injected(self.name)
             if isinstance(action, Delay):
                 await asyncio.sleep(action.seconds)
-            elif isinstance(action, Respond | Reject):
+            elif isinstance(action, Respond):
                 self.metrics.requests.labels(self.name, "fault").inc()
-                headers = action.headers if isinstance(action, Respond) else ()
-                return web.Response(status=action.status, headers=CIMultiDict(headers),
+                return web.Response(status=action.status, headers=CIMultiDict(action.headers),
                                     body=action.body)
             elif isinstance(action, Hang):
                 if await self._hang(request, action):

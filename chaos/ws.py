@@ -32,7 +32,6 @@ from chaos.actions import (
     Cut,
     Defer,
     Delay,
-    Hang,
     Pause,
     Reject,
     Respond,
@@ -129,8 +128,6 @@ class WsProxy:
                 return conn.respond(action.status, action.body.decode("utf-8", "replace"))
             elif isinstance(action, Starve):
                 self._starve(conn, action.seconds)
-            elif isinstance(action, Hang) and action.seconds is not None:
-                await asyncio.sleep(action.seconds)
         headers = [(k, v) for k, v in request.headers.raw_items()
                    if k.lower() not in _HANDSHAKE_HEADERS]
         offered = [Subprotocol(p.strip()) for value in

@@ -98,6 +98,8 @@ def test_route_checks():
     with pytest.raises(ConfigError, match="must start with"):
         parse_config({"routes": [{"name": "a", "kind": "ws", "listen": "127.0.0.1:0",
                                   "upstream": "http://x"}]})
+    with pytest.raises(ConfigError, match="a ramp needs `over`"):
+        parse_config({**base, "faults": [{"type": "reset", "ramp": {"from": 0, "to": 1}}]})
     with pytest.raises(ConfigError, match="cannot ramp 'status'"):
         parse_config({**base, "faults": [{"type": "status", "status": 500,
                                           "ramp": {"field": "status", "from": 1, "to": 2}}]})

@@ -135,6 +135,10 @@ def drift_enum(value: Any, replacement: Any = None) -> Any:
     return value
 
 
+def _order(ptr: Pointer) -> tuple[int, tuple[tuple[int, int, str], ...]]:
+    return len(ptr), tuple((1, p, "") if isinstance(p, int) else (0, 0, p) for p in ptr)
+
+
 def _replacement(op: DriftOp, current: Any, to: str | None, value: Any) -> Any:
     if op == "set_null":
         return None
@@ -155,8 +159,9 @@ def compile_ops(doc: Any, op: DriftOp, path: str, *, to: str | None = None,
                 key: str | None = None, value: Any = None) -> list[dict[str, Any]]:
     """RFC 6902 ops that apply drift `op` to everything `path` selects in `doc`."""
     ops: list[dict[str, Any]] = []
-    # deepest first, so removing or moving one value leaves the others' pointers valid
-    for ptr in sorted(select(doc, parse_path(path)), key=len, reverse=True):
+    # deepest first, and higher list indices before lower ones, so removing or
+    # moving one value leaves the other pointers valid
+    for ptr in sorted(select(doc, parse_path(path)), key=_order, reverse=True):
         current = _get(doc, ptr)
         where = to_pointer(ptr)
         if op == "rename":

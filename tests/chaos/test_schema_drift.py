@@ -104,3 +104,11 @@ async def test_bad_drift_params_are_config_errors(upstream, make_proxy):
         await make_proxy(upstream, [{"type": "schema_drift", "op": "rename", "path": "$.a"}])
     with pytest.raises(ConfigError, match=r"faults\[0\]\.path"):
         await make_proxy(upstream, [{"type": "schema_drift", "op": "remove", "path": "$..["}])
+
+
+def test_removing_several_list_items_removes_each_once():
+    doc = {"a": [1, 2, 3], "b": {"x": 1, "y": 2}}
+    assert apply_patch(doc, compile_ops(doc, "remove", "$.a[*]")) == {"a": [], "b": doc["b"]}
+    assert apply_patch(doc, compile_ops(doc, "remove", "$.*")) == {}
+    nested = [[1, 2], [3]]
+    assert apply_patch(nested, compile_ops(nested, "remove", "$[*][*]")) == [[], []]

@@ -9,7 +9,7 @@ without sockets, and lets the proxies stay thin.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 
@@ -127,18 +127,3 @@ class StreamTransform(Protocol):
         """The upstream finished; return whatever is still held."""
         ...
 
-
-@dataclass
-class Passthrough:
-    """A StreamTransform that changes nothing (the identity)."""
-
-    seen: int = field(default=0)
-
-    def feed(self, chunk: bytes) -> list[StreamItem]:
-        """Pass the chunk on."""
-        self.seen += len(chunk)
-        return [chunk]
-
-    def end(self) -> list[StreamItem]:
-        """Nothing held."""
-        return []

@@ -44,7 +44,7 @@ class Client:
         data, _ = await asyncio.wait_for(self.loop.sock_recvfrom(self.sock, 65536), timeout)
         return data
 
-    async def recv_all(self, quiet: float = 0.15) -> list[bytes]:
+    async def recv_all(self, quiet: float = 0.25) -> list[bytes]:
         got = []
         while True:
             try:

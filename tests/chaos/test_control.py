@@ -89,3 +89,64 @@ async def test_non_loopback_bind_needs_a_token(upstream):
     with pytest.raises(LocalError, match="needs a token"):
         await proxy.start()
     await proxy.stop()
+
+
+async def test_one_proxy_three_kinds_and_a_live_udp_fault(upstream):
+    import asyncio
+    import socket
+
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    async def echo(ws):
+        async for message in ws:
+            await ws.send(message)
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            self.transport.sendto(data, addr)
+
+    loop = asyncio.get_running_loop()
+    udp_echo, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+    udp_port = udp_echo.get_extra_info("sockname")[1]
+    async with serve(echo, "127.0.0.1", 0) as ws_server:
+        ws_port = next(iter(ws_server.sockets)).getsockname()[1]
+        config = parse_config({
+            "seed": 1,
+            "control": {"listen": "127.0.0.1:0"},
+            "routes": [
+                {"name": "api", "kind": "http", "listen": "127.0.0.1:0", "upstream": upstream},
+                {"name": "tts", "kind": "ws", "listen": "127.0.0.1:0",
+                 "upstream": f"ws://127.0.0.1:{ws_port}"},
+                {"name": "rtp", "kind": "udp", "listen": "127.0.0.1:0",
+                 "upstream": f"127.0.0.1:{udp_port}"},
+            ],
+        })
+        async with ChaosProxy(config) as proxy:
+            assert set(proxy.listeners) == {"api", "tts", "rtp", "control"}
+            async with httpx.AsyncClient() as c:
+                assert (await c.get(url(proxy, "/doc", route="api"))).json() == DOC
+                async with connect(url(proxy, "/", route="tts", scheme="ws"), proxy=None) as ws:
+                    await ws.send("hi")
+                    assert await asyncio.wait_for(ws.recv(), 1) == "hi"
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sock.setblocking(False)
+                try:
+                    rtp = proxy.listeners["rtp"]
+                    await loop.sock_sendto(sock, b"one", rtp)
+                    data, _ = await asyncio.wait_for(loop.sock_recvfrom(sock, 100), 1)
+                    assert data == b"one"
+                    r = await c.post(api(proxy, "/faults"),
+                                     json={"type": "udp_loss", "name": "cut", "loss": 1.0})
+                    assert r.status_code == 201
+                    assert proxy.active_faults() == ["cut"]
+                    await loop.sock_sendto(sock, b"two", rtp)
+                    with pytest.raises(TimeoutError):
+                        await asyncio.wait_for(loop.sock_recvfrom(sock, 100), 0.3)
+                    assert proxy.injected_counts() == {"cut": 1}
+                finally:
+                    sock.close()
+    udp_echo.close()

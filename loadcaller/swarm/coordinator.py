@@ -23,6 +23,7 @@ from typing import Any
 
 import gevent
 import gevent.event
+import gevent.lock
 from gevent.pywsgi import WSGIServer
 from locust.env import Environment
 from locust.runners import STATE_STOPPED, MasterRunner, Runner
@@ -74,6 +75,7 @@ class Coordinator:
         self.reports = LocustReports(self.env, csv_prefix=opts.csv_prefix,
                                      html_path=opts.html_path)
         self._greenlets: list[gevent.Greenlet] = []
+        self._ship_lock = gevent.lock.Semaphore()
 
     # ---- Locust hooks -------------------------------------------------------------
 
@@ -101,8 +103,9 @@ class Coordinator:
     def ship(self) -> None:
         """Move this process's finished records and health into the aggregate."""
         if self.node is not None:
-            self.agg.add_records(self.node.node_id, self.node.drain())
-            self.agg.update_node(self.node.node_id, self.node.snapshot())
+            with self._ship_lock:  # one snapshot at a time: a late one never overwrites
+                self.agg.add_records(self.node.node_id, self.node.drain())
+                self.agg.update_node(self.node.node_id, self.node.snapshot())
         self.agg.users = self.runner.user_count
         self.agg.locust_cpu_warning = bool(
             self.runner.cpu_warning_emitted or getattr(self.runner, "worker_cpu_warning_emitted",

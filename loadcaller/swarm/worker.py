@@ -20,6 +20,7 @@ import signal
 from typing import Any
 
 import gevent
+import gevent.lock
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
@@ -40,6 +41,7 @@ class Worker:
         self.spec = spec
         self.env: Environment = make_environment(spec, headless=True)
         self.node: CallerNode | None = None
+        self._report_lock = gevent.lock.Semaphore()
         events = self.env.events
         events.init.add_listener(self._on_init)
         events.report_to_master.add_listener(self._on_report)
@@ -56,7 +58,8 @@ class Worker:
 
     def _on_report(self, client_id: str, data: dict[str, Any]) -> None:
         if self.node is not None:
-            data[PAYLOAD_KEY] = {"records": self.node.drain(), "node": self.node.snapshot()}
+            with self._report_lock:  # snapshots leave in the order they were taken
+                data[PAYLOAD_KEY] = {"records": self.node.drain(), "node": self.node.snapshot()}
 
     def _on_test_stop(self, environment: Environment, **_kw: Any) -> None:
         if self.node is None:

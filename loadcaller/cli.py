@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="agent think time distribution (default lognormal:250:0.3)")
     d.add_argument("--backend-latency", default="lognormal:60:0.5",
                    help="mock backend latency distribution (default lognormal:60:0.5)")
+    d.add_argument("--no-chaos", action="store_true",
+                   help="no chaos proxy (by default the backend sits behind one that adds "
+                   "1.2 s of latency, then renames a field, midway through the run)")
     _swarm_arguments(d)
 
     r = sub.add_parser("run", help="run a profile against your agent",
@@ -162,7 +165,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_demo(users=args.users, duration=args.duration, results_dir=args.results_dir,
                         think=args.think, backend_latency=args.backend_latency,
-                        swarm=swarm_options(args))
+                        swarm=swarm_options(args), chaos=not args.no_chaos)
     if args.command == "run":
         return _run(args)
     if args.command == "agent":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import sys
 import time
 from importlib import resources
@@ -30,8 +31,50 @@ def demo_profile_text() -> str:
     return resources.files("loadcaller").joinpath("data/demo.yaml").read_text(encoding="utf-8")
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (the proxy must listen before the agent starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def demo_chaos(port: int, upstream: str, duration_s: float) -> dict[str, Any]:
+    """The demo's chaos: backend latency, then a renamed field, then calm again."""
+    q = duration_s / 4
+    return {
+        "routes": [{"name": "backend", "kind": "http", "listen": f"127.0.0.1:{port}",
+                    "upstream": upstream}],
+        "faults": [
+            {"name": "backend_latency", "type": "latency", "route": "backend",
+             "delay": "1200ms", "at": f"{q:g}s", "for": f"{q:g}s"},
+            {"name": "schema_rename", "type": "schema_drift", "route": "backend",
+             "op": "rename", "path": "$.reply", "to": "response",
+             "at": f"{2.2 * q:g}s", "for": f"{q:g}s"},
+        ],
+    }
+
+
+def add_agent_fallbacks(phases: list[dict[str, Any]], truth: Path) -> None:
+    """Count the agent's fallback replies (its backend failed it) in each phase."""
+    if not phases or not truth.exists():
+        return
+    for ph in phases:
+        ph["agent_fallbacks"] = 0
+    for line in truth.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        t = rec.get("t_last_speech_recv")
+        if t is None or rec.get("reply") != "agent_fallback":
+            continue
+        phase = phases[0]
+        for ph in phases:
+            if ph["from"] <= t + 0.05:
+                phase = ph
+        phase["agent_fallbacks"] += 1
+
+
 def run_demo(*, users: int | None, duration: str | None, results_dir: Path | None,
-             think: str, backend_latency: str, swarm: SwarmOptions | None = None) -> int:
+             think: str, backend_latency: str, swarm: SwarmOptions | None = None,
+             chaos: bool = True) -> int:
     """Run the demo; return the process exit code."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = results_dir or Path("loadcaller-results") / f"demo-{stamp}"
@@ -42,16 +85,26 @@ def run_demo(*, users: int | None, duration: str | None, results_dir: Path | Non
                                                      "--latency", backend_latency])
     agent: ProcService | None = None
     try:
-        agent = start_process_service("reference agent", [
-            "agent", "--port", "0", "--backend-url", f"{backend.url}/v1/turn",
-            "--think", think, "--ground-truth", str(out / "agent_turns.jsonl")])
-        say(f"  mock backend  {backend.url}  (latency {backend_latency})")
-        say(f"  agent         {agent.url}  (think {think})")
-        overrides: dict[str, Any] = {"target.url": agent.url}
+        overrides: dict[str, Any] = {}
         if users is not None:
             overrides["load.users"] = users
         if duration is not None:
             overrides["load.duration"] = duration
+        backend_url = backend.url
+        if chaos:
+            port = free_port()
+            seconds = parse_profile(demo_profile_text(), "demo.yaml", overrides).load.duration
+            overrides["chaos"] = demo_chaos(port, backend.url, seconds)
+            backend_url = f"http://127.0.0.1:{port}"
+        agent = start_process_service("reference agent", [
+            "agent", "--port", "0", "--backend-url", f"{backend_url}/v1/turn",
+            "--think", think, "--ground-truth", str(out / "agent_turns.jsonl")])
+        say(f"  mock backend  {backend.url}  (latency {backend_latency})")
+        if chaos:
+            say(f"  chaos proxy   {backend_url}  (backend latency +1.2 s, then a renamed "
+                "field, midway)")
+        say(f"  agent         {agent.url}  (think {think})")
+        overrides["target.url"] = agent.url
         profile = parse_profile(demo_profile_text(), "demo.yaml", overrides)
         spec = compile_profile(profile, source="demo.yaml")
         say(f"  callers       {spec.plan.users} concurrent, {spec.plan.duration_s:g}s, "
@@ -63,6 +116,7 @@ def run_demo(*, users: int | None, duration: str | None, results_dir: Path | Non
         def check(summary: dict[str, Any]) -> None:
             agent.stop()  # type: ignore[union-attr]  # flushes its ground truth
             summary["ground_truth"] = compare(out / "turns.jsonl", out / "agent_turns.jsonl")
+            add_agent_fallbacks(summary.get("phases") or [], out / "agent_turns.jsonl")
 
         summary, code = run_swarm(spec, opts, on_summary=check)
         gt = summary.get("ground_truth", {})

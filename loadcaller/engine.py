@@ -42,7 +42,7 @@ class Engine:
         # hooks (metrics, the swarm's record shipping): called in the loop with each record
         self.on_call_end: list[Callable[[CallRecord], None]] = []
         self.proxy: ChaosProxy | None = None
-        self._started = False
+        self._starting: asyncio.Future[None] | None = None
         self._calls = 0
 
     async def start(self) -> None:
@@ -51,9 +51,11 @@ class Engine:
         Idempotent; :meth:`place_call` calls it. Start it yourself to learn the proxy's
         bound ports before the agent starts (``engine.proxy.listeners``).
         """
-        if self._started:
-            return
-        self._started = True
+        if self._starting is None:  # the first caller starts it; the others wait for it
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
         if self.spec.chaos is not None:
             proxy = ChaosProxy(self.spec.chaos, seed=self.spec.seed)
             await proxy.start()

@@ -53,7 +53,7 @@ async def test_shipped_smoke_profile_validates(tmp_path):
 
 async def test_demo_runs_end_to_end_and_checks_itself(tmp_path):
     out = tmp_path / "demo"
-    code, stdout, err = await run_cli("demo", "--users", "4", "--duration", "6s",
+    code, stdout, err = await run_cli("demo", "--users", "4", "--duration", "16s",
                                       "--results-dir", str(out), timeout=180)
     assert code == 0, err
     assert "turn latency" in stdout and "measurement check" in stdout
@@ -69,4 +69,7 @@ async def test_demo_runs_end_to_end_and_checks_itself(tmp_path):
     assert summary["ground_truth"]["median_abs_diff_ms"] <= 5.0
     turns = read_jsonl(out / "turns.jsonl")
     assert len(turns) == summary["turns"]["count"]
+    # the backend sat behind the chaos proxy; its faults show per turn and per phase
+    assert any(t["faults"] for t in turns)
+    assert "chaos phase" in stdout and len(summary["phases"]) >= 2
     assert all(t["t_reply_onset"] > t["t_speech_end"] for t in turns)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Coroutine
@@ -42,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control", metavar="HOST:PORT",
                    help="serve the control API here (default: the config's `control`, "
                         "else none); any address but loopback needs --token")
-    p.add_argument("--token", help="bearer token required by the control API")
+    p.add_argument("--token", help="bearer token required by the control API "
+                                   "(default: $CHAOS_PROXY_TOKEN, which keeps it out of ps)")
     p.add_argument("--seed", type=int, help="seed for every random choice (replays a run)")
     p.add_argument("--check", action="store_true", help="validate the config and exit")
     p.add_argument("--list-faults", action="store_true", help="print the fault types and exit")
@@ -97,11 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         control = config.control
-        if args.control is not None or args.token is not None:
-            listen = parse_hostport(args.control) if args.control else (
-                control.listen if control else ("127.0.0.1", 9100))
-            control = ControlConfig(listen=listen, token=args.token or (
-                control.token if control else None))
+        token = args.token or os.environ.get("CHAOS_PROXY_TOKEN") or (
+            control.token if control else None)
+        if args.control is not None:
+            control = ControlConfig(listen=parse_hostport(args.control), token=token)
+        elif control is not None:
+            control = ControlConfig(listen=control.listen, token=token)
+        elif args.token is not None:
+            raise LocalError("--token needs a control API: give --control HOST:PORT "
+                             "or a `control:` section")
         proxy = ChaosProxy(config, seed=args.seed, control=control)
         if control is not None:
             from chaos.control import is_loopback

@@ -195,3 +195,18 @@ def test_cli_address_in_use_and_unresolvable_upstream_exit_1(tmp_path):
     done = _cli("--config", str(path))
     assert done.returncode == 1 and "cannot resolve upstream" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_cli_token_from_environment_and_token_without_control(tmp_path):
+    import os
+
+    path = write(tmp_path, GOOD)
+    env = {**os.environ, "CHAOS_PROXY_TOKEN": "from-env"}
+    done = subprocess.run([sys.executable, "-m", "chaos.cli", "--config", str(path),
+                           "--control", "0.0.0.0:0", "--check"], capture_output=True,
+                          text=True, timeout=30, env=env,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr  # the token came from the environment
+    no_control = write(tmp_path, GOOD.replace("control:\n  listen: 127.0.0.1:0\n", ""))
+    done = _cli("--config", str(no_control), "--token", "t", "--check")
+    assert done.returncode == 2 and "--token needs a control API" in done.stderr

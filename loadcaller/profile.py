@@ -28,26 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from chaos.units import parse_duration
 from loadcaller.errors import ProfileError
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> float:
-    """``"500ms"``, ``"30s"``, ``"2m"``, ``"1h"`` or a number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like 30s, 500ms, 2m")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return float(m.group(1)) * _UNITS[m.group(2)]
-    raise ValueError(f"{value!r} is not a duration: use e.g. 30s, 500ms, 2m, 1h or seconds")
-
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 

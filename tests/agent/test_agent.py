@@ -66,6 +66,21 @@ async def start_agent(**kw):
     return agent, server, port, truth
 
 
+async def one_turn_truth(backend_url: str, **cfg) -> dict:
+    """Let the agent greet, say one turn, wait for the reply; the agent's truth for it."""
+    agent, server, port, truth = await start_agent(cfg={"backend_url": backend_url, **cfg})
+    try:
+        async with connect(f"ws://127.0.0.1:{port}/media") as ws:
+            caller = Caller(ws)
+            await caller.begin()
+            await caller.send_frames([SILENCE_B64] * 200)
+            await caller.send_frames(list(SPEECH.b64) + [SILENCE_B64] * 75)
+    finally:
+        server.close()
+        await agent.close()
+    return next(json.loads(x) for x in truth.getvalue().splitlines() if '"turn": 0' in x)
+
+
 async def test_greets_then_answers_each_turn_after_half_a_second_of_silence():
     agent, server, port, truth = await start_agent()
     try:
@@ -110,18 +125,7 @@ async def test_barge_in_stops_the_reply_and_sends_clear():
 
 
 async def test_backend_down_gives_the_fallback_phrase_not_silence():
-    agent, server, port, truth = await start_agent(
-        cfg={"backend_url": "http://127.0.0.1:9/v1/turn", "backend_timeout_s": 1.0})
-    try:
-        async with connect(f"ws://127.0.0.1:{port}/media") as ws:
-            caller = Caller(ws)
-            await caller.begin()
-            await caller.send_frames([SILENCE_B64] * 200)
-            await caller.send_frames(list(SPEECH.b64) + [SILENCE_B64] * 75)
-    finally:
-        server.close()
-        await agent.close()
-    turn = next(json.loads(x) for x in truth.getvalue().splitlines() if '"turn": 0' in x)
+    turn = await one_turn_truth("http://127.0.0.1:9/v1/turn", backend_timeout_s=1.0)
     assert turn["reply"] == "agent_fallback"
     assert turn["backend"].startswith("error")
 
@@ -138,20 +142,11 @@ async def test_backend_schema_change_makes_the_agent_fall_back():
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    bport = site._server.sockets[0].getsockname()[1]
-    agent, server, port, truth = await start_agent(
-        cfg={"backend_url": f"http://127.0.0.1:{bport}/v1/turn"})
+    bport = runner.addresses[0][1]
     try:
-        async with connect(f"ws://127.0.0.1:{port}/media") as ws:
-            caller = Caller(ws)
-            await caller.begin()
-            await caller.send_frames([SILENCE_B64] * 200)
-            await caller.send_frames(list(SPEECH.b64) + [SILENCE_B64] * 75)
+        turn = await one_turn_truth(f"http://127.0.0.1:{bport}/v1/turn")
     finally:
-        server.close()
-        await agent.close()
         await runner.cleanup()
-    turn = next(json.loads(x) for x in truth.getvalue().splitlines() if '"turn": 0' in x)
     assert turn["reply"] == "agent_fallback" and "KeyError" in turn["backend"]
 
 

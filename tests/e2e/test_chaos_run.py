@@ -46,6 +46,14 @@ async def test_chaos_section_starts_the_proxy_and_tags_every_turn(tmp_path, serv
     assert sum(p["turns"] for p in phases) == len(turns)
 
 
+async def run_and_read(profile, out) -> list[dict]:
+    """Run a profile; the calls that were not cut short by the end of the run."""
+    code, _, err = await run_cli("run", str(profile), "--results-dir", str(out),
+                                 "--progress-every", "0")
+    assert code == 0, err
+    return [c for c in read_jsonl(out / "calls.jsonl") if c["outcome"] != "cancelled"]
+
+
 async def test_media_impairment_without_a_proxy(tmp_path, services):
     agent = await start("agent", "--port", "0", "--think", "100ms")
     services.append(agent)
@@ -53,21 +61,13 @@ async def test_media_impairment_without_a_proxy(tmp_path, services):
     profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=2, duration="4s",
                             turns=2, turn_timeout="2s",
                             extra="media: {outbound: {type: loss, loss: 1.0}}")
-    out = tmp_path / "r"
-    code, _, err = await run_cli("run", str(profile), "--results-dir", str(out),
-                                 "--progress-every", "0")
-    assert code == 0, err
-    calls = [c for c in read_jsonl(out / "calls.jsonl") if c["outcome"] != "cancelled"]
+    calls = await run_and_read(profile, tmp_path / "r")
     assert calls and all(c["greeting_ms"] is not None for c in calls)
-    assert {t["outcome"] for t in read_jsonl(out / "turns.jsonl")} == {"no_response"}
+    assert {t["outcome"] for t in read_jsonl(tmp_path / "r" / "turns.jsonl")} == {"no_response"}
 
     # every agent frame lost on the way to the caller: the caller hears nothing at all
     profile = write_profile(tmp_path / "q.yaml", url=agent.url, users=2, duration="3s",
                             turns=1, turn_timeout="2s",
                             extra="media: {inbound: {type: loss, loss: 1.0}}")
-    out = tmp_path / "q"
-    code, _, err = await run_cli("run", str(profile), "--results-dir", str(out),
-                                 "--progress-every", "0")
-    assert code == 0, err
-    calls = [c for c in read_jsonl(out / "calls.jsonl") if c["outcome"] != "cancelled"]
+    calls = await run_and_read(profile, tmp_path / "q")
     assert calls and {c["outcome"] for c in calls} == {"no_response"}

@@ -6,6 +6,7 @@ results directory's full histograms remain the reference.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import gevent
@@ -38,6 +39,13 @@ class LocustReports:
             self._greenlet.kill(block=True)
         if self._writer is not None:
             self._writer.close_files()
+        if self.csv_prefix:  # the periodic writer may lag the end: write the final figures
+            final = stats.StatsCSV(self.env, stats.PERCENTILES_TO_REPORT)
+            for suffix, write in (("stats", final.requests_csv), ("failures", final.failures_csv),
+                                  ("exceptions", final.exceptions_csv)):
+                with open(f"{self.csv_prefix}_{suffix}.csv", "w", newline="",
+                          encoding="utf-8") as f:
+                    write(csv.writer(f))
         if self.html_path is not None:
             self.html_path.parent.mkdir(parents=True, exist_ok=True)
             self.html_path.write_text(get_html_report(self.env, show_download_link=False),

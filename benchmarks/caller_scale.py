@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import subprocess
 import sys
@@ -30,12 +31,18 @@ from loadcaller.transports.twilio_stream import TwilioTarget
 HERE = Path(__file__).parent
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds of another process (utime + stime from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
 
 
-async def level(url: str, n: int, seconds: float) -> dict[str, float]:
+async def level(url: str, n: int, seconds: float, target_pid: int = 0) -> dict[str, float]:
     say = Say(make_utterance("hello", load_pack_audio("hello_order")))
     steps = (WaitForAgent(),) + (say, WaitForAgent(), Pause(500_000_000)) * 50
     spec = RunSpec(name="bench", target=TwilioTarget(url=url, setup_timeout_s=30),
@@ -54,8 +61,10 @@ async def level(url: str, n: int, seconds: float) -> dict[str, float]:
     engine.clock.lag = type(engine.clock.lag)()
     engine.clock.spread = type(engine.clock.spread)()
     c0, t0 = cpu(), time.monotonic()
+    tc0 = proc_cpu(target_pid) if target_pid else 0.0
     await asyncio.sleep(seconds)
     c1, t1 = cpu(), time.monotonic()
+    tc1 = proc_cpu(target_pid) if target_pid else 0.0
     lag, spread = engine.clock.lag.summary_ms(), engine.clock.spread.summary_ms()
     turns = engine.results.turn_latency.count
     for t in tasks:
@@ -65,7 +74,8 @@ async def level(url: str, n: int, seconds: float) -> dict[str, float]:
     cpu_pct = 100 * (c1 - c0) / (t1 - t0)
     return {"calls": n, "cpu_pct": cpu_pct, "cpu_ms_per_call_s": 10 * cpu_pct / n,
             "lag_p50": lag["p50"], "lag_p99": lag["p99"], "tick_p99": spread["p99"],
-            "ticks": lag["count"], "turns_done": turns}
+            "ticks": lag["count"], "turns_done": turns,
+            "target_cpu_pct": 100 * (tc1 - tc0) / (t1 - t0), "load": os.getloadavg()[0]}
 
 
 async def main() -> None:
@@ -80,11 +90,12 @@ async def main() -> None:
         url = target.stdout.readline().split()[1]
         print(f"target {url} (separate process)")
         print(f"{'calls':>6} {'CPU %':>7} {'CPU ms/call/s':>14} {'lag p50':>8} {'lag p99':>8} "
-              f"{'tick p99':>9}")
+              f"{'tick p99':>9} {'target CPU %':>13} {'loadavg':>8}")
         for n in args.calls:
-            r = await level(url, n, args.seconds)
+            r = await level(url, n, args.seconds, target.pid)
             print(f"{r['calls']:>6} {r['cpu_pct']:>7.1f} {r['cpu_ms_per_call_s']:>14.3f} "
-                  f"{r['lag_p50']:>8.2f} {r['lag_p99']:>8.2f} {r['tick_p99']:>9.2f}", flush=True)
+                  f"{r['lag_p50']:>8.2f} {r['lag_p99']:>8.2f} {r['tick_p99']:>9.2f} "
+                  f"{r['target_cpu_pct']:>13.1f} {r['load']:>8.2f}", flush=True)
     finally:
         target.terminate()
 

@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     _swarm_arguments(d)
 
     r = sub.add_parser("run", help="run a profile against your agent",
-                       description="Run the callers a profile describes. Options override the "
-                       "profile.")
+                       description="Run the callers a profile describes, as a Locust run. "
+                       "Options override the profile.", epilog=EXIT_CODES_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("profile", type=Path, help="profile YAML, e.g. profiles/smoke.yaml")
     r.add_argument("--target", help="agent URL (ws:// or wss://), overrides target.url")
     r.add_argument("--users", type=_positive_int, help="concurrent callers, overrides load.users")

@@ -58,6 +58,8 @@ class Aggregate:
         self.users = 0
         self.workers = 0
         self.locust_cpu_warning = False
+        self.turn_outcomes: Counter[str] = Counter()  # /metrics: live turns included
+        self._live_seen: Counter[str] = Counter()
         self._merge_cache: dict[str, tuple[tuple[bytes, ...], Histogram]] = {}
 
     # ---- input -------------------------------------------------------------------
@@ -75,11 +77,28 @@ class Aggregate:
         if rec.greeting_ns is not None:
             key = (rec.scenario, rec.transport)
             self._hist(self.greeting, key).observe(rec.greeting_ns / NS_PER_S)
-        for turn in rec.turns:
-            lat = turn.latency_ns
-            if lat is not None:
-                key3 = (rec.scenario, rec.transport, str(turn.index))
-                self._hist(self.turn_latency, key3).observe(lat / NS_PER_S)
+        seen = self._live_seen.pop(rec.call_id, 0)  # turns already observed live
+        for turn in rec.turns[seen:]:
+            self._observe_turn(rec.scenario, rec.transport, turn.index, turn.outcome,
+                               turn.latency_ns)
+
+    def _observe_turn(self, scenario: str, transport: str, index: int, outcome: str,
+                      latency_ns: int | None) -> None:
+        self.turn_outcomes[outcome] += 1
+        if latency_ns is not None:
+            key = (scenario, transport, str(index))
+            self._hist(self.turn_latency, key).observe(latency_ns / NS_PER_S)
+
+    def add_live_turns(self, turns: list[dict[str, Any]]) -> None:
+        """Turns of calls still in progress (see ``CallerNode.snapshot``), for /metrics.
+
+        Each is observed once; when its call's record arrives only the turns not
+        seen live are observed, so /metrics counts every turn exactly once.
+        """
+        for t in turns:
+            self._live_seen[t["call_id"]] += 1
+            self._observe_turn(t["scenario"], t["transport"], t["index"], t["outcome"],
+                               t["latency_ns"])
 
     @staticmethod
     def _hist(table: dict[Any, m.BucketHistogram], key: Any) -> m.BucketHistogram:
@@ -90,6 +109,7 @@ class Aggregate:
 
     def update_node(self, node_id: str, snapshot: dict[str, Any]) -> None:
         """Replace a process's cumulative snapshot (see ``CallerNode.snapshot``)."""
+        self.add_live_turns(snapshot.pop("live_turns", []))
         self.nodes[node_id] = snapshot
 
     # ---- output ------------------------------------------------------------------
@@ -213,7 +233,7 @@ class Aggregate:
                                  ("scenario", "transport", "turn"),
                                  sorted(self.turn_latency.items()))
         yield m.counter_family(m.TURNS_TOTAL, "Turns measured, by outcome", ("outcome",),
-                               (((o,), n) for o, n in sorted(r.turn_outcomes.items())))
+                               (((o,), n) for o, n in sorted(self.turn_outcomes.items())))
         yield m.histogram_family(m.GREETING_LATENCY, "Call answered to first agent speech",
                                  ("scenario", "transport"), sorted(self.greeting.items()))
         yield m.histogram_family(m.CALL_SETUP, "Dial to call set up", ("transport",),

@@ -6,7 +6,9 @@ their greenlets. The engine reports every finished call (completed, failed or
 cancelled) on the loop thread; the node puts the record in an outbox that
 whoever ships results drains (:meth:`drain`, on the hub thread): every record
 leaves exactly once. :meth:`snapshot` is the process's cumulative state
-(counters, health histograms), safe to send any number of times.
+(counters, health histograms), plus the turns measured since the last
+snapshot in calls still in progress (so /metrics shows turns while long calls
+go on; the aggregate never counts a turn twice).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class CallerNode:
         self.engine = Engine(spec, None)
         self.engine.on_call_end.append(self._on_call_end)
         self._outbox: collections.deque[dict[str, Any]] = collections.deque()
+        self._live_sent: dict[str, int] = {}  # call id -> turns already sent live
         self.loop_lag = Histogram()
         self.hub_lag = Histogram()
         self.open_counts = {"scheduled": 0, "started": 0, "missed": 0}
@@ -87,7 +90,21 @@ class CallerNode:
         return self.loop.run(lambda: self.engine.place_call(call_id))
 
     def _on_call_end(self, rec: CallRecord) -> None:  # loop thread
+        self._live_sent.pop(rec.call_id, None)
         self._outbox.append(record_to_wire(rec))
+
+    def _live_turns(self) -> list[dict[str, Any]]:  # loop thread
+        """Turns measured in calls still in progress and not sent yet: live /metrics."""
+        out = []
+        for call in self.engine.active:
+            rec = call.record
+            sent = self._live_sent.get(rec.call_id, 0)
+            for turn in rec.turns[sent:]:
+                out.append({"call_id": rec.call_id, "scenario": rec.scenario,
+                            "transport": rec.transport, "index": turn.index,
+                            "outcome": turn.outcome, "latency_ns": turn.latency_ns})
+            self._live_sent[rec.call_id] = len(rec.turns)
+        return out
 
     def drain(self) -> list[dict[str, Any]]:
         """Take every finished record not yet taken (hub thread)."""
@@ -138,6 +155,7 @@ class CallerNode:
                 "loop_lag": self.loop_lag.encode(),
                 "skipped_ticks": engine.clock.skipped,
                 "member_errors": engine.clock.member_errors,
+                "live_turns": self._live_turns(),
             }
 
         snap = self.loop.run(take, timeout_s=10.0)

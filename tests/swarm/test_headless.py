@@ -94,3 +94,27 @@ def test_saturation_is_reported_everywhere(tmp_path, agent: Agent):
     assert gen["saturated"] is True
     assert any("media clock lag p99" in r for r in gen["saturation_reasons"])
     assert scraped["loadcaller_generator_saturated"] == 1.0
+
+
+def test_turns_reach_metrics_while_their_call_is_still_in_progress(tmp_path, agent: Agent):
+    profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=1, duration="60s",
+                            turns=3)
+    run = start_run(profile, tmp_path / "r", *TRUSTING)
+    seen: dict[str, float] = {}
+
+    def turn_before_any_call_ended() -> bool:
+        samples = parse_metrics(http_get(run.metrics_url))
+        if metric_sum(samples, "loadcaller_turn_latency_seconds_count") < 1:
+            return False
+        seen.update(samples)
+        return True
+
+    try:
+        wait_until(turn_before_any_call_ended, 60, "a measured turn on /metrics")
+    finally:
+        run.signal()
+    assert metric_sum(seen, "loadcaller_calls_total") == 0  # the call was still going on
+    code, _, err = run.wait()
+    assert code == 130, err
+    turns = read_jsonl(run.out_dir / "turns.jsonl")
+    assert len(turns) >= 1  # and the file has the turn too, counted once

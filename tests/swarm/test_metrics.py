@@ -98,3 +98,19 @@ def test_locust_cpu_warning_marks_the_run_saturated():
     assert agg.saturated() is False
     agg.locust_cpu_warning = True
     assert agg.saturated() is True
+
+
+def test_turns_seen_live_are_not_counted_again_when_the_call_ends(tmp_path):
+    agg = Aggregate(tmp_path, saturation_lag_ms=5.0)
+    live = {"call_id": "a", "scenario": "order", "transport": "twilio", "index": 0,
+            "outcome": "answered", "latency_ns": 300 * MS}
+    agg.update_node("w1", {"started": 1, "live_turns": [live]})
+    text = generate_latest(make_registry(agg)).decode()
+    assert 'loadcaller_turns_total{outcome="answered"} 1.0' in text  # while the call goes on
+    agg.add_records("w1", [record_to_wire(_record("a", [300, 700]))])
+    text = generate_latest(make_registry(agg)).decode()
+    assert 'loadcaller_turns_total{outcome="answered"} 2.0' in text
+    assert ('loadcaller_turn_latency_seconds_count{scenario="order",transport="twilio",turn="0"}'
+            ' 1.0') in text
+    assert len((tmp_path / "turns.jsonl").read_text().splitlines()) == 2
+    agg.close()

@@ -158,5 +158,5 @@ class SwarmCollector:
 def make_registry(source: MetricsSource) -> CollectorRegistry:
     """Our own registry (not the global default), holding only our collector."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SwarmCollector(source))  # type: ignore[arg-type]
+    registry.register(SwarmCollector(source))
     return registry

@@ -82,8 +82,11 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--calls", type=int, nargs="+", default=[100, 300, 600])
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--reply-every", type=float, default=5.0,
+                    help="the target's reply interval per call (s)")
     args = ap.parse_args()
-    target = subprocess.Popen([sys.executable, str(HERE / "twilio_target.py")],
+    target = subprocess.Popen([sys.executable, str(HERE / "twilio_target.py"), "--every",
+                               str(args.reply_every)],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert target.stdout is not None

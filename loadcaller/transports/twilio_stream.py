@@ -22,6 +22,7 @@ from websockets.uri import parse_uri
 from loadcaller.errors import RemoteProtocolError, SetupFailed
 from loadcaller.timebase import now_ns
 from loadcaller.transports.base import AGENT_HANGUP, COMPLETED, DROPPED, ERROR, CallTransport
+from loadcaller.transports.wsframe import masked_text_frame
 from loadcaller.twilio.caller import TwilioCallerStream
 from loadcaller.twilio.messages import AgentClear, AgentMark, AgentMedia, parse_agent_message
 from loadcaller.twilio.playout import PlayedFrame, Playout
@@ -115,8 +116,10 @@ class TwilioStreamTransport(CallTransport):
     # ---- media clock side ----------------------------------------------------
 
     def send_audio(self, frame: bytes, b64: str) -> None:
-        if self.ws.state is State.OPEN and not self._stopping:
-            self._send(self.stream.media(b64))
+        tcp = self._tcp
+        if tcp is not None and self.ws.state is State.OPEN and not self._stopping:
+            # the hot path: framed here, not by the protocol object (see wsframe)
+            tcp.write(masked_text_frame(self.stream.media(b64).encode()))
 
     def heard(self, now: int) -> list[PlayedFrame]:
         if self.playout is None:

@@ -8,6 +8,8 @@ from Locust users instead.
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import random
 import resource
 import time
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chaos.faultset import FaultSet
 from chaos.packet import build_impairment
 from chaos.proxy import ChaosProxy
 from loadcaller.calls.call import Call, CallRecord, Impairment
@@ -24,6 +27,8 @@ from loadcaller.calls.results import Results
 from loadcaller.compile import RunSpec
 from loadcaller.transports.base import CallTransport
 from loadcaller.transports.twilio_stream import TwilioStreamTransport
+
+log = logging.getLogger(__name__)
 
 
 class Engine:
@@ -42,6 +47,7 @@ class Engine:
         # hooks (metrics, the swarm's record shipping): called in the loop with each record
         self.on_call_end: list[Callable[[CallRecord], None]] = []
         self.proxy: ChaosProxy | None = None
+        self._follower: FaultSet | None = None
         self._starting: asyncio.Future[None] | None = None
         self._calls = 0
 
@@ -56,14 +62,29 @@ class Engine:
         await asyncio.shield(self._starting)
 
     async def _start(self) -> None:
-        if self.spec.chaos is not None:
-            proxy = ChaosProxy(self.spec.chaos, seed=self.spec.seed)
+        if self.spec.chaos is None:
+            return
+        proxy = ChaosProxy(self.spec.chaos, seed=self.spec.seed)
+        try:
             await proxy.start()
-            self.proxy = proxy
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            # Another process of this run (--processes N) owns the proxy. Follow its
+            # timeline, started at about the same instant, to tag this process's turns.
+            log.warning("chaos proxy: %s; another process of this run serves it, "
+                        "turns here are tagged from the same timeline", exc.strerror)
+            follower = FaultSet(seed=self.spec.seed, clock=time.monotonic)
+            follower.load(self.spec.chaos, time.monotonic())
+            self._follower = follower
+            return
+        self.proxy = proxy
 
     def faults_now(self) -> list[str]:
         """Names of the chaos faults active right now (tags every measured turn)."""
-        return self.proxy.active_faults() if self.proxy is not None else []
+        if self.proxy is not None:
+            return self.proxy.active_faults()
+        return self._follower.active() if self._follower is not None else []
 
     def _impairment(self, spec: Any, salt: int) -> Impairment | None:
         if spec is None:
@@ -91,7 +112,7 @@ class Engine:
         call = Call(call_id=call_id, transport=self.new_transport(call_id), scenario=scenario,
                     clock=self.clock, policy=self.spec.policy,
                     on_finish=self._finished,
-                    faults_now=self.faults_now if self.proxy is not None else None,
+                    faults_now=self.faults_now if self.spec.chaos is not None else None,
                     impair_out=self._impairment(self.spec.media_outbound, 0),
                     impair_in=self._impairment(self.spec.media_inbound, 1))
         self.results.calls_started += 1

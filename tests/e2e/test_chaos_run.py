@@ -71,3 +71,30 @@ async def test_media_impairment_without_a_proxy(tmp_path, services):
                             extra="media: {inbound: {type: loss, loss: 1.0}}")
     calls = await run_and_read(profile, tmp_path / "q")
     assert calls and {c["outcome"] for c in calls} == {"no_response"}
+
+
+async def test_two_processes_share_one_chaos_proxy(tmp_path, services):
+    backend = await start("backend", "--port", "0", "--latency", "10ms")
+    services.append(backend)
+    port = free_port()
+    agent = await start("agent", "--port", "0", "--think", "100ms",
+                        "--backend-url", f"http://127.0.0.1:{port}/v1/turn")
+    services.append(agent)
+    chaos = f"""chaos:
+  routes:
+    - {{name: crm, kind: http, listen: "127.0.0.1:{port}", upstream: "{backend.url}"}}
+  faults:
+    - {{name: slow_crm, type: latency, route: crm, delay: 300ms, at: 0s}}
+"""
+    profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=4, duration="4s",
+                            turns=1, extra=chaos)
+    out = tmp_path / "r"
+    code, _, err = await run_cli("run", str(profile), "--results-dir", str(out),
+                                 "--progress-every", "0", "--processes", "2",
+                                 "--metrics-port", "0")
+    assert code == 0, err
+    assert "Traceback" not in err
+    turns = read_jsonl(out / "turns.jsonl")
+    assert turns and all(t["outcome"] == "answered" for t in turns)
+    # both processes tag their turns: one serves the proxy, the other follows its timeline
+    assert all(t["faults"] == ["slow_crm"] for t in turns)

@@ -15,13 +15,16 @@ checked against.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import IO, Any
 
 import aiohttp
+from websockets.exceptions import ConnectionClosed
 
 from loadcaller.agent.backend import REPLIES
 from loadcaller.agent.dist import Distribution
@@ -90,7 +93,7 @@ class AgentSession:
         elif isinstance(msg, tw.Start):
             self.stream_sid, self.call_sid = msg.stream_sid, msg.call_sid
             self._greeting_pending = True
-            self._reply = asyncio.ensure_future(self._greet(t))
+            self._reply = asyncio.ensure_future(self._until_hung_up(self._greet(t)))
         elif isinstance(msg, tw.Stop):
             self.close()
 
@@ -103,7 +106,8 @@ class AgentSession:
             return
         self._reply.cancel()
         if self._speaking:
-            task = asyncio.ensure_future(self._send(tw.agent_clear(self.stream_sid)))
+            task = asyncio.ensure_future(
+                self._until_hung_up(self._send(tw.agent_clear(self.stream_sid))))
             self._pending_sends.add(task)
             task.add_done_callback(self._pending_sends.discard)
             self._speaking = False
@@ -113,7 +117,13 @@ class AgentSession:
     def _start_reply(self, turn: int, t_last_speech: int) -> None:
         if self._reply is not None and not self._reply.done():
             self._reply.cancel()
-        self._reply = asyncio.ensure_future(self._answer(turn, t_last_speech))
+        self._reply = asyncio.ensure_future(
+            self._until_hung_up(self._answer(turn, t_last_speech)))
+
+    async def _until_hung_up(self, work: Awaitable[Any]) -> None:
+        """Run a reply; the caller hanging up mid-reply is normal, not an error."""
+        with contextlib.suppress(ConnectionClosed):
+            await work
 
     async def _greet(self, t_start: int) -> None:
         await asyncio.sleep(self.cfg.greeting_delay.sample(self.rng) / 1000.0)

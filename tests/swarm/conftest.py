@@ -115,6 +115,20 @@ class Run:
             raise AssertionError(f"loadcaller did not finish in {timeout}s:\n{err}") from None
         return self.proc.returncode, out, err
 
+    def finish(self, timeout: float = 90.0) -> tuple[int, str, str, dict[str, float]]:
+        """Wait for summary.json, scrape the lingering /metrics once, wait for the exit."""
+        final: dict[str, float] = {}
+
+        def summary_written() -> bool:
+            if not (self.out_dir / "summary.json").exists():
+                return False
+            final.update(parse_metrics(http_get(self.metrics_url)))
+            return True
+
+        wait_until(summary_written, timeout, "summary.json")
+        code, out, err = self.wait()
+        return code, out, err, final
+
     def summary(self) -> dict[str, Any]:
         return json.loads((self.out_dir / "summary.json").read_text())
 

@@ -32,16 +32,7 @@ def test_headless_run_writes_results_and_serves_live_metrics(tmp_path, agent: Ag
     assert "loadcaller_media_clock_lag_seconds_count" in live
     assert any(k.startswith('loadcaller_turn_latency_seconds_bucket{le="0.05",scenario="quick"')
                for k in live)
-    final: dict[str, float] = {}
-
-    def summary_written() -> bool:
-        if not (run.out_dir / "summary.json").exists():
-            return False
-        final.update(parse_metrics(http_get(run.metrics_url)))  # lingering after the summary
-        return True
-
-    wait_until(summary_written, 90, "summary.json")
-    code, out, err = run.wait()
+    code, out, err, final = run.finish(90)
     assert code == 0, err
     assert "Traceback" not in err
     assert "[" in err and "active" in err  # progress lines
@@ -77,16 +68,7 @@ def test_saturation_is_reported_everywhere(tmp_path, agent: Agent):
     # a threshold no media clock can meet: the run must call itself untrustworthy
     run = start_run(profile, tmp_path / "r", "--saturation-lag-ms", "0.0001",
                     "--metrics-linger", "2")
-    scraped: dict[str, float] = {}
-
-    def summary_written() -> bool:
-        if not (run.out_dir / "summary.json").exists():
-            return False
-        scraped.update(parse_metrics(http_get(run.metrics_url)))
-        return True
-
-    wait_until(summary_written, 90, "summary.json")
-    code, out, err = run.wait()
+    code, out, err, scraped = run.finish(90)
     assert code == 3, err
     assert "THE GENERATOR WAS SATURATED" in out
     assert "GENERATOR SATURATED" in err  # progress lines say it while it happens

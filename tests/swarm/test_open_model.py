@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from .conftest import (
     Agent,
-    http_get,
     metric_sum,
-    parse_metrics,
     start_run,
-    wait_until,
     write_profile,
 )
 
@@ -19,16 +16,7 @@ def test_open_model_counts_calls_that_could_not_start_on_time(tmp_path, agent: A
                             load_extra="shape: {type: open, rate: 4, max_concurrency: 2}")
     run = start_run(profile, tmp_path / "r", "--saturation-lag-ms", "1000",
                     "--metrics-linger", "2")
-    final: dict[str, float] = {}
-
-    def summary_written() -> bool:
-        if not (run.out_dir / "summary.json").exists():
-            return False
-        final.update(parse_metrics(http_get(run.metrics_url)))
-        return True
-
-    wait_until(summary_written, 90, "summary.json")
-    code, _, err = run.wait()
+    code, _, err, final = run.finish(90)
     assert code == 0, err
     summary = run.summary()
     om = summary["open_model"]

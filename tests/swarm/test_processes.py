@@ -20,16 +20,7 @@ def test_two_processes_master_counts_equal_the_workers_sums(tmp_path, agent: Age
     profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=4, duration="6s")
     run = start_run(profile, tmp_path / "r", "--processes", "2", "--saturation-lag-ms", "1000",
                     "--metrics-linger", "2")
-    final: dict[str, float] = {}
-
-    def summary_written() -> bool:
-        if not (run.out_dir / "summary.json").exists():
-            return False
-        final.update(parse_metrics(http_get(run.metrics_url)))
-        return True
-
-    wait_until(summary_written, 120, "summary.json")
-    code, _, err = run.wait()
+    code, _, err, final = run.finish(120)
     assert code == 0, err
     summary = run.summary()
     calls = read_jsonl(run.out_dir / "calls.jsonl")

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from procstat import cpu_seconds
+
 from loadcaller.audio.pack import load_pack_audio
 from loadcaller.calls.load import LoadPlan
 from loadcaller.calls.scenario import CallPolicy, Pause, Say, Scenario, WaitForAgent
@@ -29,12 +31,6 @@ from loadcaller.engine import Engine
 from loadcaller.transports.twilio_stream import TwilioTarget
 
 HERE = Path(__file__).parent
-
-
-def proc_cpu(pid: int) -> float:
-    """CPU seconds of another process (utime + stime from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu() -> float:
@@ -61,10 +57,10 @@ async def level(url: str, n: int, seconds: float, target_pid: int = 0) -> dict[s
     engine.clock.lag = type(engine.clock.lag)()
     engine.clock.spread = type(engine.clock.spread)()
     c0, t0 = cpu(), time.monotonic()
-    tc0 = proc_cpu(target_pid) if target_pid else 0.0
+    tc0 = cpu_seconds(target_pid) if target_pid else 0.0
     await asyncio.sleep(seconds)
     c1, t1 = cpu(), time.monotonic()
-    tc1 = proc_cpu(target_pid) if target_pid else 0.0
+    tc1 = cpu_seconds(target_pid) if target_pid else 0.0
     lag, spread = engine.clock.lag.summary_ms(), engine.clock.spread.summary_ms()
     turns = engine.results.turn_latency.count
     for t in tasks:

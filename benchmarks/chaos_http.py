@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from procstat import cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 BODY = b'{"id": 7, "status": "active", "customer": {"name": "Ada"}}' * 4
@@ -154,14 +155,6 @@ async def load(url: str, rate: float, seconds: float) -> list[float]:
         print(f"  ({errors} errors)")
     return latencies
 
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
-import os
 import signal
 import socket
 import struct
@@ -29,6 +28,8 @@ import time
 import urllib.request
 from multiprocessing.connection import Connection
 from pathlib import Path
+
+from procstat import cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKET = 172
@@ -84,14 +85,6 @@ def send(target: tuple[str, int], rate: float | None, count: int) -> float:
     sock.close()
     return time.perf_counter() - start
 
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def syscall_floor(n: int = 2000) -> float:

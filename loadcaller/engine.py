@@ -38,7 +38,7 @@ class Engine:
         self.spec = spec
         warm_histograms()  # build lookup tables now, not inside a tick
         self.clock = MediaClock()
-        self.results = Results(results_dir)
+        self.results = Results(results_dir, phases=spec.chaos is not None)
         self.rng = random.Random(spec.seed)
         self.active: set[Call] = set()
         self._weights = [s.weight for s in spec.scenarios]

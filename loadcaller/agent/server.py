@@ -48,8 +48,6 @@ class ReferenceAgent:
         self.public_url = public_url
         self.rng = random.Random(seed)
         self.http: aiohttp.ClientSession | None = None
-        self.calls = 0
-        self.protocol_errors = 0
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[Server, int]:
         if self.config.backend_url:
@@ -73,7 +71,6 @@ class ReferenceAgent:
         return connection.respond(403, "invalid X-Twilio-Signature\n")
 
     async def _handle(self, ws: ServerConnection) -> None:
-        self.calls += 1
         session = AgentSession(send=ws.send, config=self.config, voice=self.voice,
                                http=self.http, truth=self.truth, rng=self.rng)
         try:
@@ -82,7 +79,6 @@ class ReferenceAgent:
                 try:
                     msg = tw.parse_twilio_message(message)
                 except RemoteProtocolError as exc:
-                    self.protocol_errors += 1
                     log.warning("call %s: %s", session.call_sid or "?", exc)
                     continue
                 session.on_message(msg, t)

@@ -77,7 +77,6 @@ class AgentSession:
         self.turn = 0
         self._reply: asyncio.Task[None] | None = None
         self._speaking = False  # frames of the current reply have gone out
-        self._greeting_pending = False
         self._pending_sends: set[asyncio.Future[None]] = set()
 
     # ---- inbound -----------------------------------------------------------------
@@ -92,7 +91,6 @@ class AgentSession:
                 self.turn += 1
         elif isinstance(msg, tw.Start):
             self.stream_sid, self.call_sid = msg.stream_sid, msg.call_sid
-            self._greeting_pending = True
             self._reply = asyncio.ensure_future(self._until_hung_up(self._greet(t)))
         elif isinstance(msg, tw.Stop):
             self.close()

@@ -51,25 +51,18 @@ class TurnResult:
 class Listener:
     """The caller's ear: VAD over heard frames, onsets and ends kept in order."""
 
-    __slots__ = ("_vad", "ends", "frames_heard", "onsets", "speech_frames")
+    __slots__ = ("_vad", "ends", "onsets")
 
     def __init__(self, config: VadConfig) -> None:
         self._vad = StreamingVad(config)
         self.onsets: list[int] = []
         self.ends: list[int] = []
-        self.frames_heard = 0
-        self.speech_frames = 0
-
-    @property
-    def speaking(self) -> bool:
-        return self._vad.speaking
 
     def hear(self, frames: list[PlayedFrame]) -> bool:
         """Feed heard frames; True when an onset or an end was found."""
         changed = False
         vad = self._vad
         for frame in frames:
-            self.frames_heard += 1
             dbfs = ulaw_frame_dbfs(frame.audio) if frame.audio else SILENCE_DBFS
             event = vad.feed(dbfs, frame.t_ns)
             if event is None:

@@ -63,8 +63,12 @@ def call_line(rec: CallRecord) -> dict[str, Any]:
 class Results:
     """Aggregates every finished call and writes the results directory."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, *, phases: bool = False) -> None:
         self.directory = directory
+        # (t_speech_end, faults, outcome, latency) of every turn, for phases(); kept only
+        # when the run has chaos, so a long run without it holds no per-turn state
+        self._timeline: list[tuple[int, tuple[str, ...], str, int | None]] | None = (
+            [] if phases else None)
         self.calls_started = 0
         self.call_outcomes: Counter[str] = Counter()
         self.turn_outcomes: Counter[str] = Counter()
@@ -72,9 +76,6 @@ class Results:
         self.greeting = Histogram()
         self.setup = Histogram()
         self.reasons: Counter[str] = Counter()
-        # turns in time order by the chaos faults active, for before/during/after phases
-        self.fault_turns: list[tuple[int, tuple[str, ...], str, int | None]] = []
-        self._clean: list[tuple[int, str, int | None]] = []  # turns before any fault
         self._turns_f: IO[str] | None = None
         self._calls_f: IO[str] | None = None
         if directory is not None:
@@ -99,11 +100,9 @@ class Results:
             self.turn_outcomes[turn.outcome] += 1
             if turn.latency_ns is not None:
                 self.turn_latency.record_ns(turn.latency_ns)
-            if turn.faults or self.fault_turns:
-                self.fault_turns.append(
+            if self._timeline is not None:
+                self._timeline.append(
                     (turn.t_speech_end_ns, tuple(turn.faults), turn.outcome, turn.latency_ns))
-            else:
-                self._clean.append((turn.t_speech_end_ns, turn.outcome, turn.latency_ns))
         if self._turns_f is not None and self._calls_f is not None:
             for turn in rec.turns:
                 self._turns_f.write(json.dumps(turn_line(rec, turn)) + "\n")
@@ -145,9 +144,9 @@ class Results:
         none -> schema_drift -> none: per-turn latency and outcomes before, during
         and after each fault.
         """
-        if not self.fault_turns:
+        if not self._timeline or not any(faults for _, faults, _, _ in self._timeline):
             return []
-        rows = sorted([(t, (), o, lat) for t, o, lat in self._clean] + self.fault_turns)
+        rows = sorted(self._timeline)
         out: list[dict[str, Any]] = []
         hist: Histogram | None = None
         outcomes: Counter[str] = Counter()

@@ -47,8 +47,9 @@ def record_from_wire(data: dict[str, Any]) -> CallRecord:
 class Aggregate:
     """The run's totals, fed by records and per-process snapshots."""
 
-    def __init__(self, results_dir: Path | None, *, saturation_lag_ms: float) -> None:
-        self.results = Results(results_dir)
+    def __init__(self, results_dir: Path | None, *, saturation_lag_ms: float,
+                 phases: bool = False) -> None:
+        self.results = Results(results_dir, phases=phases)
         self.saturation_lag_ms = saturation_lag_ms
         self.nodes: dict[str, dict[str, Any]] = {}
         self.records_by_node: Counter[str] = Counter()

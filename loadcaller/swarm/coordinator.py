@@ -56,7 +56,8 @@ class Coordinator:
         self.opts = opts
         self.t0 = time.monotonic()
         self.env: Environment = make_environment(spec, headless=not opts.web)
-        self.agg = Aggregate(opts.results_dir, saturation_lag_ms=opts.saturation_lag_ms)
+        self.agg = Aggregate(opts.results_dir, saturation_lag_ms=opts.saturation_lag_ms,
+                             phases=spec.chaos is not None)
         self.node: CallerNode | None = None
         self.signals: list[int] = []
         self.done = gevent.event.AsyncResult()

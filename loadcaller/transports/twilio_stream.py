@@ -69,8 +69,6 @@ class TwilioStreamTransport(CallTransport):
         self.stream = TwilioCallerStream(custom_parameters=params)
         self.ws = ClientProtocol(parse_uri(target.url), max_size=2**22)
         self.playout: Playout | None = None
-        self.marks_echoed = 0
-        self.protocol_errors = 0
         self._tcp: asyncio.Transport | None = None
         self._handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._fragments: list[bytes] = []
@@ -127,7 +125,6 @@ class TwilioStreamTransport(CallTransport):
         frames, marks = self.playout.advance(now)
         for name in marks:
             self._send(self.stream.mark(name))
-            self.marks_echoed += 1
         return frames
 
     def send_dtmf(self, digit: str) -> None:
@@ -189,7 +186,6 @@ class TwilioStreamTransport(CallTransport):
         try:
             msg = parse_agent_message(message)
         except RemoteProtocolError as exc:
-            self.protocol_errors += 1
             self._fail(ERROR, f"agent broke the protocol: {exc}")
             return
         playout = self.playout
@@ -202,7 +198,6 @@ class TwilioStreamTransport(CallTransport):
         elif isinstance(msg, AgentClear):
             for name in playout.clear(t):
                 self._send(self.stream.mark(name))
-                self.marks_echoed += 1
 
     def _on_close_frame(self) -> None:
         rcvd = self.ws.close_rcvd

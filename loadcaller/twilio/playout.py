@@ -17,20 +17,10 @@ are emitted on the same grid so a listener's VAD sees time pass.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 
-FRAME_BYTES = 160
-NS_PER_BYTE = 125_000  # 1 s / 8000 bytes
-FRAME_NS = FRAME_BYTES * NS_PER_BYTE
-SILENT = b""  # a played frame with no audio (nothing was queued)
+from loadcaller.media.frames import FRAME_BYTES, FRAME_NS, NS_PER_BYTE, SILENT, PlayedFrame
 
-
-@dataclass(frozen=True, slots=True)
-class PlayedFrame:
-    """One 20 ms frame heard from ``t_ns``; ``audio`` is empty for silence."""
-
-    t_ns: int
-    audio: bytes
+__all__ = ["Playout", "PlayedFrame"]
 
 
 class Playout:

@@ -29,7 +29,7 @@ from loadcaller.calls.utterance import Utterance, make_utterance
 from loadcaller.errors import ProfileError
 from loadcaller.swarm import shapes
 from loadcaller.swarm.shapes import Shape
-from loadcaller.transports.twilio_stream import TwilioTarget
+from loadcaller.transports.base import Target
 
 NS = 1_000_000_000
 
@@ -39,8 +39,7 @@ class RunSpec:
     """Everything a run needs, compiled."""
 
     name: str
-    target: TwilioTarget
-    transport: str
+    target: Target
     plan: LoadPlan
     policy: CallPolicy
     scenarios: tuple[Scenario, ...]
@@ -49,6 +48,11 @@ class RunSpec:
     chaos: ChaosConfig | None = None  # a chaos proxy started with the callers
     media_outbound: Any = None  # packet-model specs for the caller's own media path
     media_inbound: Any = None
+
+    @property
+    def transport(self) -> str:
+        """The target's transport (``twilio``, ``sip``, ...)."""
+        return self.target.transport
 
 
 def _voice(v: pf.Voice) -> Voice:
@@ -124,13 +128,9 @@ def compile_profile(p: pf.Profile, *, source: str = "<profile>", base_dir: Path 
             else:
                 steps.append(Hangup())
         scenarios.append(Scenario(sc.name, tuple(steps), sc.weight))
-    t = p.target
     return RunSpec(
         name=p.name,
-        target=TwilioTarget(url=t.url, auth_token=t.auth_token, signature_url=t.signature_url,
-                            custom_parameters=dict(t.custom_parameters),
-                            setup_timeout_s=t.setup_timeout),
-        transport=t.transport,
+        target=p.target,
         plan=LoadPlan(p.load.users, p.load.spawn_rate, p.load.duration, p.load.stop_timeout),
         policy=CallPolicy(turn_timeout_ns=int(p.call.turn_timeout * NS),
                           max_reply_ns=int(p.call.max_reply * NS),

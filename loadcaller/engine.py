@@ -1,8 +1,8 @@
 """The engine: places calls for a compiled run and gathers what they measured.
 
-Free of Locust and gevent: ``loadcaller run`` drives it with a plain asyncio
-closed load; the swarm (``loadcaller/swarm/``) drives :meth:`Engine.place_call`
-from Locust users instead.
+Free of Locust and gevent, so it runs (and is tested) as a library: the swarm
+(``loadcaller/swarm/``) drives :meth:`Engine.place_call` from Locust users, one
+engine per process, in the process's asyncio loop thread.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from typing import Any
 from chaos.faultset import FaultSet
 from chaos.packet import build_impairment
 from chaos.proxy import ChaosProxy
-from loadcaller.calls.call import Call, CallRecord, Impairment
+from loadcaller.calls.call import Call, CallRecord
 from loadcaller.calls.clock import MediaClock
 from loadcaller.calls.histogram import warm_histograms
 from loadcaller.calls.results import Results
 from loadcaller.compile import RunSpec
+from loadcaller.media.impair import ImpairedTransport, Impairment
 from loadcaller.transports.base import CallTransport
-from loadcaller.transports.twilio_stream import TwilioStreamTransport
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +98,13 @@ class Engine:
             hook(rec)
 
     def new_transport(self, call_id: str) -> CallTransport:
-        if self.spec.transport == "twilio":
-            return TwilioStreamTransport(self.spec.target,
-                                         custom_parameters={"loadcaller_call_id": call_id})
-        raise ValueError(f"unknown transport {self.spec.transport!r}")
+        """The target's transport for one call, inside the profile's media impairments."""
+        transport = self.spec.target.new_transport(call_id=call_id)
+        outbound = self._impairment(self.spec.media_outbound, 0)
+        inbound = self._impairment(self.spec.media_inbound, 1)
+        if outbound is None and inbound is None:
+            return transport
+        return ImpairedTransport(transport, outbound=outbound, inbound=inbound)
 
     async def place_call(self, call_id: str) -> CallRecord:
         """Place one call and run its scenario to the end; the record is written."""
@@ -112,9 +115,7 @@ class Engine:
         call = Call(call_id=call_id, transport=self.new_transport(call_id), scenario=scenario,
                     clock=self.clock, policy=self.spec.policy,
                     on_finish=self._finished,
-                    faults_now=self.faults_now if self.spec.chaos is not None else None,
-                    impair_out=self._impairment(self.spec.media_outbound, 0),
-                    impair_in=self._impairment(self.spec.media_inbound, 1))
+                    faults_now=self.faults_now if self.spec.chaos is not None else None)
         self.results.calls_started += 1
         self.active.add(call)
         try:

@@ -19,23 +19,18 @@ import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
-from chaos.units import parse_duration
+from loadcaller.config import Duration
+from loadcaller.config import Model as _Model
 from loadcaller.errors import ProfileError
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from loadcaller.transports.registry import AnyTarget, target_override
+from loadcaller.transports.twilio_stream import TwilioTarget
 
 
 class Voice(_Model):
@@ -44,24 +39,6 @@ class Voice(_Model):
     name: str = "en-us"
     rate: int = Field(165, ge=80, le=450)
     pitch: int = Field(50, ge=0, le=99)
-
-
-class Target(_Model):
-    """The agent under test."""
-
-    transport: Literal["twilio"] = "twilio"
-    url: str = Field("ws://127.0.0.1:8080/media", description="ws:// or wss:// Media Streams URL")
-    auth_token: str | None = Field(None, description="sign the upgrade with X-Twilio-Signature")
-    signature_url: str | None = Field(None, description="URL to sign (default: url as wss://)")
-    custom_parameters: dict[str, str] = Field(default_factory=dict)
-    setup_timeout: Duration = 5.0
-
-    @field_validator("url")
-    @classmethod
-    def _ws_url(cls, v: str) -> str:
-        if not re.match(r"^wss?://[^/\s]+", v):
-            raise ValueError(f"{v!r} is not a ws:// or wss:// URL")
-        return v
 
 
 class ConstantShape(_Model):
@@ -250,7 +227,7 @@ class Profile(_Model):
     """A whole run."""
 
     name: str = "run"
-    target: Target = Target()
+    target: AnyTarget = Field(default_factory=TwilioTarget)
     load: Load = Load()
     voice: Voice = Voice()
     call: CallRules = CallRules()
@@ -320,6 +297,11 @@ def parse_profile(text: str, source: str = "<profile>",
     if not isinstance(data, dict):
         raise ProfileError(f"{source}:1: a profile is a YAML mapping (name, target, load, ...)")
     for path, value in (overrides or {}).items():
+        if path == "target.url":  # --target: its scheme may pick another transport
+            current = data.get("target")
+            data["target"] = target_override(str(value), current if isinstance(current, dict)
+                                             else None)
+            continue
         node = data
         *parents, leaf = path.split(".")
         for key in parents:

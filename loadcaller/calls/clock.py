@@ -23,11 +23,11 @@ import logging
 from typing import Protocol
 
 from loadcaller.calls.histogram import Histogram
+from loadcaller.media.frames import FRAME_NS
 from loadcaller.timebase import NS_PER_MS, now_ns
 
 log = logging.getLogger(__name__)
 
-FRAME_NS = 20 * NS_PER_MS
 SATURATION_LAG_MS = 5.0
 
 
@@ -67,9 +67,6 @@ class MediaClock:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-
-    def lag_summary(self) -> dict[str, float | int | None]:
-        return self.lag.summary_ms()
 
     def saturated(self, threshold_ms: float = SATURATION_LAG_MS) -> bool:
         """True when lag p99 exceeds ``threshold_ms`` or ticks were skipped."""

@@ -18,16 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from loadcaller.audio.vad import SpeechEnd, SpeechStart, StreamingVad, VadConfig, ulaw_frame_dbfs
-from loadcaller.twilio.playout import PlayedFrame
+from loadcaller.media.frames import PlayedFrame
+from loadcaller.media.outcomes import TurnOutcome
 
 SILENCE_DBFS = -120.0
-
-# Turn outcomes (turns.jsonl "outcome")
-ANSWERED = "answered"
-NO_RESPONSE = "no_response"
-DROPPED = "dropped"
-AGENT_HANGUP = "agent_hangup"
-TURN_OUTCOMES = (ANSWERED, NO_RESPONSE, DROPPED, AGENT_HANGUP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +29,7 @@ class TurnResult:
     """One measured turn."""
 
     index: int
-    outcome: str
+    outcome: TurnOutcome
     t_speech_end_ns: int
     t_reply_onset_ns: int | None = None
     overlap: bool = False

@@ -15,10 +15,8 @@ from typing import IO, Any
 from loadcaller.calls import measure
 from loadcaller.calls.call import CallRecord, turn_latency_ms
 from loadcaller.calls.histogram import Histogram
+from loadcaller.media.outcomes import NOT_FAILED, CallOutcome, TurnOutcome
 from loadcaller.timebase import NS_PER_MS, to_monotonic_s
-from loadcaller.transports import base
-
-NOT_FAILED = (base.COMPLETED, base.CANCELLED)
 
 
 def _ms(ns: int | None) -> float | None:
@@ -52,7 +50,7 @@ def call_line(rec: CallRecord) -> dict[str, Any]:
         "setup_ms": _ms(rec.setup_ns),
         "greeting_ms": _ms(rec.greeting_ns),
         "turns": len(rec.turns),
-        "turns_answered": sum(t.outcome == measure.ANSWERED for t in rec.turns),
+        "turns_answered": sum(t.outcome == TurnOutcome.ANSWERED for t in rec.turns),
         "remote_id": rec.remote_id,
         "t_start": round(to_monotonic_s(rec.t_start_ns), 6),
         "t_end": round(to_monotonic_s(rec.t_end_ns), 6),
@@ -119,15 +117,15 @@ class Results:
             "calls": {
                 "started": self.calls_started,
                 "finished": self.calls_finished,
-                "completed": outcomes.get(base.COMPLETED, 0),
+                "completed": outcomes.get(CallOutcome.COMPLETED, 0),
                 "failed": sum(n for o, n in outcomes.items() if o not in NOT_FAILED),
-                "cancelled": outcomes.get(base.CANCELLED, 0),
+                "cancelled": outcomes.get(CallOutcome.CANCELLED, 0),
                 "outcomes": outcomes,
                 "top_failure_reasons": dict(self.reasons.most_common(10)),
             },
             "turns": {
                 "count": sum(self.turn_outcomes.values()),
-                "answered": self.turn_outcomes.get(measure.ANSWERED, 0),
+                "answered": self.turn_outcomes.get(TurnOutcome.ANSWERED, 0),
                 "latency_ms": lat,
                 "outcomes": dict(self.turn_outcomes),
             },

@@ -24,8 +24,9 @@ from prometheus_client.core import Metric
 from loadcaller import metrics as m
 from loadcaller.calls.call import CallRecord
 from loadcaller.calls.histogram import Histogram
-from loadcaller.calls.measure import ANSWERED, TurnResult
-from loadcaller.calls.results import NOT_FAILED, Results
+from loadcaller.calls.measure import TurnResult
+from loadcaller.calls.results import Results
+from loadcaller.media.outcomes import NOT_FAILED, TurnOutcome
 from loadcaller.timebase import NS_PER_S
 
 # a run is saturated when its lag p99 is over the threshold and at least this many
@@ -180,7 +181,7 @@ class Aggregate:
             "calls": {"finished": r.calls_finished,
                       "failed": sum(n for o, n in r.call_outcomes.items() if o not in NOT_FAILED)},
             "turns": {"count": sum(r.turn_outcomes.values()),
-                      "answered": r.turn_outcomes.get(ANSWERED, 0),
+                      "answered": r.turn_outcomes.get(TurnOutcome.ANSWERED, 0),
                       "latency_ms": {"p50": p50, "p95": p95}},
             "generator": {"media_clock_lag_ms": {"p99": lag_p99}, "saturated": bool(reasons)},
         }

@@ -19,12 +19,11 @@ from locust import User, constant, task
 
 from loadcaller.calls.call import CallRecord
 from loadcaller.calls.load import SETUP_BACKOFF_S
-from loadcaller.calls.results import NOT_FAILED
 from loadcaller.compile import RunSpec
+from loadcaller.media.outcomes import NOT_FAILED, CallOutcome
 from loadcaller.swarm.node import CallerNode
 from loadcaller.swarm.shapes import Open, OpenPacing
 from loadcaller.timebase import NS_PER_MS
-from loadcaller.transports import base
 
 CALL = "CALL"
 TURN = "TURN"
@@ -76,7 +75,7 @@ class VoiceUser(User):
             node.open_counts["started"] += 1
         rec = node.place_call()
         self._report(rec)
-        if rec.outcome == base.FAILED_SETUP and self._pacing is None:
+        if rec.outcome == CallOutcome.FAILED_SETUP and self._pacing is None:
             gevent.sleep(SETUP_BACKOFF_S)
 
     def _report(self, rec: CallRecord) -> None:

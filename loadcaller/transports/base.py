@@ -4,17 +4,21 @@ A transport is one call's media session, seen from the caller:
 
 - :meth:`CallTransport.connect` sets the call up, or raises
   :class:`~loadcaller.errors.SetupFailed` with a reason;
-- the media clock calls :meth:`send_audio` every 20 ms with a mu-law frame (and
-  its base64 form, encoded once per utterance frame and shared by every call);
+- the media clock calls :meth:`send_audio` every 20 ms with a 160-byte mu-law
+  frame; the transport encodes it for its wire (base64 JSON, RTP PCMU/PCMA, Opus);
 - the media clock calls :meth:`heard` on the same tick to collect the agent's
   audio as the caller hears it: frames stamped with the instant their playout
-  began (a Twilio playout queue, an RTP jitter buffer, a WebRTC track);
+  began (a Twilio playout queue, an RTP receive window, a WebRTC track);
 - :attr:`ended` resolves when the far end or the network ends the call, with a
   :class:`CallEnd` that classifies it;
 - :meth:`hangup` ends the call from our side (Twilio ``stop``, SIP BYE).
 
 ``send_audio`` and ``heard`` are synchronous and never block: they run inside
 the media clock's tick for hundreds of calls.
+
+Each transport also has a target: a pydantic model in the profile's ``target:``
+union, keyed by ``transport``, that validates its own URL and builds the
+transport for each call (:class:`Target`).
 """
 
 from __future__ import annotations
@@ -22,26 +26,19 @@ from __future__ import annotations
 import abc
 import asyncio
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from loadcaller.twilio.playout import PlayedFrame
+from pydantic import BaseModel, ConfigDict
 
-# Call outcomes (calls.jsonl "outcome")
-COMPLETED = "completed"
-FAILED_SETUP = "failed_setup"
-DROPPED = "dropped"
-AGENT_HANGUP = "agent_hangup"
-ERROR = "error"
-NO_RESPONSE = "no_response"
-CANCELLED = "cancelled"
-CALL_OUTCOMES = (COMPLETED, FAILED_SETUP, DROPPED, AGENT_HANGUP, ERROR, NO_RESPONSE, CANCELLED)
+from loadcaller.media.frames import PlayedFrame
+from loadcaller.media.outcomes import CallOutcome
 
 
 @dataclass(frozen=True, slots=True)
 class CallEnd:
     """Why a call ended, when the far end or the network ended it."""
 
-    outcome: str
+    outcome: CallOutcome
     reason: str
 
 
@@ -58,12 +55,17 @@ class CallTransport(abc.ABC):
         """An identifier the agent also sees (Twilio callSid, SIP Call-ID)."""
         return ""
 
+    @property
+    def media_stats(self) -> dict[str, Any] | None:
+        """Per-call media figures for calls.jsonl (packets, loss, jitter, MOS), if any."""
+        return None
+
     @abc.abstractmethod
     async def connect(self) -> None:
         """Set the call up; raise SetupFailed with a reason."""
 
     @abc.abstractmethod
-    def send_audio(self, frame: bytes, b64: str) -> None:
+    def send_audio(self, frame: bytes) -> None:
         """Send one 20 ms mu-law frame now."""
 
     @abc.abstractmethod
@@ -78,6 +80,25 @@ class CallTransport(abc.ABC):
     async def hangup(self) -> None:
         """End the call from the caller's side."""
 
-    def _end(self, outcome: str, reason: str) -> None:
+    def _end(self, outcome: CallOutcome, reason: str) -> None:
         if not self.ended.done():
             self.ended.set_result(CallEnd(outcome, reason))
+
+
+class Target(BaseModel, abc.ABC):
+    """Where and how to reach the agent over one transport (a profile's ``target:``).
+
+    Subclasses add ``transport: Literal[...]`` (the union's key) and their own
+    fields and URL check; ``schemes`` are the URL schemes ``--target`` maps to it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schemes: ClassVar[tuple[str, ...]] = ()
+
+    transport: str
+    url: str
+
+    @abc.abstractmethod
+    def new_transport(self, *, call_id: str) -> CallTransport:
+        """A transport for one call (inside the running loop)."""

@@ -10,34 +10,67 @@ per frame, which is what lets one process hold hundreds of calls.
 from __future__ import annotations
 
 import asyncio
+import base64
+import re
 import ssl
-from dataclasses import dataclass, field
+from typing import Literal
 
+from pydantic import Field, field_validator
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from loadcaller.config import Duration
 from loadcaller.errors import RemoteProtocolError, SetupFailed
+from loadcaller.media.frames import PlayedFrame
+from loadcaller.media.outcomes import CallOutcome
 from loadcaller.timebase import now_ns
-from loadcaller.transports.base import AGENT_HANGUP, COMPLETED, DROPPED, ERROR, CallTransport
+from loadcaller.transports.base import CallTransport, Target
 from loadcaller.transports.wsframe import masked_text_frame
 from loadcaller.twilio.caller import TwilioCallerStream
 from loadcaller.twilio.messages import AgentClear, AgentMark, AgentMedia, parse_agent_message
-from loadcaller.twilio.playout import PlayedFrame, Playout
+from loadcaller.twilio.playout import Playout
 from loadcaller.twilio.signature import compute_signature, signed_url
 
 
-@dataclass(frozen=True, slots=True)
-class TwilioTarget:
-    """Where and how to reach an agent that speaks Twilio Media Streams."""
+class TwilioTarget(Target):
+    """An agent that speaks Twilio Media Streams (``target.transport: twilio``)."""
 
-    url: str
-    auth_token: str | None = None
-    signature_url: str | None = None  # defaults to the url with a wss:// scheme
-    custom_parameters: dict[str, str] = field(default_factory=dict)
-    setup_timeout_s: float = 5.0
+    schemes = ("ws", "wss")
+
+    transport: Literal["twilio"] = "twilio"
+    url: str = Field("ws://127.0.0.1:8080/media", description="ws:// or wss:// Media Streams URL")
+    auth_token: str | None = Field(None, description="sign the upgrade with X-Twilio-Signature")
+    signature_url: str | None = Field(None, description="URL to sign (default: url as wss://)")
+    custom_parameters: dict[str, str] = Field(default_factory=dict)
+    setup_timeout: Duration = 5.0
+
+    @field_validator("url")
+    @classmethod
+    def _ws_url(cls, v: str) -> str:
+        if not re.match(r"^wss?://[^/\s]+", v):
+            raise ValueError(f"{v!r} is not a ws:// or wss:// URL")
+        return v
+
+    def new_transport(self, *, call_id: str) -> TwilioStreamTransport:
+        return TwilioStreamTransport(self, custom_parameters={"loadcaller_call_id": call_id})
+
+
+# A frame's base64 text, computed once per distinct frame and shared by every call
+# (utterance frames are long-lived objects: the lookup is an identity hit).
+_B64: dict[bytes, str] = {}
+_B64_MAX = 1 << 16  # impaired (changed) frames are encoded without being kept
+
+
+def _b64(frame: bytes) -> str:
+    text = _B64.get(frame)
+    if text is None:
+        text = base64.b64encode(frame).decode("ascii")
+        if len(_B64) < _B64_MAX:
+            _B64[frame] = text
+    return text
 
 
 class _Wire(asyncio.Protocol):
@@ -85,7 +118,7 @@ class TwilioStreamTransport(CallTransport):
         loop = asyncio.get_running_loop()
         ctx = ssl.create_default_context() if uri.secure else None
         try:
-            async with asyncio.timeout(self.target.setup_timeout_s):
+            async with asyncio.timeout(self.target.setup_timeout):
                 tcp, _ = await loop.create_connection(
                     lambda: _Wire(self), uri.host, uri.port, ssl=ctx
                 )
@@ -102,7 +135,7 @@ class TwilioStreamTransport(CallTransport):
         except TimeoutError:
             self._abort()
             raise SetupFailed(
-                f"no websocket upgrade within {self.target.setup_timeout_s:g}s") from None
+                f"no websocket upgrade within {self.target.setup_timeout:g}s") from None
         except OSError as exc:
             self._abort()
             raise SetupFailed(f"connect to {uri.host}:{uri.port} failed: {exc}") from exc
@@ -113,11 +146,11 @@ class TwilioStreamTransport(CallTransport):
 
     # ---- media clock side ----------------------------------------------------
 
-    def send_audio(self, frame: bytes, b64: str) -> None:
+    def send_audio(self, frame: bytes) -> None:
         tcp = self._tcp
         if tcp is not None and self.ws.state is State.OPEN and not self._stopping:
             # the hot path: framed here, not by the protocol object (see wsframe)
-            tcp.write(masked_text_frame(self.stream.media(b64).encode()))
+            tcp.write(masked_text_frame(self.stream.media(_b64(frame)).encode()))
 
     def heard(self, now: int) -> list[PlayedFrame]:
         if self.playout is None:
@@ -143,7 +176,7 @@ class TwilioStreamTransport(CallTransport):
             except TimeoutError:
                 pass
         self._abort()
-        self._end(COMPLETED, "caller hung up")
+        self._end(CallOutcome.COMPLETED, "caller hung up")
 
     # ---- receive path --------------------------------------------------------
 
@@ -186,7 +219,7 @@ class TwilioStreamTransport(CallTransport):
         try:
             msg = parse_agent_message(message)
         except RemoteProtocolError as exc:
-            self._fail(ERROR, f"agent broke the protocol: {exc}")
+            self._fail(CallOutcome.ERROR, f"agent broke the protocol: {exc}")
             return
         playout = self.playout
         if playout is None:
@@ -205,10 +238,11 @@ class TwilioStreamTransport(CallTransport):
         if self._stopping:
             return
         if code in (1000, 1001):
-            self._end(AGENT_HANGUP, f"agent closed the websocket ({code})")
+            self._end(CallOutcome.AGENT_HANGUP, f"agent closed the websocket ({code})")
         else:
             reason = rcvd.reason if rcvd is not None else ""
-            self._end(DROPPED, f"agent closed the websocket with code {code} {reason}".strip())
+            why = f"agent closed the websocket with code {code} {reason}".strip()
+            self._end(CallOutcome.DROPPED, why)
 
     def _on_eof(self) -> None:
         self.ws.receive_eof()
@@ -220,9 +254,10 @@ class TwilioStreamTransport(CallTransport):
                 SetupFailed(f"connection closed during upgrade: {exc or 'EOF'}")
             )
         if self._stopping:
-            self._end(COMPLETED, "caller hung up")
+            self._end(CallOutcome.COMPLETED, "caller hung up")
         else:
-            self._end(DROPPED, f"connection lost: {exc or 'closed without a close frame'}")
+            why = f"connection lost: {exc or 'closed without a close frame'}"
+            self._end(CallOutcome.DROPPED, why)
         self._tcp = None
 
     # ---- plumbing ------------------------------------------------------------
@@ -243,7 +278,7 @@ class TwilioStreamTransport(CallTransport):
             elif tcp.can_write_eof():
                 tcp.write_eof()
 
-    def _fail(self, outcome: str, reason: str) -> None:
+    def _fail(self, outcome: CallOutcome, reason: str) -> None:
         self._end(outcome, reason)
         if self.ws.state is State.OPEN:
             self.ws.send_close(1000, "")

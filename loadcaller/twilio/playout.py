@@ -20,7 +20,7 @@ from collections import deque
 
 from loadcaller.media.frames import FRAME_BYTES, FRAME_NS, NS_PER_BYTE, SILENT, PlayedFrame
 
-__all__ = ["Playout", "PlayedFrame"]
+__all__ = ["Playout"]
 
 
 class Playout:

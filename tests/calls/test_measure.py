@@ -1,10 +1,10 @@
 """The per-turn measurement on a fake clock: onsets as heard, overlap, hangover."""
 
 from loadcaller.audio.pack import load_pack_audio
-from loadcaller.calls.call import LISTEN_VAD
-from loadcaller.calls.measure import Listener, reply_onset
+from loadcaller.calls.measure import Listener, TurnResult, reply_onset
+from loadcaller.calls.script import LISTEN_VAD
 from loadcaller.calls.utterance import make_utterance
-from loadcaller.twilio.playout import PlayedFrame
+from loadcaller.media.frames import PlayedFrame
 
 MS = 1_000_000
 SPEECH = make_utterance("reply", load_pack_audio("agent_goodbye")).frames
@@ -57,3 +57,25 @@ def test_silence_only_never_answers():
     hear(ear, 0, [b""] * 200)
     assert ear.onsets == []
     assert reply_onset(ear, 0, final=True) is None
+
+
+def test_turn_latency_is_reply_onset_minus_speech_end_exactly():
+    turn = TurnResult(0, "answered", t_speech_end_ns=1_000_000_123, t_reply_onset_ns=1_734_500_456)
+    assert turn.latency_ns == 734_500_333
+    assert TurnResult(0, "answered", 5 * MS, 5 * MS).latency_ns == 0
+    assert TurnResult(0, "no_response", 5 * MS).latency_ns is None
+
+
+def test_overlap_boundary_is_the_end_of_the_agents_run_exactly():
+    # The agent speaks, its run ends (VAD end) at some instant E. A caller that
+    # stops at E or before was talked over; one that stops 1 ns after E was not.
+    ear = Listener(LISTEN_VAD)
+    t = hear(ear, 0, list(SPEECH))
+    hear(ear, t, [b""] * 40)  # the hangover runs out: the run's end is known
+    (end,) = ear.ends
+    assert reply_onset(ear, end) == (0, True)
+    assert reply_onset(ear, end - 1) == (0, True)
+    assert reply_onset(ear, end + 1) is None  # not an overlap: wait for the reply
+    assert reply_onset(ear, end + 1, final=True) is None
+    # and a stop 300 ms after the end is not an overlap either
+    assert reply_onset(ear, end + 300 * MS, final=True) is None

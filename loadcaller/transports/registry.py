@@ -1,0 +1,46 @@
+"""Every transport's target, as the profile's ``target:`` union sees them.
+
+Adding a transport is three steps (docs/architecture.md): write
+``transports/<name>.py`` with a :class:`~loadcaller.transports.base.Target`
+subclass and a :class:`~loadcaller.transports.base.CallTransport`; list the
+target in :data:`TARGETS`; test it against a real peer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from loadcaller.transports.base import Target
+from loadcaller.transports.twilio_stream import TwilioTarget
+
+TARGETS: tuple[type[Target], ...] = (TwilioTarget,)
+
+AnyTarget = TwilioTarget  # a discriminated union on "transport" once there are two
+
+
+def transport_for_url(url: str) -> str | None:
+    """The transport a ``--target`` URL's scheme selects, or None if none does."""
+    scheme = urlsplit(url).scheme.lower() if ":" in url else ""
+    for target in TARGETS:
+        if scheme in target.schemes:
+            return str(target.model_fields["transport"].default)
+    return None
+
+
+def target_override(url: str, current: dict[str, Any] | None) -> dict[str, Any]:
+    """The profile's ``target`` section after ``--target URL``.
+
+    The same transport keeps the section's other fields (auth, parameters); a URL
+    of another transport replaces the section, since its fields belong to the old one.
+    """
+    transport = transport_for_url(url)
+    section = dict(current or {})
+    if transport is None or section.get("transport", "twilio") == transport:
+        section["url"] = url
+        return section
+    return {"transport": transport, "url": url}
+
+
+def known_schemes() -> list[str]:
+    return [s for target in TARGETS for s in target.schemes]

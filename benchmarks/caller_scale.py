@@ -41,8 +41,7 @@ def cpu() -> float:
 async def level(url: str, n: int, seconds: float, target_pid: int = 0) -> dict[str, float]:
     say = Say(make_utterance("hello", load_pack_audio("hello_order")))
     steps = (WaitForAgent(),) + (say, WaitForAgent(), Pause(500_000_000)) * 50
-    spec = RunSpec(name="bench", target=TwilioTarget(url=url, setup_timeout_s=30),
-                   transport="twilio",
+    spec = RunSpec(name="bench", target=TwilioTarget(url=url, setup_timeout=30),
                    plan=LoadPlan(n, 1000, seconds), policy=CallPolicy(turn_timeout_ns=10**10),
                    scenarios=(Scenario("bench", steps),), seed=1)
     engine = Engine(spec, None)

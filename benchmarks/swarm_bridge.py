@@ -5,8 +5,8 @@ Run from the repository root::
     python benchmarks/swarm_bridge.py [--users 200] [--duration 30]
 
 Runs the same closed load twice against the reference agent (in its own
-process): once under Locust (``loadcaller run``) and once on the plain asyncio
-runner the engine also has. Prints, for the Locust run, the bridge's hand-off
+process): once under Locust (``loadcaller run``) and once on a plain asyncio
+closed loop over the same engine (written here). Prints, for the Locust run, the bridge's hand-off
 delays (greenlet -> loop: how late a call starts; loop -> greenlet: how late
 Locust hears of it), and for both runs the media clock lag, which is what a
 turn measurement can be off by: the difference is the bridge's cost.
@@ -23,13 +23,36 @@ import sys
 from swarm_common import AgentProcess, run_cli, tempdir, write_profile
 
 PLAIN = """
-import asyncio, json, sys
+import asyncio, sys, time
 from pathlib import Path
 from loadcaller.compile import compile_profile
+from loadcaller.engine import Engine, drain
 from loadcaller.profile import load_profile
-from loadcaller.runner import run_async, run_spec
-spec = compile_profile(load_profile(Path(sys.argv[1])))
-summary, _ = run_async(run_spec(spec, Path(sys.argv[2]), progress_every_s=0))
+from loadcaller.runner import run_async
+
+async def main():
+    spec = compile_profile(load_profile(Path(sys.argv[1])))
+    engine, plan = Engine(spec, Path(sys.argv[2])), spec.plan
+    end = time.monotonic() + plan.duration_s
+
+    async def user(u):
+        n = 0
+        while time.monotonic() < end:
+            n += 1
+            await engine.place_call(f"u{u}-{n}")
+
+    users = []
+    for u in range(plan.users):  # started at the profile's spawn rate, like Locust's
+        users.append(asyncio.ensure_future(user(u)))
+        await asyncio.sleep(1 / plan.spawn_rate)
+    await asyncio.wait(users, timeout=plan.duration_s + plan.stop_timeout_s)
+    for task in users:
+        task.cancel()
+    await drain(engine)
+    engine.results.write_summary(engine.results.summary(engine.generator_health(), {}))
+    await engine.close()
+
+run_async(main())
 """
 
 

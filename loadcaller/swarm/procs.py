@@ -1,7 +1,8 @@
 """Helper processes (mock backend, reference agent) started from a gevent process.
 
-The synchronous twin of :mod:`loadcaller.services`: ``python -m loadcaller ARGS``
-is started and we wait (bounded) for its ``READY <url>`` line on stdout.
+``python -m loadcaller ARGS`` is started and we wait (bounded, without blocking
+the gevent hub) for its ``READY <url>`` line on stdout; ``loadcaller demo`` starts
+its backend and agent this way.
 """
 
 from __future__ import annotations

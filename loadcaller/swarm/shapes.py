@@ -2,7 +2,7 @@
 
 No Locust and no gevent here: ``tick(t)`` takes the seconds since the run
 started and returns ``(users, spawn_rate)`` or ``None`` when the run is over.
-:class:`loadcaller.swarm.runner` adapts a shape to Locust.
+:class:`loadcaller.swarm.environment.ProfileShape` adapts a shape to Locust.
 
 The open model (:class:`Open`) keeps ``max_concurrency`` users alive, and each
 user places calls on its own fixed schedule so that together they arrive at

@@ -35,6 +35,23 @@ def agent_voice() -> dict[str, Utterance]:
     return {pid: make_utterance(pid, load_pack_audio(pid, "en-us")) for pid in AGENT_PHRASES}
 
 
+class TwilioLine:
+    """A session's outbound side as Twilio Media Streams messages."""
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self.ws = ws
+        self.stream_sid = ""
+
+    async def send_audio(self, frame: bytes) -> None:
+        await self.ws.send(tw.agent_media(self.stream_sid, frame))
+
+    async def clear(self) -> None:
+        await self.ws.send(tw.agent_clear(self.stream_sid))
+
+    async def mark(self, name: str) -> None:
+        await self.ws.send(tw.agent_mark(self.stream_sid, name))
+
+
 class ReferenceAgent:
     """Holds what every call shares: the voice, the HTTP client, the truth log."""
 
@@ -71,7 +88,8 @@ class ReferenceAgent:
         return connection.respond(403, "invalid X-Twilio-Signature\n")
 
     async def _handle(self, ws: ServerConnection) -> None:
-        session = AgentSession(send=ws.send, config=self.config, voice=self.voice,
+        line = TwilioLine(ws)
+        session = AgentSession(line=line, config=self.config, voice=self.voice,
                                http=self.http, truth=self.truth, rng=self.rng)
         try:
             async for message in ws:
@@ -81,8 +99,12 @@ class ReferenceAgent:
                 except RemoteProtocolError as exc:
                     log.warning("call %s: %s", session.call_sid or "?", exc)
                     continue
-                session.on_message(msg, t)
-                if isinstance(msg, tw.Stop):
+                if isinstance(msg, tw.Media):
+                    session.on_audio(msg.payload, t)
+                elif isinstance(msg, tw.Start):
+                    line.stream_sid = msg.stream_sid
+                    session.on_start(msg.call_sid, t, msg.stream_sid)
+                elif isinstance(msg, tw.Stop):
                     break
         except ConnectionClosed:
             pass

@@ -1,6 +1,9 @@
-"""One call as the reference agent handles it.
+"""One call as the reference agent handles it, whatever carries it.
 
-The agent listens with the same VAD as the callers (hangover 500 ms: the
+The session hears 20 ms mu-law frames (:meth:`AgentSession.on_audio`) and
+speaks through an :class:`AgentLine`: the Twilio Media Streams server
+(:mod:`loadcaller.agent.server`) and the SIP server (:mod:`loadcaller.agent.sip`)
+each give it one. The agent listens with the same VAD as the callers (hangover 500 ms: the
 caller's turn ends after half a second of silence), calls the backend with its
 own timeout (falling back to an apology when the backend fails or answers
 something it cannot read), waits a think time, and streams a spoken reply paced
@@ -21,7 +24,7 @@ import logging
 import random
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import aiohttp
 from websockets.exceptions import ConnectionClosed
@@ -31,7 +34,6 @@ from loadcaller.agent.dist import Distribution
 from loadcaller.audio.vad import SpeechEnd, SpeechStart, StreamingVad, VadConfig, ulaw_frame_dbfs
 from loadcaller.calls.utterance import Utterance
 from loadcaller.timebase import NS_PER_MS, now_ns, to_monotonic_s
-from loadcaller.twilio import messages as tw
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,19 @@ class AgentConfig:
     send_marks: bool = True
 
 
+class AgentLine(Protocol):
+    """How a session speaks to its caller: one call's outbound side."""
+
+    async def send_audio(self, frame: bytes) -> None:
+        """Send one 20 ms mu-law frame now."""
+
+    async def clear(self) -> None:
+        """Drop what the caller has not heard yet (Twilio ``clear``; nothing for RTP)."""
+
+    async def mark(self, name: str) -> None:
+        """Mark the end of a reply (Twilio ``mark``; nothing for RTP)."""
+
+
 class GroundTruth:
     """The agent's own JSONL log, one line per turn (flushed)."""
 
@@ -61,11 +76,11 @@ class GroundTruth:
 
 
 class AgentSession:
-    """The agent's side of one Media Stream."""
+    """The agent's side of one call."""
 
-    def __init__(self, *, send: Any, config: AgentConfig, voice: dict[str, Utterance],
+    def __init__(self, *, line: AgentLine, config: AgentConfig, voice: dict[str, Utterance],
                  http: aiohttp.ClientSession | None, truth: GroundTruth, rng: random.Random):
-        self._send = send  # async (str) -> None
+        self.line = line
         self.cfg = config
         self.voice = voice
         self.http = http
@@ -81,19 +96,19 @@ class AgentSession:
 
     # ---- inbound -----------------------------------------------------------------
 
-    def on_message(self, msg: tw.TwilioMessage, t: int) -> None:
-        if isinstance(msg, tw.Media):
-            event = self.vad.feed(ulaw_frame_dbfs(msg.payload), t)
-            if isinstance(event, SpeechStart):
-                self._barge_in()
-            elif isinstance(event, SpeechEnd):
-                self._start_reply(self.turn, event.t_ns)
-                self.turn += 1
-        elif isinstance(msg, tw.Start):
-            self.stream_sid, self.call_sid = msg.stream_sid, msg.call_sid
-            self._reply = asyncio.ensure_future(self._until_hung_up(self._greet(t)))
-        elif isinstance(msg, tw.Stop):
-            self.close()
+    def on_start(self, call_sid: str, t: int, stream_sid: str = "") -> None:
+        """The call is up (Twilio ``start``, SIP ACK): greet the caller."""
+        self.stream_sid, self.call_sid = stream_sid, call_sid
+        self._reply = asyncio.ensure_future(self._until_hung_up(self._greet(t)))
+
+    def on_audio(self, frame: bytes, t: int) -> None:
+        """One 20 ms mu-law frame from the caller, received at ``t``."""
+        event = self.vad.feed(ulaw_frame_dbfs(frame), t)
+        if isinstance(event, SpeechStart):
+            self._barge_in()
+        elif isinstance(event, SpeechEnd):
+            self._start_reply(self.turn, event.t_ns)
+            self.turn += 1
 
     def close(self) -> None:
         if self._reply is not None:
@@ -104,8 +119,7 @@ class AgentSession:
             return
         self._reply.cancel()
         if self._speaking:
-            task = asyncio.ensure_future(
-                self._until_hung_up(self._send(tw.agent_clear(self.stream_sid))))
+            task = asyncio.ensure_future(self._until_hung_up(self.line.clear()))
             self._pending_sends.add(task)
             task.add_done_callback(self._pending_sends.discard)
             self._speaking = False
@@ -171,12 +185,11 @@ class AgentSession:
         t_first: int | None = None
         try:
             start = loop.time()
-            for i, b64 in enumerate(utt.b64):
+            for i, frame in enumerate(utt.frames):
                 delay = start + i * FRAME_S - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                await self._send(f'{{"event":"media","streamSid":"{self.stream_sid}",'
-                                 f'"media":{{"payload":"{b64}"}}}}')
+                await self.line.send_audio(frame)
                 if t_first is None:
                     t_first = now_ns()
                     self._speaking = True
@@ -187,7 +200,7 @@ class AgentSession:
                             - record["t_last_speech_recv"] * 1000, 3)
                         self.truth.write(record)
             if self.cfg.send_marks:
-                await self._send(tw.agent_mark(self.stream_sid, mark))
+                await self.line.mark(mark)
         except asyncio.CancelledError:
             if record is not None and t_first is None:
                 record["interrupted"] = True

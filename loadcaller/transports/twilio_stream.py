@@ -10,7 +10,6 @@ per frame, which is what lets one process hold hundreds of calls.
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 import ssl
 from typing import Literal
@@ -30,7 +29,13 @@ from loadcaller.timebase import now_ns
 from loadcaller.transports.base import CallTransport, Target
 from loadcaller.transports.wsframe import masked_text_frame
 from loadcaller.twilio.caller import TwilioCallerStream
-from loadcaller.twilio.messages import AgentClear, AgentMark, AgentMedia, parse_agent_message
+from loadcaller.twilio.messages import (
+    AgentClear,
+    AgentMark,
+    AgentMedia,
+    b64_payload,
+    parse_agent_message,
+)
 from loadcaller.twilio.playout import Playout
 from loadcaller.twilio.signature import compute_signature, signed_url
 
@@ -56,21 +61,6 @@ class TwilioTarget(Target):
 
     def new_transport(self, *, call_id: str) -> TwilioStreamTransport:
         return TwilioStreamTransport(self, custom_parameters={"loadcaller_call_id": call_id})
-
-
-# A frame's base64 text, computed once per distinct frame and shared by every call
-# (utterance frames are long-lived objects: the lookup is an identity hit).
-_B64: dict[bytes, str] = {}
-_B64_MAX = 1 << 16  # impaired (changed) frames are encoded without being kept
-
-
-def _b64(frame: bytes) -> str:
-    text = _B64.get(frame)
-    if text is None:
-        text = base64.b64encode(frame).decode("ascii")
-        if len(_B64) < _B64_MAX:
-            _B64[frame] = text
-    return text
 
 
 class _Wire(asyncio.Protocol):
@@ -150,7 +140,7 @@ class TwilioStreamTransport(CallTransport):
         tcp = self._tcp
         if tcp is not None and self.ws.state is State.OPEN and not self._stopping:
             # the hot path: framed here, not by the protocol object (see wsframe)
-            tcp.write(masked_text_frame(self.stream.media(_b64(frame)).encode()))
+            tcp.write(masked_text_frame(self.stream.media(b64_payload(frame)).encode()))
 
     def heard(self, now: int) -> list[PlayedFrame]:
         if self.playout is None:

@@ -175,12 +175,30 @@ def parse_twilio_message(text: str | bytes) -> TwilioMessage:
     raise RemoteProtocolError(f"unknown event {event!r}")
 
 
+# ---- payloads ------------------------------------------------------------------
+
+# A frame's base64 text, computed once per distinct frame and shared by every call
+# (utterance frames are long-lived objects: the lookup is an identity hit).
+_B64: dict[bytes, str] = {}
+_B64_MAX = 1 << 16  # frames beyond this many (impaired, changed) are not kept
+
+
+def b64_payload(frame: bytes) -> str:
+    """The base64 ``payload`` text of a frame, cached for frames seen before."""
+    text = _B64.get(frame)
+    if text is None:
+        text = base64.b64encode(frame).decode("ascii")
+        if len(_B64) < _B64_MAX:
+            _B64[frame] = text
+    return text
+
+
 # ---- builders an agent uses -------------------------------------------------
 
 
 def agent_media(stream_sid: str, payload: bytes) -> str:
     """An agent's outbound ``media`` message."""
-    b64 = base64.b64encode(payload).decode("ascii")
+    b64 = b64_payload(payload)
     return f'{{"event":"media","streamSid":"{stream_sid}","media":{{"payload":"{b64}"}}}}'
 
 

@@ -21,7 +21,7 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from loadcaller.config import Duration
+from loadcaller.config import Duration, Secret
 from loadcaller.errors import RemoteProtocolError, SetupFailed
 from loadcaller.media.frames import PlayedFrame
 from loadcaller.media.outcomes import CallOutcome
@@ -47,7 +47,8 @@ class TwilioTarget(Target):
 
     transport: Literal["twilio"] = "twilio"
     url: str = Field("ws://127.0.0.1:8080/media", description="ws:// or wss:// Media Streams URL")
-    auth_token: str | None = Field(None, description="sign the upgrade with X-Twilio-Signature")
+    auth_token: Secret | None = Field(
+        None, description="sign the upgrade with X-Twilio-Signature (${VAR} or {file: PATH})")
     signature_url: str | None = Field(None, description="URL to sign (default: url as wss://)")
     custom_parameters: dict[str, str] = Field(default_factory=dict)
     setup_timeout: Duration = 5.0
@@ -117,7 +118,7 @@ class TwilioStreamTransport(CallTransport):
                 if self.target.auth_token:
                     url = self.target.signature_url or signed_url(self.target.url)
                     request.headers["X-Twilio-Signature"] = compute_signature(
-                        self.target.auth_token, url
+                        self.target.auth_token.get_secret_value(), url
                     )
                 self.ws.send_request(request)
                 self._flush()

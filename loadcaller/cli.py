@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "Options override the profile.", epilog=EXIT_CODES_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("profile", type=Path, help="profile YAML, e.g. profiles/smoke.yaml")
-    r.add_argument("--target", help="agent URL (ws:// or wss://), overrides target.url")
+    r.add_argument("--target", help="the agent: ws:// or wss:// (Twilio Media Streams), "
+                   "sip: or sips: (SIP/RTP); overrides target.url and picks the transport")
     r.add_argument("--users", type=_positive_int, help="concurrent callers, overrides load.users")
     r.add_argument("--duration", help="e.g. 30s, 5m; overrides load.duration")
     r.add_argument("--results-dir", type=Path, help="default loadcaller-results/<name>-<time>")

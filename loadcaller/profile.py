@@ -29,7 +29,7 @@ from pydantic import (
 from loadcaller.config import Duration
 from loadcaller.config import Model as _Model
 from loadcaller.errors import ProfileError
-from loadcaller.transports.registry import AnyTarget, target_override
+from loadcaller.transports.registry import TRANSPORT_NAMES, AnyTarget, target_override
 from loadcaller.transports.twilio_stream import TwilioTarget
 
 
@@ -258,6 +258,8 @@ _Loader.add_implicit_resolver(
 def _field_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     parts = [p for i, p in enumerate(loc) if i == 0 or p != loc[i - 1]]  # drop union tags
+    if len(parts) > 1 and parts[0] == "target" and parts[1] in TRANSPORT_NAMES:
+        del parts[1]  # the target union's tag (the transport)
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"

@@ -41,7 +41,7 @@ def turn_line(rec: CallRecord, turn: measure.TurnResult) -> dict[str, Any]:
 
 
 def call_line(rec: CallRecord) -> dict[str, Any]:
-    return {
+    line = {
         "call_id": rec.call_id,
         "transport": rec.transport,
         "scenario": rec.scenario,
@@ -56,6 +56,9 @@ def call_line(rec: CallRecord) -> dict[str, Any]:
         "t_end": round(to_monotonic_s(rec.t_end_ns), 6),
         "duration_ms": _ms(rec.t_end_ns - rec.t_start_ns),
     }
+    if rec.media is not None:  # RTP transports: packets, loss, jitter, MOS
+        line["media"] = rec.media
+    return line
 
 
 class Results:

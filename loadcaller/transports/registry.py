@@ -8,15 +8,31 @@ target in :data:`TARGETS`; test it against a real peer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from pydantic import BeforeValidator, Field
+
 from loadcaller.transports.base import Target
+from loadcaller.transports.sip import SipTarget
 from loadcaller.transports.twilio_stream import TwilioTarget
 
-TARGETS: tuple[type[Target], ...] = (TwilioTarget,)
+TARGETS: tuple[type[Target], ...] = (TwilioTarget, SipTarget)
+TRANSPORT_NAMES = frozenset(str(t.model_fields["transport"].default) for t in TARGETS)
 
-AnyTarget = TwilioTarget  # a discriminated union on "transport" once there are two
+
+
+def _default_transport(value: Any) -> Any:
+    """A target without ``transport:`` takes it from its URL's scheme (else twilio)."""
+    if isinstance(value, dict) and "transport" not in value:
+        url = value.get("url")
+        found = transport_for_url(url) if isinstance(url, str) else None
+        return {"transport": found or "twilio", **value}
+    return value
+
+
+AnyTarget = Annotated[TwilioTarget | SipTarget, Field(discriminator="transport"),
+                      BeforeValidator(_default_transport)]
 
 
 def transport_for_url(url: str) -> str | None:

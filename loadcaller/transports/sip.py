@@ -1,0 +1,448 @@
+"""Calls placed over SIP with G.711 over RTP: thin asyncio glue around sans-I/O cores.
+
+:class:`~loadcaller.sip.uac.SipCall` keeps the SIP dialog and its timers,
+:class:`~loadcaller.sip.rtp.RtpSender` / :class:`~loadcaller.sip.rtp.RtpReceiver`
+the media; this file moves their bytes and arms one timer per call.
+
+- Signalling over UDP (a socket per call, from ``sip_ports`` or ephemeral), TCP,
+  or TLS (``sips:`` or ``;transport=tls``; certificates verified unless
+  ``tls_verify: false``).
+- One RTP port per call from ``rtp_ports`` (even ports), symmetric: we send
+  from the port we receive on, to the address the far end's SDP gave.
+- What the caller hears is each RTP packet's audio stamped with its arrival
+  instant (no jitter buffer delay is added: the onset is when sound first
+  reaches the caller's socket); packets held by the small reorder window keep
+  their order. When packets stop (an agent with silence suppression), silence
+  frames are heard on the 20 ms grid so the caller's VAD sees time pass.
+- Early media (a 183 with SDP) is heard like any other audio: its packets are
+  counted in the call's media figures.
+- Outcomes: a SIP failure is ``failed_setup`` with the status and its class in
+  the reason (``busy: SIP 486 Busy Here``); a far-end BYE is ``agent_hangup``;
+  no RTP at all within ``no_media_timeout`` of the answer is ``no_media``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import socket
+import ssl
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from loadcaller.config import Duration, Secret
+from loadcaller.errors import SetupFailed
+from loadcaller.media.frames import FRAME_NS, SILENCE_FRAME, PlayedFrame
+from loadcaller.media.outcomes import CallOutcome
+from loadcaller.sip import events as ev
+from loadcaller.sip.dtmf import DtmfSender
+from loadcaller.sip.errors import ParseError, SipError
+from loadcaller.sip.headers import Uri
+from loadcaller.sip.rtp import Codec, RtpReceiver, RtpSender, media_stats
+from loadcaller.sip.sdp import Negotiated, build_offer
+from loadcaller.sip.uac import SipCall
+from loadcaller.timebase import NS_PER_S, now_ns
+from loadcaller.transports.base import CallTransport, Target
+from loadcaller.transports.ports import PortPool, PortRange
+
+log = logging.getLogger(__name__)
+
+HOLD_NS = 60 * 1_000_000  # the receiver's reorder window: no silence is made up inside it
+BYE_WAIT_S = 2.0  # how long a hangup waits for the BYE's answer before giving up
+_CORE_HEADERS = {"via", "from", "to", "call-id", "cseq", "contact", "content-length",
+                 "content-type", "max-forwards", "route", "record-route", "authorization",
+                 "proxy-authorization"}
+_TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
+_POOLS: dict[tuple[str, int, int], PortPool] = {}
+
+
+class SipTarget(Target):
+    """An agent reached by a SIP URI (``target.transport: sip``)."""
+
+    schemes = ("sip", "sips")
+
+    transport: Literal["sip"] = "sip"
+    url: str = Field("sip:agent@127.0.0.1:5080",
+                     description="sip: or sips: URI; ;transport=tcp|tls picks the signalling")
+    from_user: str = "loadcaller"
+    display_name: str = "loadcaller"
+    auth_username: str | None = Field(None, description="for 401/407 digest challenges")
+    auth_password: Secret | None = Field(None, description="${VAR} or {file: PATH}")
+    codecs: list[Literal["PCMU", "PCMA"]] = Field(["PCMU", "PCMA"], min_length=1,
+                                                  description="offered, in preference order")
+    headers: dict[str, str] = Field(default_factory=dict,
+                                    description="extra headers on every INVITE (X-...)")
+    signalling: Literal["udp", "tcp", "tls"] | None = Field(
+        None, description="default: the URI's transport= (sips: means tls, else udp)")
+    local_ip: str | None = Field(None, description="address for SDP/Contact (default: route)")
+    sip_ports: PortRange | None = Field(None, description="local SIP ports (default ephemeral)")
+    rtp_ports: PortRange = Field((16384, 32767), description="local RTP ports, one per call")
+    tls_verify: bool = True
+    ca_file: str | None = None
+    setup_timeout: Duration = Field(40.0, description="dial to answer, at most")
+    no_media_timeout: Duration = Field(5.0, description="answer to first RTP, at most")
+
+    @field_validator("url")
+    @classmethod
+    def _sip_uri(cls, v: str) -> str:
+        try:
+            uri = Uri.parse(v)
+        except ParseError as exc:
+            raise ValueError(f"{v!r} is not a sip: or sips: URI ({exc})") from None
+        if uri.transport not in ("udp", "tcp", "tls"):
+            raise ValueError(f"unsupported SIP transport {uri.transport!r} in {v!r}")
+        return v
+
+    @field_validator("headers")
+    @classmethod
+    def _extra_headers(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, value in v.items():
+            if not _TOKEN.match(name) or name.lower() in _CORE_HEADERS:
+                raise ValueError(f"{name!r} cannot be set as an extra header")
+            if "\r" in value or "\n" in value:
+                raise ValueError(f"header {name!r} has a line break in its value")
+        return v
+
+    def new_transport(self, *, call_id: str) -> SipTransport:
+        return SipTransport(self, call_id=call_id)
+
+
+def _pool(host: str, ports: tuple[int, int], step: int) -> PortPool:
+    key = (host, *ports)
+    if key not in _POOLS:
+        first = ports[0] + (ports[0] % step)  # RTP on even ports
+        _POOLS[key] = PortPool(first, ports[1], step=step)
+    return _POOLS[key]
+
+
+def _route_ip(host: str) -> str:
+    """The local address the system would send to ``host`` from (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((host, 9))
+        return str(s.getsockname()[0])
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, on_data: Any) -> None:
+        self.on_data = on_data
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.on_data(data, addr, now_ns())
+
+
+class _Stream(asyncio.Protocol):
+    def __init__(self, owner: SipTransport) -> None:
+        self.owner = owner
+        self.peer: tuple[str, int] = ("", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.peer = transport.get_extra_info("peername")[:2]
+
+    def data_received(self, data: bytes) -> None:
+        self.owner._on_sip(data, self.peer, now_ns())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner._on_signalling_lost(exc)
+
+
+class SipTransport(CallTransport):
+    """One call to ``target.url`` (see the module docstring)."""
+
+    name = "sip"
+
+    def __init__(self, target: SipTarget, *, call_id: str) -> None:
+        super().__init__()
+        self.target = target
+        self.call_id = call_id
+        self.uri = Uri.parse(target.url)
+        self.signalling = target.signalling or self.uri.transport
+        self.rng = random.Random()
+        self.core: SipCall | None = None
+        self._sip_udp: asyncio.DatagramTransport | None = None
+        self._sip_stream: asyncio.Transport | None = None
+        self._rtp: asyncio.DatagramTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._answered: asyncio.Future[Negotiated] = asyncio.get_running_loop().create_future()
+        self._bye: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._media: Negotiated | None = None
+        self._early: Negotiated | None = None
+        self._sender: RtpSender | None = None
+        self._receiver: RtpReceiver | None = None
+        self._dtmf: DtmfSender | None = None
+        self._heard: list[PlayedFrame] = []
+        self._grid = 0  # when the next frame is due to be heard
+        self._t_answer = 0
+        self._prev_silent = True
+        self._early_packets = 0
+        self._foreign = 0
+        self._foreign_from: tuple[str, int] | None = None
+        self._bye_result = ""
+        self._dtmf_unsent = 0
+
+    @property
+    def remote_id(self) -> str:
+        return self.core.call_id if self.core is not None else ""
+
+    # ---- setup ----------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        t = self.target
+        loop = asyncio.get_running_loop()
+        port = self.uri.port or (5061 if self.signalling == "tls" else 5060)
+        try:
+            infos = await loop.getaddrinfo(self.uri.host, port, family=socket.AF_INET,
+                                           type=socket.SOCK_DGRAM)
+            remote = (str(infos[0][4][0]), port)
+            local_ip = t.local_ip or _route_ip(remote[0])
+        except OSError as exc:
+            raise SetupFailed(f"cannot resolve {self.uri.host}: {exc}") from None
+        self._rtp, _ = await _pool(local_ip, t.rtp_ports, 2).bind(
+            local_ip, lambda: _Datagrams(self._on_rtp), "RTP")
+        rtp_port = self._rtp.get_extra_info("sockname")[1]
+        local = await self._open_signalling(local_ip, remote)
+        offer = build_offer(ip=local_ip, port=rtp_port, session_id=self.rng.getrandbits(31),
+                            codecs=t.codecs)
+        password = t.auth_password.get_secret_value() if t.auth_password else None
+        self.core = SipCall(t.url, local, remote, sdp_offer=offer, rng=self.rng,
+                            transport=self.signalling, from_user=t.from_user,
+                            display_name=t.display_name, auth_username=t.auth_username,
+                            auth_password=password, extra_headers=tuple(t.headers.items()),
+                            user_agent="loadcaller")
+        self.core.start(loop.time())
+        self._pump()
+        try:
+            async with asyncio.timeout(t.setup_timeout):
+                media = await asyncio.shield(self._answered)
+        except TimeoutError:
+            self._close_sockets()
+            raise SetupFailed(f"no answer within {t.setup_timeout:g}s") from None
+        except SetupFailed:
+            self._close_sockets()
+            raise
+        self._start_media(media)
+
+    async def _open_signalling(self, local_ip: str,
+                               remote: tuple[str, int]) -> tuple[str, int]:
+        t, loop = self.target, asyncio.get_running_loop()
+        if self.signalling == "udp":
+            if t.sip_ports is not None:
+                self._sip_udp, _ = await _pool(local_ip, t.sip_ports, 1).bind(
+                    local_ip, lambda: _Datagrams(self._on_sip), "SIP")
+            else:
+                self._sip_udp, _ = await loop.create_datagram_endpoint(
+                    lambda: _Datagrams(self._on_sip), local_addr=(local_ip, 0))
+            return tuple(self._sip_udp.get_extra_info("sockname")[:2])  # type: ignore[return-value]
+        ctx = None
+        if self.signalling == "tls":
+            ctx = ssl.create_default_context(cafile=t.ca_file)
+            if not t.tls_verify:
+                ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        try:
+            async with asyncio.timeout(min(10.0, t.setup_timeout)):
+                stream, _ = await loop.create_connection(
+                    lambda: _Stream(self), remote[0], remote[1], ssl=ctx,
+                    server_hostname=self.uri.host if ctx else None)
+        except (OSError, TimeoutError) as exc:
+            self._close_sockets()
+            what = "TLS" if ctx else "TCP"
+            raise SetupFailed(f"{what} connect to {remote[0]}:{remote[1]} failed: "
+                              f"{exc or 'timed out'}") from None
+        self._sip_stream = stream
+        return tuple(stream.get_extra_info("sockname")[:2])  # type: ignore[return-value]
+
+    def _start_media(self, media: Negotiated) -> None:
+        self._media = media
+        self._t_answer = self._grid = now_ns()
+        self._sender = RtpSender.random(self.rng, media.payload_type, Codec(media.codec))
+        if media.telephone_event is not None:
+            self._dtmf = DtmfSender(self._sender, media.telephone_event)
+
+    def _receiver_for(self, media: Negotiated) -> RtpReceiver:
+        if self._receiver is None:
+            self._receiver = RtpReceiver({media.payload_type: Codec(media.codec)},
+                                         dtmf_payload_type=media.telephone_event)
+        return self._receiver
+
+    # ---- the media clock's side --------------------------------------------------------
+
+    def send_audio(self, frame: bytes) -> None:
+        sock, media, sender = self._rtp, self._media, self._sender
+        if sock is None or media is None or sender is None or media.on_hold:
+            return
+        dtmf = self._dtmf
+        if dtmf is not None and dtmf.busy:
+            packet = dtmf.tick()
+            if packet is not None:
+                sock.sendto(packet, media.remote_rtp)
+                return
+        silent = frame is SILENCE_FRAME
+        sock.sendto(sender.audio(frame, spurt_start=self._prev_silent and not silent),
+                    media.remote_rtp)
+        self._prev_silent = silent
+
+    def heard(self, now: int) -> list[PlayedFrame]:
+        frames, self._heard = self._heard, []
+        receiver = self._receiver
+        if receiver is not None:
+            frames += receiver.flush(now)
+        if frames:
+            self._grid = max(self._grid, frames[-1].t_ns + FRAME_NS)
+        elif self._media is not None:
+            # no packet for a while: the caller hears silence pass (silence suppression)
+            while self._grid + FRAME_NS + HOLD_NS <= now:
+                frames.append(PlayedFrame(self._grid, b""))
+                self._grid += FRAME_NS
+            if (now - self._t_answer > self.target.no_media_timeout * NS_PER_S
+                    and (receiver is None or receiver.stats().received == 0)):
+                self._no_media()
+        return frames
+
+    def send_dtmf(self, digit: str) -> None:
+        if self._dtmf is None:
+            self._dtmf_unsent += 1
+            log.warning("call %s: the far end did not accept telephone-event; DTMF %r not "
+                        "sent", self.call_id, digit)
+            return
+        self._dtmf.start(digit)
+
+    # ---- receive paths -------------------------------------------------------------------
+
+    def _on_rtp(self, data: bytes, addr: tuple[str, int], t: int) -> None:
+        media = self._media
+        if media is None:
+            media = self._early  # early media: negotiated from the 183
+            if media is None:
+                return
+            self._early_packets += 1
+        if addr[:2] != media.remote_rtp:
+            self._foreign += 1
+            self._foreign_from = addr[:2]
+            return
+        self._heard += self._receiver_for(media).receive(data, addr, t)
+
+    def _on_sip(self, data: bytes, addr: tuple[str, int], t: int) -> None:
+        if self.core is None:
+            return
+        self.core.receive(data, addr[:2], asyncio.get_running_loop().time())
+        self._pump()
+
+    def _on_signalling_lost(self, exc: Exception | None) -> None:
+        if self._sip_stream is None:
+            return
+        self._sip_stream = None
+        if not self._answered.done():
+            self._answered.set_exception(SetupFailed(f"SIP connection closed: {exc or 'EOF'}"))
+        self._end(CallOutcome.DROPPED, f"SIP connection lost: {exc or 'closed by the far end'}")
+
+    def _no_media(self) -> None:
+        why = f"no RTP within {self.target.no_media_timeout:g}s of the answer"
+        if self._foreign and self._foreign_from is not None:
+            host, port = self._foreign_from
+            why += (f" from the SDP's address; {self._foreign} packets came from "
+                    f"{host}:{port} instead")
+        self._end(CallOutcome.NO_MEDIA, why)
+
+    # ---- the SIP core: bytes, events, one timer ---------------------------------------------
+
+    def _pump(self) -> None:
+        core = self.core
+        if core is None:
+            return
+        for data, addr in core.datagrams_to_send():
+            if self._sip_udp is not None:
+                self._sip_udp.sendto(data, addr)
+            elif self._sip_stream is not None:
+                self._sip_stream.write(data)
+        while (event := core.next_event()) is not None:
+            self._on_event(event)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        when = core.get_timer()
+        if when is not None and not core.closed:
+            self._timer = asyncio.get_running_loop().call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.core is not None:
+            try:
+                self.core.handle_timer(asyncio.get_running_loop().time())
+            except SipError:
+                log.exception("call %s: SIP timer", self.call_id)
+            self._pump()
+
+    def _on_event(self, event: ev.SipEvent) -> None:
+        if isinstance(event, ev.EarlyMedia):
+            self._early = event.media
+        elif isinstance(event, ev.Answered):
+            if not self._answered.done():
+                self._answered.set_result(event.media)
+        elif isinstance(event, ev.Failed):
+            why = f"{event.outcome}: SIP {event.status} {event.reason}".strip()
+            if event.status == 0:
+                why = f"{event.outcome}: {event.reason}"
+            if not self._answered.done():
+                self._answered.set_exception(SetupFailed(why))
+            else:
+                self._end(CallOutcome.DROPPED, why)
+        elif isinstance(event, ev.MediaChanged):
+            self._media = event.media
+        elif isinstance(event, ev.RemoteBye):
+            self._end(CallOutcome.AGENT_HANGUP, "the agent hung up (BYE)")
+            if not self._bye.done():
+                self._bye.set_result("remote_bye")
+        elif isinstance(event, ev.Ended) and not self._bye.done():
+            self._bye.set_result(event.reason)
+
+    # ---- ending -----------------------------------------------------------------------------
+
+    async def hangup(self) -> None:
+        """BYE (or CANCEL while ringing); wait briefly for its answer; close the sockets."""
+        core = self.core
+        if core is not None and not self._bye.done():
+            with contextlib.suppress(SipError):
+                core.hangup(asyncio.get_running_loop().time())
+            self._pump()
+            try:
+                async with asyncio.timeout(BYE_WAIT_S):
+                    self._bye_result = await asyncio.shield(self._bye)
+            except TimeoutError:
+                self._bye_result = "bye_unanswered"
+                log.info("call %s: our BYE was not answered within %gs", self.call_id,
+                         BYE_WAIT_S)
+        elif self._bye.done():
+            self._bye_result = self._bye.result()
+        self._close_sockets()
+        self._end(CallOutcome.COMPLETED, "caller hung up")
+
+    def _close_sockets(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for sock in (self._sip_udp, self._sip_stream, self._rtp):
+            if sock is not None:
+                sock.close()
+        self._sip_udp = self._sip_stream = self._rtp = None
+
+    @property
+    def media_stats(self) -> dict[str, Any] | None:
+        if self._receiver is None and self._sender is None:
+            return None
+        receiver = self._receiver or RtpReceiver({})
+        out: dict[str, Any] = media_stats(self._sender, receiver).to_json()
+        if self._media is not None:
+            out["codec"] = self._media.codec
+        out["early_media_packets"] = self._early_packets
+        if self._foreign:
+            out["rtp_foreign_source"] = self._foreign
+        if self._dtmf_unsent:
+            out["dtmf_unsent"] = self._dtmf_unsent
+        if self._bye_result:
+            out["bye"] = self._bye_result
+        if self.core is not None and self.core.garbage:
+            out["sip_garbage"] = self.core.garbage
+        return out

@@ -41,7 +41,7 @@ def turn_line(rec: CallRecord, turn: measure.TurnResult) -> dict[str, Any]:
 
 
 def call_line(rec: CallRecord) -> dict[str, Any]:
-    line = {
+    line: dict[str, Any] = {
         "call_id": rec.call_id,
         "transport": rec.transport,
         "scenario": rec.scenario,

@@ -90,12 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="workers a --master waits for before starting (default 1)")
     g.add_argument("--expect-workers-timeout", type=float, default=60.0, metavar="S")
 
-    a = sub.add_parser("agent", help="run the reference voice agent (Twilio Media Streams)",
+    a = sub.add_parser("agent", help="run the reference voice agent (Twilio Media Streams or SIP)",
                        description="A realistic agent to aim callers at: greets, detects the "
                        "end of each caller turn (500 ms of silence), calls a backend, thinks, "
                        "replies in real time, stops on barge-in, logs its ground truth.")
     a.add_argument("--host", default="127.0.0.1")
-    a.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    a.add_argument("--port", type=int, default=8080,
+                   help="0 picks a free port (a UDP port for --transport sip)")
+    a.add_argument("--transport", choices=("twilio", "sip"), default="twilio",
+                   help="twilio: Media Streams websocket on ws://HOST:PORT/media; "
+                   "sip: a SIP UAS on udp HOST:PORT with G.711 over RTP")
     a.add_argument("--think", default="300ms", help="think time: 300ms, uniform:200:400, "
                    "normal:300:50, lognormal:300:0.4")
     a.add_argument("--greeting-delay", default="200ms", help="delay before the greeting")
@@ -260,6 +264,24 @@ async def _agent(args: argparse.Namespace) -> int:
     truth = args.ground_truth.open("a", encoding="utf-8") if args.ground_truth else None
     agent = ReferenceAgent(config, truth=truth, auth_token=args.auth_token,
                            public_url=args.public_url, seed=args.seed)
+    if args.transport == "sip":
+        from loadcaller.agent.sip import SipAgent
+
+        sip = SipAgent(agent, host=args.host, seed=args.seed)
+        await agent.open()
+        port = await sip.start(args.port)
+        url = f"sip:agent@{args.host}:{port}"
+        print(f"loadcaller agent: SIP on udp {args.host}:{port} ({url}; think {config.think}, "
+              f"backend {args.backend_url or 'none'})", file=sys.stderr)
+        print(f"READY {url}", flush=True)
+        try:
+            await _until_signalled()
+        finally:
+            sip.close()
+            await agent.close()
+            if truth is not None:
+                truth.close()
+        return 0
     server, port = await agent.start(args.host, args.port)
     print(f"loadcaller agent: Twilio Media Streams on ws://{args.host}:{port}/media "
           f"(think {config.think}, backend {args.backend_url or 'none'})", file=sys.stderr)

@@ -66,9 +66,13 @@ class ReferenceAgent:
         self.rng = random.Random(seed)
         self.http: aiohttp.ClientSession | None = None
 
-    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[Server, int]:
-        if self.config.backend_url:
+    async def open(self) -> None:
+        """Open what every transport's calls share (the backend's HTTP client)."""
+        if self.config.backend_url and self.http is None:
             self.http = aiohttp.ClientSession()
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[Server, int]:
+        await self.open()
         server = await serve(self._handle, host, port, process_request=self._check,
                              reuse_port=reuse_port, max_size=2**22, compression=None)
         bound = next(iter(server.sockets)).getsockname()[1]

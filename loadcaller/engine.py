@@ -25,7 +25,7 @@ from loadcaller.calls.clock import MediaClock
 from loadcaller.calls.histogram import warm_histograms
 from loadcaller.calls.results import Results
 from loadcaller.compile import RunSpec
-from loadcaller.media.impair import ImpairedTransport, Impairment
+from loadcaller.media.impair import Impairment
 from loadcaller.transports.base import CallTransport
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class Engine:
         inbound = self._impairment(self.spec.media_inbound, 1)
         if outbound is None and inbound is None:
             return transport
-        return ImpairedTransport(transport, outbound=outbound, inbound=inbound)
+        return transport.with_impairment(outbound=outbound, inbound=inbound)
 
     async def place_call(self, call_id: str) -> CallRecord:
         """Place one call and run its scenario to the end; the record is written."""

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from chaos.packet import Impairment
 from loadcaller.media.frames import PlayedFrame
 from loadcaller.media.outcomes import CallOutcome
 
@@ -71,6 +72,19 @@ class CallTransport(abc.ABC):
     @abc.abstractmethod
     def heard(self, now_ns: int) -> list[PlayedFrame]:
         """The agent's frames whose playout began by ``now_ns``."""
+
+    def with_impairment(self, *, outbound: Impairment | None,
+                        inbound: Impairment | None) -> CallTransport:
+        """This transport with packet models on its media (a profile's ``media:``).
+
+        The default wraps it and impairs whole 20 ms frames
+        (:class:`~loadcaller.media.impair.ImpairedTransport`); a packet transport
+        (SIP/RTP) overrides this to impair its datagrams, so that sequence numbers,
+        loss and jitter figures see what a network would do.
+        """
+        from loadcaller.media.impair import ImpairedTransport
+
+        return ImpairedTransport(self, outbound=outbound, inbound=inbound)
 
     def send_dtmf(self, digit: str) -> None:  # pragma: no cover - per transport
         """Send a DTMF digit."""

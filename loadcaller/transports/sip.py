@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import random
 import re
@@ -34,6 +35,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from chaos.packet import Impairment
 from loadcaller.config import Duration, Secret
 from loadcaller.errors import SetupFailed
 from loadcaller.media.frames import FRAME_NS, SILENCE_FRAME, PlayedFrame
@@ -182,6 +184,17 @@ class SipTransport(CallTransport):
         self._foreign_from: tuple[str, int] | None = None
         self._bye_result = ""
         self._dtmf_unsent = 0
+        self._impair_out: Impairment | None = None
+        self._impair_in: Impairment | None = None
+        self._held_out: list[tuple[float, int, bytes]] = []  # (send at s, seq, packet)
+        self._held_in: list[tuple[float, int, bytes, tuple[str, int]]] = []
+        self._held_seq = 0
+
+    def with_impairment(self, *, outbound: Impairment | None,
+                        inbound: Impairment | None) -> SipTransport:
+        """Impair RTP datagrams themselves: the far end's and our own RTP figures see it."""
+        self._impair_out, self._impair_in = outbound, inbound
+        return self
 
     @property
     def remote_id(self) -> str:
@@ -274,17 +287,25 @@ class SipTransport(CallTransport):
         if sock is None or media is None or sender is None or media.on_hold:
             return
         dtmf = self._dtmf
-        if dtmf is not None and dtmf.busy:
-            packet = dtmf.tick()
-            if packet is not None:
-                sock.sendto(packet, media.remote_rtp)
-                return
-        silent = frame is SILENCE_FRAME
-        sock.sendto(sender.audio(frame, spurt_start=self._prev_silent and not silent),
-                    media.remote_rtp)
-        self._prev_silent = silent
+        packet = dtmf.tick() if dtmf is not None and dtmf.busy else None
+        if packet is None:
+            silent = frame is SILENCE_FRAME
+            packet = sender.audio(frame, spurt_start=self._prev_silent and not silent)
+            self._prev_silent = silent
+        if self._impair_out is None:
+            sock.sendto(packet, media.remote_rtp)
+            return
+        now = now_ns() / NS_PER_S
+        for at, data in self._impair_out.process(packet, now):
+            self._held_seq += 1
+            heapq.heappush(self._held_out, (at, self._held_seq, data))
+        held = self._held_out
+        while held and held[0][0] <= now:
+            sock.sendto(heapq.heappop(held)[2], media.remote_rtp)
 
     def heard(self, now: int) -> list[PlayedFrame]:
+        if self._held_in:
+            self._release_inbound(now)
         frames, self._heard = self._heard, []
         receiver = self._receiver
         if receiver is not None:
@@ -322,7 +343,20 @@ class SipTransport(CallTransport):
             self._foreign += 1
             self._foreign_from = addr[:2]
             return
+        if self._impair_in is not None:  # the network's share: delivered by heard()
+            for at, out in self._impair_in.process(data, t / NS_PER_S):
+                self._held_seq += 1
+                heapq.heappush(self._held_in, (at, self._held_seq, out, addr[:2]))
+            return
         self._heard += self._receiver_for(media).receive(data, addr, t)
+
+    def _release_inbound(self, now: int) -> None:
+        media = self._media or self._early
+        held, limit = self._held_in, now / NS_PER_S
+        while held and held[0][0] <= limit:
+            at, _, data, addr = heapq.heappop(held)
+            if media is not None:
+                self._heard += self._receiver_for(media).receive(data, addr, int(at * NS_PER_S))
 
     def _on_sip(self, data: bytes, addr: tuple[str, int], t: int) -> None:
         if self.core is None:

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="agent think time distribution (default lognormal:250:0.3)")
     d.add_argument("--backend-latency", default="lognormal:60:0.5",
                    help="mock backend latency distribution (default lognormal:60:0.5)")
+    d.add_argument("--transport", choices=("twilio", "sip"), default="twilio",
+                   help="how the callers reach the agent: twilio (Media Streams websocket, "
+                   "the default) or sip (SIP/RTP, with 1%% packet loss each way on the media)")
     d.add_argument("--no-chaos", action="store_true",
                    help="no chaos proxy (by default the backend sits behind one that adds "
                    "1.2 s of latency, then renames a field, midway through the run)")
@@ -171,7 +174,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_demo(users=args.users, duration=args.duration, results_dir=args.results_dir,
                         think=args.think, backend_latency=args.backend_latency,
-                        swarm=swarm_options(args), chaos=not args.no_chaos)
+                        swarm=swarm_options(args), chaos=not args.no_chaos,
+                        transport=args.transport)
     if args.command == "run":
         return _run(args)
     if args.command == "agent":

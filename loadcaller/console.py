@@ -30,6 +30,10 @@ def _row(name: str, s: dict[str, Any]) -> str:
             f"{_f(s['p99']):>9}  {_f(s['max']):>9}")
 
 
+def _pct(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{100 * ratio:.2f}%"
+
+
 def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
     """The end-of-run table."""
     p = lambda line="": print(line, file=out)  # noqa: E731
@@ -47,6 +51,12 @@ def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
     p(f"  turns: {turns['count']} measured, {turns['answered']} answered  ({t_out})")
     for reason, n in calls.get("top_failure_reasons", {}).items():
         p(f"    {n:5d} x {reason}")
+    media = summary.get("media")
+    if media:
+        loss = media["loss_ratio"]
+        mos, jit = media["mos"], media["jitter_ms"]
+        p(f"  media (RTP, {media['calls']} calls): loss {_pct(loss)}, jitter p95 "
+          f"{_f(jit['p95'])} ms, MOS p50 {_f(mos['p50'])}, worst 5% {_f(mos['p5'])}")
     phases = summary.get("phases") or []
     if phases:
         p()

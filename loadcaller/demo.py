@@ -54,6 +54,11 @@ def demo_chaos(port: int, upstream: str, duration_s: float) -> dict[str, Any]:
     }
 
 
+# Chaos on the RTP path of the SIP demo: loss in short bursts, both ways.
+SIP_MEDIA = {"outbound": {"type": "gilbert_elliott", "mean_loss": 0.01, "mean_burst": 2},
+             "inbound": {"type": "gilbert_elliott", "mean_loss": 0.01, "mean_burst": 2}}
+
+
 def add_agent_fallbacks(phases: list[dict[str, Any]], truth: Path) -> None:
     """Count the agent's fallback replies (its backend failed it) in each phase."""
     if not phases or not truth.exists():
@@ -74,7 +79,7 @@ def add_agent_fallbacks(phases: list[dict[str, Any]], truth: Path) -> None:
 
 def run_demo(*, users: int | None, duration: str | None, results_dir: Path | None,
              think: str, backend_latency: str, swarm: SwarmOptions | None = None,
-             chaos: bool = True) -> int:
+             chaos: bool = True, transport: str = "twilio") -> int:
     """Run the demo; return the process exit code."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = results_dir or Path("loadcaller-results") / f"demo-{stamp}"
@@ -97,7 +102,8 @@ def run_demo(*, users: int | None, duration: str | None, results_dir: Path | Non
             overrides["chaos"] = demo_chaos(port, backend.url, seconds)
             backend_url = f"http://127.0.0.1:{port}"
         agent = start_process_service("reference agent", [
-            "agent", "--port", "0", "--backend-url", f"{backend_url}/v1/turn",
+            "agent", "--transport", transport, "--port", "0",
+            "--backend-url", f"{backend_url}/v1/turn",
             "--think", think, "--ground-truth", str(out / "agent_turns.jsonl")])
         say(f"  mock backend  {backend.url}  (latency {backend_latency})")
         if chaos:
@@ -105,6 +111,9 @@ def run_demo(*, users: int | None, duration: str | None, results_dir: Path | Non
                 "field, midway)")
         say(f"  agent         {agent.url}  (think {think})")
         overrides["target.url"] = agent.url
+        if transport == "sip" and chaos:
+            overrides["media"] = SIP_MEDIA
+            say("  media path    1% packet loss each way, in bursts (Gilbert-Elliott)")
         profile = parse_profile(demo_profile_text(), "demo.yaml", overrides)
         spec = compile_profile(profile, source="demo.yaml")
         say(f"  callers       {spec.plan.users} concurrent, {spec.plan.duration_s:g}s, "

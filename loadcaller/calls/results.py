@@ -15,6 +15,7 @@ from typing import IO, Any
 from loadcaller.calls import measure
 from loadcaller.calls.call import CallRecord, turn_latency_ms
 from loadcaller.calls.histogram import Histogram
+from loadcaller.calls.media_totals import MediaTotals
 from loadcaller.media.outcomes import NOT_FAILED, CallOutcome, TurnOutcome
 from loadcaller.timebase import NS_PER_MS, to_monotonic_s
 
@@ -77,6 +78,7 @@ class Results:
         self.greeting = Histogram()
         self.setup = Histogram()
         self.reasons: Counter[str] = Counter()
+        self.media = MediaTotals()
         self._turns_f: IO[str] | None = None
         self._calls_f: IO[str] | None = None
         if directory is not None:
@@ -97,6 +99,8 @@ class Results:
             self.setup.record_ns(rec.setup_ns)
         if rec.greeting_ns is not None:
             self.greeting.record_ns(rec.greeting_ns)
+        if rec.media is not None:
+            self.media.add(rec.media)
         for turn in rec.turns:
             self.turn_outcomes[turn.outcome] += 1
             if turn.latency_ns is not None:
@@ -135,6 +139,7 @@ class Results:
             "phases": self.phases(),
             "greeting_latency_ms": self.greeting.summary_ms(),
             "setup_ms": self.setup.summary_ms(),
+            "media": self.media.summary(),
             "generator": generator,
         }
 

@@ -1,8 +1,8 @@
-"""Fixtures for the audio tests: real espeak-ng and sox, skipped only when absent."""
+"""Fixtures for the audio tests: real espeak-ng and sox (tests/peers.py: skipped
+when absent, failed when absent under CI)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -11,25 +11,21 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from tests.peers import require_binary
+
 Linear = npt.NDArray[np.float64]
 
 
 @pytest.fixture
 def espeak() -> str:
-    """Path of espeak-ng; skips the test where it is not installed."""
-    path = shutil.which("espeak-ng")
-    if path is None:
-        pytest.skip("espeak-ng is not installed")
-    return path
+    """Path of espeak-ng (Debian package espeak-ng)."""
+    return require_binary("espeak-ng", "espeak-ng")
 
 
 @pytest.fixture
 def sox() -> str:
-    """Path of sox; skips the test where it is not installed."""
-    path = shutil.which("sox")
-    if path is None:
-        pytest.skip("sox is not installed")
-    return path
+    """Path of sox (Debian package sox)."""
+    return require_binary("sox", "sox")
 
 
 @pytest.fixture

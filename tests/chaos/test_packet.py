@@ -46,6 +46,48 @@ def test_gilbert_elliott_hits_mean_loss_and_burst(mean_loss, mean_burst):
     assert abs(burst - mean_burst) <= 0.1 * mean_burst, burst
 
 
+def test_gilbert_elliott_with_lossy_good_and_leaky_bad_states():
+    """Non-default per-state loss rates, against the two-state chain's closed form.
+
+    The spec maps (mean_loss, mean_burst, loss_good, loss_bad) to the chain: the
+    bad state's mean sojourn is mean_burst, so r = 1/mean_burst, and its
+    stationary share pi_bad = p/(p+r) is what makes the mean loss come out:
+    (1 - pi_bad)*loss_good + pi_bad*loss_bad = mean_loss. The figures are chosen
+    so that a model ignoring loss_good/loss_bad (treating them as 0 and 1) loses
+    pi_bad = 0.375 of the packets, not 0.2, and one that also ignores them when
+    deriving p spends 0.2 of the time in the bad state, not 0.375.
+    """
+    loss_good, loss_bad, mean_loss, mean_burst = 0.02, 0.5, 0.2, 3.0
+    share_bad = (mean_loss - loss_good) / (loss_bad - loss_good)  # 0.375
+    r = 1 / mean_burst  # bad -> good per packet
+    p = r * share_bad / (1 - share_bad)  # good -> bad per packet, 0.2
+    pi_bad = p / (p + r)
+    expected_loss = (1 - pi_bad) * loss_good + pi_bad * loss_bad
+    assert pi_bad == pytest.approx(0.375) and expected_loss == pytest.approx(mean_loss)
+
+    model = build_impairment({"type": "gilbert_elliott", "mean_loss": mean_loss,
+                              "mean_burst": mean_burst, "loss_good": loss_good,
+                              "loss_bad": loss_bad}, random.Random(2024))
+    assert isinstance(model, GilbertElliottLoss)
+    n = 200_000
+    states, lost = [], []
+    for i in range(n):
+        states.append(model.bad)  # the state this packet is judged in
+        lost.append(model.process(b"rtp", i * 0.02) == [])
+
+    # standard errors over 200k correlated packets are about 0.002: 0.01 is 5 sigma
+    assert sum(lost) / n == pytest.approx(expected_loss, abs=0.01)
+    assert sum(states) / n == pytest.approx(pi_bad, abs=0.01)
+    in_bad = [x for x, bad in zip(lost, states, strict=True) if bad]
+    in_good = [x for x, bad in zip(lost, states, strict=True) if not bad]
+    assert sum(in_bad) / len(in_bad) == pytest.approx(loss_bad, abs=0.01)
+    assert sum(in_good) / len(in_good) == pytest.approx(loss_good, abs=0.005)
+    # mean sojourns: mean_burst packets in the bad state, 1/p in the good one
+    assert sum(bursts(states)) / len(bursts(states)) == pytest.approx(mean_burst, abs=0.1)
+    good_runs = bursts([not bad for bad in states])
+    assert sum(good_runs) / len(good_runs) == pytest.approx(1 / p, abs=0.15)
+
+
 def test_gilbert_elliott_is_bursty_unlike_bernoulli():
     ge = build_impairment({"type": "gilbert_elliott", "mean_loss": 0.05, "mean_burst": 4},
                           random.Random(7))

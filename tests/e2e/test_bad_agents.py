@@ -10,12 +10,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from loadcaller.audio.pack import load_pack_audio
+from loadcaller.calls.utterance import make_utterance
 
 from .conftest import read_jsonl, run_cli, write_profile
 
 GREETING = load_pack_audio("agent_greeting")
+# write_profile's scenario: wait for the greeting, then say hello_order first
+FIRST_PHRASE = make_utterance("hello_order", load_pack_audio("hello_order"))
+FRAMES_AFTER_TURN = 5  # 100 ms more of the caller's media: its turn is on record by then
+TURN_DEADLINE_S = 30.0  # greeting 3.6 s + hangover + phrase 1.9 s, on a busy machine
 
 
 async def _read_start(ws: ServerConnection) -> str:
@@ -36,25 +42,52 @@ async def silent(ws: ServerConnection) -> None:
         pass
 
 
+async def _heard_first_turn(ws: ServerConnection) -> bool:
+    """Wait until the caller has sent the last frame of its first phrase (and a few
+    frames more): the turn was spoken, and the agent has not answered it.
+
+    On a miss (TURN_DEADLINE_S, or the caller hung up) the line is closed with
+    4000, which no case expects, so the test fails saying so.
+    """
+    last = FIRST_PHRASE.frames[-1]
+    after: int | None = None
+    try:
+        async with asyncio.timeout(TURN_DEADLINE_S):
+            async for raw in ws:
+                msg = json.loads(raw)
+                if msg.get("event") != "media":
+                    continue
+                if after is not None:
+                    after += 1
+                elif base64.b64decode(msg["media"]["payload"]) == last:
+                    after = 0
+                if after is not None and after >= FRAMES_AFTER_TURN:
+                    return True
+    except (TimeoutError, ConnectionClosed):
+        pass
+    await ws.close(4000, "test agent: never heard the caller's first phrase end")
+    return False
+
+
 async def greet_then_close_1011(ws: ServerConnection) -> None:
     sid = await _read_start(ws)
     await _greet(ws, sid)
-    await asyncio.sleep(7.0)  # greeting plays (3.6 s), the caller speaks its first turn (1.9 s)
-    await ws.close(1011, "internal error")
+    if await _heard_first_turn(ws):
+        await ws.close(1011, "internal error")
 
 
 async def greet_then_hang_up(ws: ServerConnection) -> None:
     sid = await _read_start(ws)
     await _greet(ws, sid)
-    await asyncio.sleep(7.0)
-    await ws.close(1000, "bye")
+    if await _heard_first_turn(ws):
+        await ws.close(1000, "bye")
 
 
 async def greet_then_vanish(ws: ServerConnection) -> None:
     sid = await _read_start(ws)
     await _greet(ws, sid)
-    await asyncio.sleep(7.0)
-    ws.transport.abort()
+    if await _heard_first_turn(ws):
+        ws.transport.abort()
 
 
 async def malformed_json(ws: ServerConnection) -> None:

@@ -231,6 +231,9 @@ class SipTransport(CallTransport):
             async with asyncio.timeout(t.setup_timeout):
                 media = await asyncio.shield(self._answered)
         except TimeoutError:
+            with contextlib.suppress(SipError):  # CANCEL (or BYE if a 200 just came)
+                self.core.hangup(loop.time())
+            self._pump()
             self._close_sockets()
             raise SetupFailed(f"no answer within {t.setup_timeout:g}s") from None
         except SetupFailed:

@@ -4,7 +4,10 @@ Starts a mock backend API and the reference voice agent as child processes on
 127.0.0.1, runs the embedded demo profile (20 concurrent callers, three turns
 each, about 30 s) against the agent through the same Locust swarm as
 ``loadcaller run`` (live /metrics included), prints progress and the results
-table, and checks the callers' numbers against the agent's own ground truth.
+table, and checks the callers' numbers against the agent's own ground truth
+(:mod:`loadcaller.report.groundtruth`): a check out of bounds (median or p95
+absolute difference, or mean bias) is printed as failed and the demo exits 1
+(:data:`EXIT_CHECK_FAILED`) where it would have exited 0.
 Call :func:`loadcaller.swarm.bootstrap.patch` before importing this module.
 """
 
@@ -21,10 +24,12 @@ from typing import Any
 
 from loadcaller.compile import compile_profile
 from loadcaller.profile import parse_profile
-from loadcaller.report.groundtruth import compare
+from loadcaller.report.groundtruth import check_lines, compare, out_of_bounds
 from loadcaller.swarm.options import SwarmOptions
 from loadcaller.swarm.procs import ProcService, start_process_service
 from loadcaller.swarm.run import run_swarm
+
+EXIT_CHECK_FAILED = 1  # the callers' numbers disagree with the agent's ground truth
 
 
 def demo_profile_text() -> str:
@@ -124,17 +129,16 @@ def run_demo(*, users: int | None, duration: str | None, results_dir: Path | Non
 
         def check(summary: dict[str, Any]) -> None:
             agent.stop()  # type: ignore[union-attr]  # flushes its ground truth
-            summary["ground_truth"] = compare(out / "turns.jsonl", out / "agent_turns.jsonl")
+            gt = compare(out / "turns.jsonl", out / "agent_turns.jsonl")
+            gt["out_of_bounds"] = out_of_bounds(gt)
+            summary["ground_truth"] = gt
             add_agent_fallbacks(summary.get("phases") or [], out / "agent_turns.jsonl")
 
         summary, code = run_swarm(spec, opts, on_summary=check)
-        gt = summary.get("ground_truth", {})
-        if gt.get("matched"):
-            print(f"  measurement check against the agent's own log: {gt['matched']} turns, "
-                  f"|caller - agent| median {gt['median_abs_diff_ms']:.1f} ms, "
-                  f"p95 {gt['p95_abs_diff_ms']:.1f} ms\n")
+        lines, passed = check_lines(summary.get("ground_truth", {}))
+        print("".join(f"  {line}\n" for line in lines))
         (out / "demo.json").write_text(json.dumps({"backend": backend.url, "agent": agent.url}))
-        return code
+        return EXIT_CHECK_FAILED if code == 0 and not passed else code
     finally:
         if agent is not None:
             agent.stop()

@@ -4,6 +4,13 @@ The agent logs, per turn, when it received the caller's last speech frame and
 when it sent its first reply frame; the caller measured the same turn from its
 side. Matched by callSid and turn index, the two intervals should agree to a
 few milliseconds (loopback transit both ways, plus the agent's own scheduling).
+
+Absolute differences alone let a systematic error through: a caller that
+measured every turn 3 ms long (a clock read in the wrong place, a frame
+counted twice) keeps its median absolute difference under 5 ms. The signed
+mean of caller minus agent (the bias) shows it; on loopback it is about +1 ms
+at 20 concurrent calls (transit both ways), so :func:`out_of_bounds` holds it
+to 2 ms either way.
 """
 
 from __future__ import annotations
@@ -12,6 +19,11 @@ import json
 import statistics
 from pathlib import Path
 from typing import Any
+
+# The bounds a comparison is held to (the demo's self-check, tests/e2e/test_accuracy.py).
+MAX_MEDIAN_ABS_DIFF_MS = 5.0
+MAX_P95_ABS_DIFF_MS = 20.0
+MAX_MEAN_BIAS_MS = 2.0  # |mean(caller - agent)|
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -48,3 +60,37 @@ def compare(turns_path: Path, truth_path: Path) -> dict[str, Any]:
         "max_abs_diff_ms": round(absd[-1], 3),
         "mean_diff_ms": round(statistics.fmean(diffs), 3),
     }
+
+
+def out_of_bounds(cmp: dict[str, Any]) -> list[str]:
+    """Why a :func:`compare` result fails its bounds; empty when the measurement holds."""
+    if not cmp.get("matched"):
+        return ["no caller turn matched a turn in the agent's log"]
+    reasons = []
+    if cmp["median_abs_diff_ms"] > MAX_MEDIAN_ABS_DIFF_MS:
+        reasons.append(f"median |caller - agent| {cmp['median_abs_diff_ms']:.3f} ms "
+                       f"> {MAX_MEDIAN_ABS_DIFF_MS:g} ms")
+    if cmp["p95_abs_diff_ms"] > MAX_P95_ABS_DIFF_MS:
+        reasons.append(f"p95 |caller - agent| {cmp['p95_abs_diff_ms']:.3f} ms "
+                       f"> {MAX_P95_ABS_DIFF_MS:g} ms")
+    if abs(cmp["mean_diff_ms"]) > MAX_MEAN_BIAS_MS:
+        reasons.append(f"mean bias (caller - agent) {cmp['mean_diff_ms']:+.3f} ms "
+                       f"beyond +/-{MAX_MEAN_BIAS_MS:g} ms")
+    return reasons
+
+
+def check_lines(cmp: dict[str, Any]) -> tuple[list[str], bool]:
+    """The self-check as printed after a demo run, and whether it passed."""
+    reasons = out_of_bounds(cmp)
+    lines = []
+    if cmp.get("matched"):
+        lines.append(f"measurement check against the agent's own log: {cmp['matched']} turns, "
+                     f"|caller - agent| median {cmp['median_abs_diff_ms']:.1f} ms, "
+                     f"p95 {cmp['p95_abs_diff_ms']:.1f} ms, "
+                     f"mean bias {cmp['mean_diff_ms']:+.2f} ms")
+    if reasons:
+        lines.append("MEASUREMENT CHECK FAILED: " + "; ".join(reasons))
+    else:
+        lines.append(f"within bounds (median <= {MAX_MEDIAN_ABS_DIFF_MS:g} ms, "
+                     f"p95 <= {MAX_P95_ABS_DIFF_MS:g} ms, |bias| <= {MAX_MEAN_BIAS_MS:g} ms)")
+    return lines, not reasons

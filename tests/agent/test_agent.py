@@ -89,10 +89,19 @@ async def test_greets_then_answers_each_turn_after_half_a_second_of_silence():
             await caller.begin()
             await caller.send_frames([SILENCE_B64] * 200)  # 4 s: the greeting plays
             assert "greeting" in caller.marks()
-            media_before = caller.kinds().count("media")
+            before = len(caller.events)
             await caller.send_frames(list(SPEECH.b64) + [SILENCE_B64] * 100)
-            assert caller.kinds().count("media") > media_before  # it replied
-            assert "turn-0" not in caller.marks() or caller.kinds()[-1] == "mark"
+            assert "media" in caller.kinds()[before:]  # it replied
+            for _ in range(10):  # the reply plays in real time; its mark follows it (<= 5 s)
+                if "turn-0" in caller.marks():
+                    break
+                await caller.send_frames([SILENCE_B64] * 25)
+            kinds = caller.kinds()
+            assert "turn-0" in caller.marks(), kinds[before:]
+            # the mark comes after the reply's last frame: nothing of the reply follows it
+            mark_at = next(i for i, (_, e) in enumerate(caller.events)
+                           if e["event"] == "mark" and e["mark"]["name"] == "turn-0")
+            assert "media" in kinds[before:mark_at] and "media" not in kinds[mark_at + 1:]
     finally:
         server.close()
         await agent.close()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import statistics
 
-from loadcaller.report.groundtruth import compare
+from loadcaller.report.groundtruth import (
+    MAX_MEAN_BIAS_MS,
+    MAX_MEDIAN_ABS_DIFF_MS,
+    MAX_P95_ABS_DIFF_MS,
+    compare,
+    out_of_bounds,
+)
 
 from .conftest import read_jsonl, run_cli, start, write_profile
 
@@ -32,7 +38,11 @@ async def test_caller_latency_matches_agent_ground_truth_at_20_concurrent_calls(
 
     cmp = compare(out / "turns.jsonl", truth)
     assert cmp["matched"] >= 0.95 * len(turns)
-    assert cmp["median_abs_diff_ms"] <= 5.0, cmp
-    assert cmp["p95_abs_diff_ms"] <= 20.0, cmp
+    assert cmp["median_abs_diff_ms"] <= MAX_MEDIAN_ABS_DIFF_MS, cmp
+    assert cmp["p95_abs_diff_ms"] <= MAX_P95_ABS_DIFF_MS, cmp
+    # a systematic offset (a frame early or late, a clock read in the wrong place) hides
+    # under noise in absolute differences; the signed mean shows it
+    assert abs(cmp["mean_diff_ms"]) <= MAX_MEAN_BIAS_MS, cmp
+    assert out_of_bounds(cmp) == []  # the demo's self-check agrees
     # the agent's end-of-turn wait (500 ms of silence) and think time (300 ms) are inside
     assert statistics.median(t["latency_ms"] for t in turns) >= 800

@@ -84,10 +84,12 @@ async def test_two_processes_share_one_chaos_proxy(tmp_path, services):
   routes:
     - {{name: crm, kind: http, listen: "127.0.0.1:{port}", upstream: "{backend.url}"}}
   faults:
-    - {{name: slow_crm, type: latency, route: crm, delay: 300ms, at: 0s}}
+    - {{name: slow_crm, type: latency, route: crm, delay: 800ms, at: 8s, for: 6s}}
 """
-    profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=4, duration="4s",
-                            turns=1, extra=chaos)
+    # one call per caller (each takes about 19 s): its three turns end about 5.5, 12 and
+    # 19 s in, so the fault covers each call's middle turn and neither of the others
+    profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=4, duration="6s",
+                            turns=3, extra=chaos)
     out = tmp_path / "r"
     code, _, err = await run_cli("run", str(profile), "--results-dir", str(out),
                                  "--progress-every", "0", "--processes", "2",
@@ -96,5 +98,20 @@ async def test_two_processes_share_one_chaos_proxy(tmp_path, services):
     assert "Traceback" not in err
     turns = read_jsonl(out / "turns.jsonl")
     assert turns and all(t["outcome"] == "answered" for t in turns)
-    # both processes tag their turns: one serves the proxy, the other follows its timeline
-    assert all(t["faults"] == ["slow_crm"] for t in turns)
+    # the CRM's extra 800 ms shows in the turns each process tagged with it: one process
+    # serves the proxy, the other only follows its timeline, and both must be right
+    clean = statistics.median(t["latency_ms"] for t in turns if t["faults"] == [])
+    by_process: dict[str, list[dict]] = {}
+    for t in turns:
+        by_process.setdefault(t["call_id"].split("-")[0], []).append(t)
+    assert len(by_process) == 2, sorted(by_process)
+    for tag, own in by_process.items():
+        slow = [t["latency_ms"] for t in own if t["faults"] == ["slow_crm"]]
+        assert slow, f"process {tag} tagged no turn with the fault"
+        assert statistics.median(slow) > clean + 600, (tag, slow, clean)
+    # and per phase: calm, then the fault, then calm again, latency up only in the middle
+    phases = json.loads((out / "summary.json").read_text())["phases"]
+    assert [p["faults"] for p in phases] == [[], ["slow_crm"], []], phases
+    p50 = [p["latency_ms"]["p50"] for p in phases]
+    assert p50[1] > max(p50[0], p50[2]) + 600, p50
+    assert sum(p["turns"] for p in phases) == len(turns)

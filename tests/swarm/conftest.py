@@ -101,6 +101,7 @@ class Run:
     proc: subprocess.Popen[str]
     out_dir: Path
     metrics_port: int
+    final_text: str = ""  # the exposition scraped by finish(), as served
 
     @property
     def metrics_url(self) -> str:
@@ -122,7 +123,8 @@ class Run:
         def summary_written() -> bool:
             if not (self.out_dir / "summary.json").exists():
                 return False
-            final.update(parse_metrics(http_get(self.metrics_url)))
+            self.final_text = http_get(self.metrics_url)
+            final.update(parse_metrics(self.final_text))
             return True
 
         wait_until(summary_written, timeout, "summary.json")

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from loadcaller.metrics import (
+    CALL_SETUP,
+    GREETING_LATENCY,
+    LATENCY_BUCKETS,
+    TURN_LATENCY,
+)
+
 from .conftest import (
     Agent,
     http_get,
@@ -12,6 +19,7 @@ from .conftest import (
     wait_until,
     write_profile,
 )
+from .exposition import assert_series_match, scraped_histograms, values_by_series
 
 TRUSTING = ("--saturation-lag-ms", "1000")  # this machine's load is not under test here
 
@@ -22,13 +30,16 @@ def test_headless_run_writes_results_and_serves_live_metrics(tmp_path, agent: Ag
                     "--csv", str(tmp_path / "locust" / "run"), "--html",
                     str(tmp_path / "locust" / "report.html"))
     live: dict[str, float] = {}
+    active_seen: list[float] = []
 
     def calls_measured() -> bool:
         live.update(parse_metrics(http_get(run.metrics_url)))
-        return metric_sum(live, "loadcaller_turn_latency_seconds_count") > 0
+        active_seen.append(live["loadcaller_active_calls"])
+        return (metric_sum(live, "loadcaller_turn_latency_seconds_count") > 0
+                and max(active_seen) > 0)
 
-    wait_until(calls_measured, 60, "/metrics to show measured turns during the run")
-    assert live["loadcaller_active_calls"] >= 0
+    wait_until(calls_measured, 60, "/metrics to show measured turns and calls in progress")
+    assert 0 < max(active_seen) <= 3, active_seen  # calls in progress, never more than users
     assert "loadcaller_media_clock_lag_seconds_count" in live
     assert any(k.startswith('loadcaller_turn_latency_seconds_bucket{le="0.05",scenario="quick"')
                for k in live)
@@ -57,6 +68,18 @@ def test_headless_run_writes_results_and_serves_live_metrics(tmp_path, agent: Ag
     assert metric_sum(final, "loadcaller_turn_latency_seconds_count") == (
         summary["turns"]["latency_ms"]["count"])
     assert final["loadcaller_generator_saturated"] == 0.0
+    assert final["loadcaller_active_calls"] == 0.0  # every call ended before the summary
+    # every latency histogram says, bucket by bucket and in its _sum, what the files say
+    for name, rows, field, labels in (
+            (TURN_LATENCY, turns, "latency_ms", {"scenario": "scenario",
+                                                 "transport": "transport", "turn": "turn"}),
+            (GREETING_LATENCY, calls, "greeting_ms", {"scenario": "scenario",
+                                                      "transport": "transport"}),
+            (CALL_SETUP, calls, "setup_ms", {"transport": "transport"})):
+        values = values_by_series(rows, field, labels)
+        assert values, name
+        assert_series_match(scraped_histograms(run.final_text, name), values, LATENCY_BUCKETS,
+                            whole_us=False)
     # Locust's own reports list calls and turns as request types
     stats_csv = (tmp_path / "locust" / "run_stats.csv").read_text()
     assert "CALL,quick," in stats_csv and "TURN,quick turn 0," in stats_csv

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
+from loadcaller import metrics as m
 from loadcaller.calls.call import CallRecord
 from loadcaller.calls.histogram import Histogram
 from loadcaller.calls.measure import TurnResult
 from loadcaller.metrics import LAG_BUCKETS, LATENCY_BUCKETS, BucketHistogram, make_registry
 from loadcaller.swarm.aggregate import Aggregate, record_from_wire, record_to_wire
 
+from .conftest import read_jsonl
+from .exposition import assert_series_match, scraped_histograms, values_by_series
+
 MS = 1_000_000
+US = 1_000
 
 
 def test_latency_buckets_span_50ms_to_20s():
@@ -114,3 +119,53 @@ def test_turns_seen_live_are_not_counted_again_when_the_call_ends(tmp_path):
             ' 1.0') in text
     assert len((tmp_path / "turns.jsonl").read_text().splitlines()) == 2
     agg.close()
+
+
+# Whole microseconds (what the results files can state exactly): on and next to
+# bounds (50 ms, 300 ms), below the first, above the last (+Inf), and in between.
+_LATENCIES_US = [
+    [49_999, 50_000, 50_001, 299_999, 300_000, 300_001],
+    [123_457, 987_654, None, 25_000_000, 19_999_999, 20_000_000],
+    [1, 734_211, 1_250_000, 4_999_998, 10_000_001, 612_345],
+]
+
+
+def _exact_record(n: int, scenario: str, latencies_us: list[int | None]) -> CallRecord:
+    t = 10**12 + n * 10**10
+    turns = [TurnResult(i, "answered" if us is not None else "no_response", t + i * 10**9,
+                        None if us is None else t + i * 10**9 + us * US)
+             for i, us in enumerate(latencies_us)]
+    return CallRecord(f"c{n}", "twilio", scenario, "completed", "scenario finished",
+                      t_start_ns=t, t_end_ns=t + 10**10, setup_ns=(4_321 + 997 * n) * US,
+                      greeting_ns=(149_999 + 150_001 * n) * US if n != 1 else None, turns=turns)
+
+
+def test_exported_histograms_equal_the_results_files_bucket_by_bucket(tmp_path):
+    """Every latency histogram on /metrics says exactly what turns/calls.jsonl say."""
+    agg = Aggregate(tmp_path, saturation_lag_ms=5.0)
+    records = [_exact_record(n, ("order", "refund", "order")[n], lat)
+               for n, lat in enumerate(_LATENCIES_US)]
+    # call c2's first two turns reach /metrics while it is in progress, the rest with its record
+    live = [{"call_id": "c2", "scenario": "order", "transport": "twilio", "index": t.index,
+             "outcome": t.outcome, "latency_ns": t.latency_ns} for t in records[2].turns[:2]]
+    agg.update_node("w1", {"started": 3, "live_turns": live})
+    agg.add_records("w1", [record_to_wire(r) for r in records[:2]])
+    agg.add_records("w2", [record_to_wire(records[2])])
+    agg.close()
+    text = generate_latest(make_registry(agg)).decode()
+    turns = read_jsonl(tmp_path / "turns.jsonl")
+    calls = read_jsonl(tmp_path / "calls.jsonl")
+    assert len(turns) == 18 and len(calls) == 3
+
+    expected = {
+        m.TURN_LATENCY: values_by_series(turns, "latency_ms", {"scenario": "scenario",
+                                         "transport": "transport", "turn": "turn"}),
+        m.GREETING_LATENCY: values_by_series(calls, "greeting_ms", {"scenario": "scenario",
+                                             "transport": "transport"}),
+        m.CALL_SETUP: values_by_series(calls, "setup_ms", {"transport": "transport"}),
+    }
+    assert sum(map(len, expected[m.TURN_LATENCY].values())) == 17
+    assert sum(map(len, expected[m.GREETING_LATENCY].values())) == 2
+    for name, values in expected.items():
+        assert_series_match(scraped_histograms(text, name), values, LATENCY_BUCKETS,
+                            whole_us=True)

@@ -43,6 +43,18 @@ def test_mark_echoed_only_when_the_audio_before_it_has_played():
     assert marks == []  # echoed once
 
 
+def test_marks_passed_in_one_advance_come_out_in_stream_order():
+    p = Playout(0)
+    for name in "abcd":  # 20 ms of audio before each
+        p.push(b"\x01" * 160, now_ns=0)
+        p.mark(name, now_ns=0)
+    p.mark("e", now_ns=0)  # a second mark where "d" stands
+    _, marks = p.advance(79 * MS)  # a, b, c passed (20, 40, 60 ms); d not yet (80 ms)
+    assert marks == ["a", "b", "c"]
+    _, marks = p.advance(80 * MS)
+    assert marks == ["d", "e"]
+
+
 def test_mark_on_an_empty_queue_is_echoed_at_once():
     p = Playout(0)
     p.mark("m", now_ns=5 * MS)

@@ -22,6 +22,7 @@ EXIT_BAD_INPUT = 2
 
 EXIT_CODES_HELP = """exit codes:
   0    the run finished and its numbers can be trusted
+  1    (demo) the callers' numbers disagree with the agent's own ground truth
   2    bad input: the profile or an option is invalid
   3    the generator saturated (media clock lag p99 above --saturation-lag-ms with at
        least 10 late ticks, skipped media ticks, or Locust's CPU warning): the numbers

@@ -88,7 +88,7 @@ def write_profile(path: Path, *, url: str, users: int = 2, duration: str = "5s",
         steps += [f"      - say: {{phrase: {phrases[i % len(phrases)]}}}", "      - wait_for_agent"]
     path.write_text(
         f"""name: e2e
-target: {{transport: twilio, url: "{url}"}}
+target: {{url: "{url}"}}  # the transport follows the scheme
 load: {{users: {users}, spawn_rate: 50, duration: {duration}, stop_timeout: 30s}}
 call: {{turn_timeout: {turn_timeout}, give_up_after_no_response: 2}}
 {extra}

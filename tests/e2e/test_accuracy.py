@@ -1,8 +1,10 @@
-"""Trust: the callers' per-turn latency matches the agent's own ground truth."""
+"""Trust: the callers' per-turn latency matches the agent's own ground truth (Twilio, SIP)."""
 
 from __future__ import annotations
 
 import statistics
+
+import pytest
 
 from loadcaller.report.groundtruth import (
     MAX_MEAN_BIAS_MS,
@@ -15,11 +17,13 @@ from loadcaller.report.groundtruth import (
 from .conftest import read_jsonl, run_cli, start, write_profile
 
 
-async def test_caller_latency_matches_agent_ground_truth_at_20_concurrent_calls(tmp_path, services):
+@pytest.mark.parametrize("transport", ["twilio", "sip"])
+async def test_caller_latency_matches_agent_ground_truth_at_20_concurrent_calls(
+        tmp_path, services, transport):
     backend = await start("backend", "--port", "0", "--latency", "30ms")
     services.append(backend)
     truth = tmp_path / "agent_turns.jsonl"
-    agent = await start("agent", "--port", "0", "--think", "300ms",
+    agent = await start("agent", "--transport", transport, "--port", "0", "--think", "300ms",
                         "--backend-url", f"{backend.url}/v1/turn", "--ground-truth", str(truth))
     services.append(agent)
     profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=20, duration="12s",
@@ -33,6 +37,10 @@ async def test_caller_latency_matches_agent_ground_truth_at_20_concurrent_calls(
     turns = read_jsonl(out / "turns.jsonl")
     assert len(calls) >= 20
     assert {c["outcome"] for c in calls} == {"completed"}
+    assert {c["transport"] for c in calls} == {transport}
+    if transport == "sip":  # clean loopback RTP: nothing lost, and the figures say so
+        assert all(c["media"]["packets_received"] > 0 and c["media"]["lost"] == 0
+                   for c in calls)
     assert len(turns) == 3 * len(calls)
     assert all(t["outcome"] == "answered" for t in turns)
 

@@ -11,8 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from loadcaller.audio.frames import FRAME_BYTES, FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE
-from loadcaller.audio.g711 import ULAW_SILENCE
+from loadcaller.audio.frames import (
+    FRAME_BYTES,
+    FRAME_MS,
+    FRAME_SAMPLES,
+    SAMPLE_RATE,
+    SILENCE_FRAME_ULAW,
+)
 from loadcaller.timebase import NS_PER_MS
 
 __all__ = [
@@ -29,7 +34,7 @@ __all__ = [
 
 FRAME_NS: Final = FRAME_MS * NS_PER_MS
 NS_PER_BYTE: Final = 1_000_000_000 // SAMPLE_RATE  # 125 us per G.711 sample
-SILENCE_FRAME: Final = bytes([ULAW_SILENCE]) * FRAME_BYTES
+SILENCE_FRAME: Final = SILENCE_FRAME_ULAW  # one object: transports may test `is`
 SILENT: Final = b""  # a played frame with no audio (nothing was playing)
 
 

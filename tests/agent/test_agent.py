@@ -15,11 +15,15 @@ from loadcaller.agent.dist import parse_distribution
 from loadcaller.agent.server import ReferenceAgent
 from loadcaller.agent.session import AgentConfig
 from loadcaller.audio.pack import load_pack_audio
-from loadcaller.calls.utterance import SILENCE_B64, make_utterance
+from loadcaller.calls.utterance import make_utterance
+from loadcaller.media.frames import SILENCE_FRAME
 from loadcaller.twilio.caller import TwilioCallerStream
+from loadcaller.twilio.messages import b64_payload
 from loadcaller.twilio.signature import compute_signature
 
 SPEECH = make_utterance("order_number", load_pack_audio("order_number"))
+SPEECH_B64 = [b64_payload(f) for f in SPEECH.frames]
+SILENCE_B64 = b64_payload(SILENCE_FRAME)
 
 
 def config(**kw):
@@ -74,7 +78,7 @@ async def one_turn_truth(backend_url: str, **cfg) -> dict:
             caller = Caller(ws)
             await caller.begin()
             await caller.send_frames([SILENCE_B64] * 200)
-            await caller.send_frames(list(SPEECH.b64) + [SILENCE_B64] * 75)
+            await caller.send_frames(list(SPEECH_B64) + [SILENCE_B64] * 75)
     finally:
         server.close()
         await agent.close()
@@ -90,7 +94,7 @@ async def test_greets_then_answers_each_turn_after_half_a_second_of_silence():
             await caller.send_frames([SILENCE_B64] * 200)  # 4 s: the greeting plays
             assert "greeting" in caller.marks()
             before = len(caller.events)
-            await caller.send_frames(list(SPEECH.b64) + [SILENCE_B64] * 100)
+            await caller.send_frames(list(SPEECH_B64) + [SILENCE_B64] * 100)
             assert "media" in caller.kinds()[before:]  # it replied
             for _ in range(10):  # the reply plays in real time; its mark follows it (<= 5 s)
                 if "turn-0" in caller.marks():
@@ -120,7 +124,7 @@ async def test_barge_in_stops_the_reply_and_sends_clear():
             await caller.begin()
             await caller.send_frames([SILENCE_B64] * 25)  # the greeting is playing now
             assert caller.kinds().count("media") > 0
-            await caller.send_frames(list(SPEECH.b64[:10]))  # talk over it
+            await caller.send_frames(list(SPEECH_B64[:10]))  # talk over it
             await caller.send_frames([SILENCE_B64] * 5)
             assert "clear" in caller.kinds()
             n = caller.kinds().count("media")

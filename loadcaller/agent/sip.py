@@ -6,7 +6,9 @@ we know, PCMU or PCMA, and telephone-event when offered); each call gets its
 own RTP port and one :class:`~loadcaller.agent.session.AgentSession`, the same
 behaviour and ground-truth log as over Twilio Media Streams. The greeting starts
 when the ACK arrives. The agent sends RTP only while it speaks (silence
-suppression), as many SIP agents do; the callers hear the gaps as silence.
+suppression), as many SIP agents do; the callers hear the gaps as silence, and
+so does the agent when a caller pauses its RTP (every 20 ms, a caller quiet for
+longer than the receive window is fed silence frames, so its turn can end).
 Its ground truth is keyed by the SIP Call-ID, which the callers record as the
 call's ``remote_id``.
 """
@@ -20,12 +22,15 @@ from dataclasses import dataclass
 
 from loadcaller.agent.server import ReferenceAgent
 from loadcaller.agent.session import AgentSession
+from loadcaller.media.frames import FRAME_NS, SILENCE_FRAME, PlayedFrame
 from loadcaller.sip import events as ev
 from loadcaller.sip.errors import ParseError, SipError
 from loadcaller.sip.rtp import Codec, RtpReceiver, RtpSender
 from loadcaller.sip.sdp import NoCommonCodec, Sdp, build_answer
 from loadcaller.sip.uas import SipServer
-from loadcaller.timebase import now_ns
+from loadcaller.timebase import NS_PER_S, now_ns
+
+GAP_NS = 60_000_000  # RTP quiet this long (past the receive window) is heard as silence
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,21 @@ class _Leg:
     rtp: asyncio.DatagramTransport
     receiver: RtpReceiver
     session: AgentSession
+    grid: int = 0  # when the next 20 ms of the caller's audio is due
+
+    def hear(self, frames: list[PlayedFrame]) -> None:
+        for frame in frames:
+            if frame.audio:
+                self.session.on_audio(frame.audio, frame.t_ns)
+            self.grid = frame.t_ns + FRAME_NS
+
+    def fill_silence(self, now: int) -> None:
+        """A caller that stops sending RTP (silence suppression) is heard as silence."""
+        if not self.grid:
+            return
+        while self.grid + FRAME_NS + GAP_NS <= now:
+            self.session.on_audio(SILENCE_FRAME, self.grid)
+            self.grid += FRAME_NS
 
 
 class SipAgent:
@@ -76,6 +96,7 @@ class SipAgent:
         self._timer: asyncio.TimerHandle | None = None
         self._legs: dict[str, _Leg] = {}
         self._tasks: set[asyncio.Future[None]] = set()
+        self._gaps: asyncio.TimerHandle | None = None
 
     async def start(self, port: int) -> int:
         """Listen on ``host:port`` (0: a free port); return the bound port."""
@@ -89,8 +110,9 @@ class SipAgent:
     def close(self) -> None:
         for call_id in list(self._legs):
             self._drop(call_id)
-        if self._timer is not None:
-            self._timer.cancel()
+        for handle in (self._timer, self._gaps):
+            if handle is not None:
+                handle.cancel()
         if self._sock is not None:
             self._sock.close()
 
@@ -161,9 +183,7 @@ class SipAgent:
 
         def on_rtp(data: bytes, addr: tuple[str, int], t: int) -> None:
             if leg is not None:
-                for frame in leg.receiver.receive(data, addr, t):
-                    if frame.audio:
-                        leg.session.on_audio(frame.audio, frame.t_ns)
+                leg.hear(leg.receiver.receive(data, addr, t))
 
         rtp, _ = await loop.create_datagram_endpoint(lambda: _Udp(on_rtp),
                                                      local_addr=(self.host, 0))
@@ -186,8 +206,21 @@ class SipAgent:
                                voice=a.voice, http=a.http, truth=a.truth, rng=a.rng)
         leg = _Leg(rtp, receiver, session)
         self._legs[call.call_id] = leg
+        if self._gaps is None:
+            self._gaps = loop.call_later(FRAME_NS / NS_PER_S, self._fill_gaps)
         core.answer(call.call_id, body, now())
         self._pump()
+
+    def _fill_gaps(self) -> None:
+        """Every 20 ms while calls are up: silence for callers whose RTP has paused."""
+        self._gaps = None
+        if not self._legs:
+            return
+        now = now_ns()
+        for leg in self._legs.values():
+            leg.hear(leg.receiver.flush(now))
+            leg.fill_silence(now)
+        self._gaps = asyncio.get_running_loop().call_later(FRAME_NS / NS_PER_S, self._fill_gaps)
 
     def _drop(self, call_id: str) -> None:
         leg = self._legs.pop(call_id, None)

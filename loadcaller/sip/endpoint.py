@@ -250,7 +250,12 @@ class Endpoint(Generic[E]):
         headers: tuple[tuple[str, str], ...] = (),
         body: bytes = b"",
     ) -> Transaction:
-        """Open a server transaction for ``request`` and answer it at once."""
+        """Open a server transaction for ``request`` and answer it at once.
+
+        A final response to a request without a To tag gets one (RFC 3261 8.2.6.2).
+        """
+        if to_tag is None and request.to.tag is None and status > 100:
+            to_tag = self._hex(32)
         txn = self._txns.server(request, addr, now)
         self._reply(txn, status, now, to_tag=to_tag, headers=headers, body=body)
         return txn

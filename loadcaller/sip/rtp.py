@@ -56,7 +56,7 @@ from typing import Any, Final, TypeAlias
 
 from loadcaller.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from loadcaller.errors import LocalError
-from loadcaller.media.frames import SAMPLE_RATE, PlayedFrame
+from loadcaller.media.frames import FRAME_BYTES, FRAME_NS, SAMPLE_RATE, PlayedFrame
 from loadcaller.media.quality import MediaStats
 from loadcaller.sip.dtmf import DtmfDigit, DtmfReceiver
 from loadcaller.timebase import NS_PER_MS, NS_PER_S
@@ -414,7 +414,7 @@ class RtpReceiver:
         nxt = self._next
         if ext == nxt and not self._held:
             self._next = ext + 1
-            if audio and payload:  # the common case, inline: in order, nothing held
+            if audio and len(payload) == FRAME_BYTES:  # the common case, inline
                 table = tables[pt]
                 last_stamp = self._last_stamp
                 t = now_ns if now_ns > last_stamp else last_stamp
@@ -539,8 +539,13 @@ class RtpReceiver:
             if payload:
                 table = tables[pt]
                 t = arrival if arrival > self._last_stamp else self._last_stamp
-                self._last_stamp = t
-                out.append(PlayedFrame(t, payload if table is None else payload.translate(table)))
+                audio = payload if table is None else payload.translate(table)
+                # a packet of another ptime (SIPp's pcaps: 30 ms) is heard as 20 ms frames,
+                # so that VAD hangovers, counted in frames, stay true in time
+                for i in range(0, len(audio), FRAME_BYTES):
+                    out.append(PlayedFrame(t + (i // FRAME_BYTES) * FRAME_NS,
+                                           audio[i : i + FRAME_BYTES]))
+                self._last_stamp = t + ((len(audio) - 1) // FRAME_BYTES) * FRAME_NS
         elif pt == self._dtmf_pt:
             self._digits.extend(self.dtmf.receive(payload, ts, arrival))
         else:

@@ -345,7 +345,11 @@ class SipCall(Endpoint[SipEvent]):
             self._reply_new(request, addr, 500, now)
             return
         method = request.method
-        if method == "BYE":
+        if method == "BYE" and dialog is None:
+            # no confirmed dialog: a callee may not BYE an early dialog (RFC 3261 15),
+            # and a Call-ID plus our tag alone is too little to end the call on
+            self._reply_new(request, addr, 481, now)
+        elif method == "BYE":
             self._reply_new(request, addr, 200, now)
             self.phase = Phase.DONE
             self._emit(RemoteBye())

@@ -192,6 +192,8 @@ class SipServer(Endpoint[ServerEvent]):
             self._cancel(request, addr, now)
         elif method == "OPTIONS" and request.to.tag is None:
             self._reply_new(request, addr, 200, now, headers=self._headers())
+        elif request.to.tag is None and method != "BYE":  # out of dialog: not served here
+            self._reply_new(request, addr, 405, now, headers=(("Allow", ALLOW),))
         elif call is None or call.dialog is None or not call.dialog.matches(request):
             self._reply_new(request, addr, 481, now)
         elif not call.dialog.accept_remote_seq(request):
@@ -243,10 +245,10 @@ class SipServer(Endpoint[ServerEvent]):
         if invite_txn is None:
             self._reply_new(request, addr, 481, now)
             return
-        self._reply_new(request, addr, 200, now)
+        call = self._calls.get(request.call_id)
+        tag = call.tag if call is not None else self._hex(32)
+        self._reply_new(request, addr, 200, now, to_tag=tag)  # the INVITE's tag (RFC 3261 9.2)
         if invite_txn.state is State.PROCEEDING:
-            call = self._calls.get(request.call_id)
-            tag = call.tag if call is not None else self._hex(32)
             self._reply(invite_txn, 487, now, to_tag=tag)
             if call is not None:
                 self._end(call, "cancelled")

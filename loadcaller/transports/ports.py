@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import socket
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -41,6 +42,17 @@ def _parse_range(value: Any) -> Any:
 PortRange = Annotated[tuple[int, int], BeforeValidator(_parse_range)]
 
 
+def _bind_errno(host: str, port: int) -> int | None:
+    """Why ``host:port`` cannot be bound (uvloop's bind errors carry no errno)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                       socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc.errno
+    return None
+
+
 class PortPool:
     """Binds datagram endpoints on ports of one range (see the module docstring)."""
 
@@ -64,7 +76,8 @@ class PortPool:
             try:
                 return await loop.create_datagram_endpoint(factory, local_addr=(host, port))
             except OSError as exc:
-                if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+                code = exc.errno if exc.errno is not None else _bind_errno(host, port)
+                if code is not None and code not in (errno.EADDRINUSE, errno.EACCES):
                     raise SetupFailed(f"local: cannot bind {what} port {host}:{port}: "
                                       f"{exc.strerror}") from None
         raise SetupFailed(f"local: {what} port range {self.first}-{self.last} exhausted "

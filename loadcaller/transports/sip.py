@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 HOLD_NS = 60 * 1_000_000  # the receiver's reorder window: no silence is made up inside it
 BYE_WAIT_S = 2.0  # how long a hangup waits for the BYE's answer before giving up
+LINGER_S = 4.0  # signalling kept open after a call for the core's last transactions
+_LINGERING: set[asyncio.Future[None]] = set()
 _CORE_HEADERS = {"via", "from", "to", "call-id", "cseq", "contact", "content-length",
                  "content-type", "max-forwards", "route", "record-route", "authorization",
                  "proxy-authorization"}
@@ -234,10 +236,10 @@ class SipTransport(CallTransport):
             with contextlib.suppress(SipError):  # CANCEL (or BYE if a 200 just came)
                 self.core.hangup(loop.time())
             self._pump()
-            self._close_sockets()
+            self._finish_signalling()
             raise SetupFailed(f"no answer within {t.setup_timeout:g}s") from None
         except SetupFailed:
-            self._close_sockets()
+            self._finish_signalling()  # e.g. the ACK and BYE of a 200 without SDP
             raise
         self._start_media(media)
 
@@ -453,8 +455,34 @@ class SipTransport(CallTransport):
                          BYE_WAIT_S)
         elif self._bye.done():
             self._bye_result = self._bye.result()
-        self._close_sockets()
+        self._finish_signalling()
         self._end(CallOutcome.COMPLETED, "caller hung up")
+
+    def _finish_signalling(self) -> None:
+        """Close RTP now; keep signalling open while the core still has work.
+
+        A CANCEL's 487 must be ACKed, a BYE retransmitted until it is answered:
+        the core's transactions run on for up to LINGER_S after the call is over.
+        """
+        if self._rtp is not None:
+            self._rtp.close()
+            self._rtp = None
+        core = self.core
+        if core is None or core.closed or (self._sip_udp is None and self._sip_stream is None):
+            self._close_sockets()
+            return
+        task = asyncio.ensure_future(self._linger(core))
+        _LINGERING.add(task)
+        task.add_done_callback(_LINGERING.discard)
+
+    async def _linger(self, core: SipCall) -> None:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + LINGER_S
+        try:
+            while not core.closed and loop.time() < until:
+                await asyncio.sleep(0.1)
+        finally:
+            self._close_sockets()
 
     def _close_sockets(self) -> None:
         if self._timer is not None:
@@ -469,7 +497,7 @@ class SipTransport(CallTransport):
     def media_stats(self) -> dict[str, Any] | None:
         if self._receiver is None and self._sender is None:
             return None
-        receiver = self._receiver or RtpReceiver({})
+        receiver = self._receiver or RtpReceiver({0: Codec.PCMU})  # no RTP ever came
         out: dict[str, Any] = media_stats(self._sender, receiver).to_json()
         if self._media is not None:
             out["codec"] = self._media.codec

@@ -146,7 +146,9 @@ def test_rport_and_received_fix_our_contact_behind_nat() -> None:
     assert reinvite_ok.header("Contact") == "<sip:alice@10.0.0.1:5060>"
 
 
-def test_remote_bye_before_answer() -> None:
+def test_remote_bye_on_an_early_dialog_is_refused() -> None:
+    # RFC 3261 15: the callee must not BYE an early dialog; a BYE naming only the
+    # Call-ID and our tag (anyone on the path can forge that) must not end the call
     pair = Pair()
     pair.start()
     call_id = pair.incoming()
@@ -156,8 +158,11 @@ def test_remote_bye_before_answer() -> None:
     ((_, invite),) = pair.sent("up", "INVITE")
     assert isinstance(ringing, Response) and isinstance(invite, Request)
     dialog = Dialog.as_uas(invite, ringing.to.tag or "", 5)
-    assert send(pair, dialog, "BYE").status == 200
-    assert isinstance(pair.call.next_event(), RemoteBye)
+    assert send(pair, dialog, "BYE").status == 481
+    events = []
+    while (event := pair.call.next_event()) is not None:
+        events.append(event)
+    assert not any(isinstance(e, RemoteBye) for e in events)
 
 
 def test_challenged_bye_is_sent_again_with_credentials() -> None:

@@ -494,3 +494,14 @@ def test_media_stats_for_calls_jsonl():
     assert m.loss_ratio == pytest.approx(0.1)
     assert m.mos is not None and 1.0 < m.mos < 4.2
     assert media_stats(None, pcmu()).mos is None
+
+
+def test_a_30ms_packet_is_heard_as_20ms_frames_on_its_own_grid():
+    # SIPp's pcaps carry 30 ms (240 samples) per packet; the ear counts 20 ms frames
+    rx = RtpReceiver({0: Codec.PCMU})
+    sender = RtpSender(0, 0x1234, 100, 1000)
+    frames = rx.receive(sender.packet(0, bytes(range(240)), timestamp=1000), ("h", 1), 5_000)
+    assert [(f.t_ns, len(f.audio)) for f in frames] == [(5_000, 160), (5_000 + 20_000_000, 80)]
+    assert b"".join(f.audio for f in frames) == bytes(range(240))
+    later = rx.receive(sender.packet(0, bytes(160), timestamp=1240), ("h", 1), 10_000_000)
+    assert later[0].t_ns == 20_005_000  # never before the frames already heard

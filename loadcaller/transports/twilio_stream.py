@@ -93,6 +93,7 @@ class TwilioStreamTransport(CallTransport):
         self.stream = TwilioCallerStream(custom_parameters=params)
         self.ws = ClientProtocol(parse_uri(target.url), max_size=2**22)
         self.playout: Playout | None = None
+        self._before_clear: list[PlayedFrame] = []
         self._tcp: asyncio.Transport | None = None
         self._handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._fragments: list[bytes] = []
@@ -149,6 +150,8 @@ class TwilioStreamTransport(CallTransport):
         frames, marks = self.playout.advance(now)
         for name in marks:
             self._send(self.stream.mark(name))
+        if self._before_clear:  # what played up to a clear that came between two ticks
+            frames, self._before_clear = self._before_clear + frames, []
         return frames
 
     def send_dtmf(self, digit: str) -> None:
@@ -220,7 +223,10 @@ class TwilioStreamTransport(CallTransport):
         elif isinstance(msg, AgentMark):
             playout.mark(msg.name, t)
         elif isinstance(msg, AgentClear):
-            for name in playout.clear(t):
+            # audio whose playout began before the clear was heard: keep it for heard()
+            frames, marks = playout.advance(t)
+            self._before_clear += frames
+            for name in (*marks, *playout.clear(t)):
                 self._send(self.stream.mark(name))
 
     def _on_close_frame(self) -> None:

@@ -108,6 +108,8 @@ class ReferenceAgent:
                 elif isinstance(msg, tw.Start):
                     line.stream_sid = msg.stream_sid
                     session.on_start(msg.call_sid, t, msg.stream_sid)
+                elif isinstance(msg, tw.Dtmf):
+                    session.on_dtmf(msg.digit, t)
                 elif isinstance(msg, tw.Stop):
                     break
         except ConnectionClosed:

@@ -110,6 +110,14 @@ class AgentSession:
             self._start_reply(self.turn, event.t_ns)
             self.turn += 1
 
+    def on_dtmf(self, digit: str, t: int, duration_ms: float | None = None) -> None:
+        """A DTMF digit from the caller (Twilio ``dtmf``, RFC 4733 over RTP): logged."""
+        record: dict[str, Any] = {"call_sid": self.call_sid, "dtmf": digit,
+                                  "t_recv": round(to_monotonic_s(t), 6)}
+        if duration_ms is not None:
+            record["duration_ms"] = round(duration_ms, 1)
+        self.truth.write(record)
+
     def close(self) -> None:
         if self._reply is not None:
             self._reply.cancel()

@@ -74,6 +74,8 @@ class _Leg:
             if frame.audio:
                 self.session.on_audio(frame.audio, frame.t_ns)
             self.grid = frame.t_ns + FRAME_NS
+        for digit in self.receiver.take_dtmf():
+            self.session.on_dtmf(digit.digit, digit.t_ns, digit.duration_ms)
 
     def fill_silence(self, now: int) -> None:
         """A caller that stops sending RTP (silence suppression) is heard as silence."""

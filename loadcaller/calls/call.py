@@ -85,9 +85,15 @@ class Call:
         if script is None:
             return
         transport = self.transport
-        transport.send_audio(script.next_frame())
-        now = now_ns()  # the frame is in the socket now
-        self._act(script.step(now, transport.heard(now)))
+        try:
+            transport.send_audio(script.next_frame())
+            now = now_ns()  # the frame is in the socket now
+            self._act(script.step(now, transport.heard(now)))
+        except Exception as exc:
+            # our bug, not the agent's: end this call as an error (the clock counts it
+            # in member_errors and drops it) rather than leave it silent until cancelled
+            self._act([Finished(CallOutcome.ERROR, f"local: {type(exc).__name__}: {exc}")])
+            raise
 
     def _act(self, actions: list[SendDtmf | Finished]) -> None:
         for action in actions:

@@ -31,6 +31,7 @@ import random
 import re
 import socket
 import ssl
+from collections import deque
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 
 HOLD_NS = 60 * 1_000_000  # the receiver's reorder window: no silence is made up inside it
 BYE_WAIT_S = 2.0  # how long a hangup waits for the BYE's answer before giving up
+DIGIT_GAP_FRAMES = 3  # 60 ms of audio between two DTMF tones
 LINGER_S = 4.0  # signalling kept open after a call for the core's last transactions
 _LINGERING: set[asyncio.Future[None]] = set()
 _CORE_HEADERS = {"via", "from", "to", "call-id", "cseq", "contact", "content-length",
@@ -186,6 +188,8 @@ class SipTransport(CallTransport):
         self._foreign_from: tuple[str, int] | None = None
         self._bye_result = ""
         self._dtmf_unsent = 0
+        self._digits: deque[str] = deque()
+        self._digit_gap = 0
         self._impair_out: Impairment | None = None
         self._impair_in: Impairment | None = None
         self._held_out: list[tuple[float, int, bytes]] = []  # (send at s, seq, packet)
@@ -292,6 +296,12 @@ class SipTransport(CallTransport):
         if sock is None or media is None or sender is None or media.on_hold:
             return
         dtmf = self._dtmf
+        if dtmf is not None and not dtmf.busy and self._digits:
+            if self._digit_gap > 0:  # audio between two digits' tones
+                self._digit_gap -= 1
+            else:
+                dtmf.start(self._digits.popleft())
+                self._digit_gap = DIGIT_GAP_FRAMES
         packet = dtmf.tick() if dtmf is not None and dtmf.busy else None
         if packet is None:
             silent = frame is SILENCE_FRAME
@@ -333,7 +343,7 @@ class SipTransport(CallTransport):
             log.warning("call %s: the far end did not accept telephone-event; DTMF %r not "
                         "sent", self.call_id, digit)
             return
-        self._dtmf.start(digit)
+        self._digits.append(digit)  # sent one after another from the media clock's ticks
 
     # ---- receive paths -------------------------------------------------------------------
 

@@ -71,6 +71,13 @@ def free_udp_port(*, even_pair: bool = False) -> int:
     raise RuntimeError("no free UDP port pair on 127.0.0.1")
 
 
+def free_tcp_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def free_rtp_range(calls: int) -> str:
     """A ``rtp_ports`` range whose even ports are all free now, for ``calls`` calls.
 
@@ -172,14 +179,17 @@ class Sipp:
 
     def __init__(self, workdir: Path, scenario: str | Path, *, calls: int | None = None,
                  rtp_echo: bool = False, keys: dict[str, str] | None = None,
-                 life_s: int = 60) -> None:
+                 life_s: int = 60, tcp: bool = False) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_udp_port()
+        self.tcp = tcp  # SIP over TCP (``-t t1``)
+        self.port = free_tcp_port() if tcp else free_udp_port()
         self.media_port = free_udp_port(even_pair=True)
-        self.url = f"sip:service@127.0.0.1:{self.port}"
+        self.url = f"sip:service@127.0.0.1:{self.port}" + (";transport=tcp" if tcp else "")
         xml = scenario if isinstance(scenario, Path) else SCENARIOS / f"{scenario}.xml"
         args = ["-sf", str(xml)] if xml.exists() else ["-sn", str(scenario)]
+        if tcp:
+            args += ["-t", "t1"]
         args += ["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(self.port),
                  "-mp", str(self.media_port), "-nostdin", "-timeout", f"{life_s}s",
                  "-trace_err", "-error_file", "errors.log",
@@ -202,16 +212,18 @@ class Sipp:
         await self.stop()
 
     async def start(self) -> None:
-        """Start SIPp and wait (at most 10 s) until it listens on its SIP port."""
+        """Start SIPp and wait (at most 10 s) until it listens on its SIP port (UDP, or
+        TCP with ``tcp``)."""
         with (self.dir / "stdout.log").open("wb") as out:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.args, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT)
+        kind = socket.SOCK_STREAM if self.tcp else socket.SOCK_DGRAM
         for _ in range(200):
             if self.proc.returncode is not None:
                 raise AssertionError(f"sipp exited with {self.proc.returncode} at start:\n"
                                      f"{self.output()}")
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            with socket.socket(socket.AF_INET, kind) as s:
                 try:
                     s.bind(("127.0.0.1", self.port))
                 except OSError as exc:

@@ -1,6 +1,6 @@
 """``loadcaller``: load and chaos testing for voice AI agents.
 
-Subcommands: demo, run, agent, backend, schema. ``run`` and ``demo`` drive the
+Subcommands: demo, run, validate, agent, backend, schema. ``run`` and ``demo`` drive the
 callers with Locust (``loadcaller/swarm/``); the exit codes are in
 :data:`EXIT_CODES_HELP`.
 """
@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chaos import blame
 from loadcaller.errors import LocalError, ProfileError
+from loadcaller.redact import redact_text, redact_url
 
 EXIT_BAD_INPUT = 2
 
@@ -88,8 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--master-host", default="127.0.0.1", help="the master a --worker joins")
     g.add_argument("--master-port", type=int, default=5557,
                    help="master's port for workers (default 5557)")
-    g.add_argument("--master-bind-host", default="*",
-                   help="interface a --master listens on for workers (default all)")
+    g.add_argument("--master-bind-host", default="127.0.0.1",
+                   help="interface a --master listens on for workers (default 127.0.0.1, "
+                   "this machine only; 0.0.0.0 or an interface address for workers on other "
+                   "machines: the worker port is not authenticated, keep it private)")
     g.add_argument("--expect-workers", type=_positive_int, default=1,
                    help="workers a --master waits for before starting (default 1)")
     g.add_argument("--expect-workers-timeout", type=float, default=60.0, metavar="S")
@@ -120,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--latency", default="40ms", help="latency distribution (like agent --think)")
     b.add_argument("--seed", type=int)
 
+    v = sub.add_parser("validate", help="check profiles without placing calls (exit 0 or 2)",
+                       description="Check each profile as `run` would (fields, secrets, WAV "
+                       "files, pack phrases, the chaos section) without network, agent or "
+                       "speech synthesis. Prints `ok FILE` for each valid one; otherwise every "
+                       "error as FILE:LINE: FIELD: MESSAGE on stderr, and exits 2.")
+    v.add_argument("profiles", type=Path, nargs="+", metavar="PROFILE")
     sub.add_parser("schema", help="print the profile JSON Schema (for editors)")
     return parser
 
@@ -140,6 +150,9 @@ def _swarm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--html", type=Path, metavar="FILE", help="Locust's HTML report at the end")
     p.add_argument("--saturation-lag-ms", type=float, default=5.0, metavar="MS",
                    help="media clock lag p99 above this marks the run untrustworthy (exit 3)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="reuse a --results-dir that already holds files (a non-empty one is "
+                   "refused otherwise)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,27 +162,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except ProfileError as exc:
-        print(f"loadcaller: invalid profile\n{exc}", file=sys.stderr)
+        print(f"loadcaller: invalid profile\n{redact_text(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (LocalError, ValueError) as exc:
-        print(f"loadcaller: {exc}", file=sys.stderr)
+    except (blame.LocalError, ValueError) as exc:  # chaos's local errors too
+        print(f"loadcaller: {redact_text(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "schema":
+        from loadcaller.profile import profile_json_schema
+
+        _stdout(json.dumps(profile_json_schema(), indent=2))
+        return 0
+    if args.command == "validate":
+        return _validate(args.profiles)
     if args.command in ("run", "demo"):
         from loadcaller.swarm import bootstrap
 
         bootstrap.patch()  # before anything imports Locust
     from loadcaller.runner import run_async
 
-    if args.command == "schema":
-        from loadcaller.profile import Profile
-
-        print(json.dumps(Profile.model_json_schema(), indent=2))
-        return 0
     if args.command == "demo":
         from loadcaller.demo import run_demo
 
@@ -184,6 +199,35 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "backend":
         return int(run_async(_backend(args)))
     raise AssertionError(args.command)
+
+
+def _stdout(text: str) -> None:
+    """Print to stdout; a reader that went away (``| head``) is not an error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        import os
+
+        # Python flushes stdout again at exit: point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _validate(paths: list[Path]) -> int:
+    """``loadcaller validate``: every file checked, every error listed; 0 or 2."""
+    from loadcaller.compile import check_profile
+    from loadcaller.profile import load_profile
+
+    code = 0
+    for path in paths:
+        try:
+            profile = load_profile(path)
+            check_profile(profile, source=str(path), base_dir=path.parent)
+        except ProfileError as exc:
+            print(redact_text(str(exc)), file=sys.stderr, flush=True)
+            code = EXIT_BAD_INPUT
+        else:
+            _stdout(f"ok {path}")
+    return code
 
 
 def swarm_options(args: argparse.Namespace, results_dir: Path | None = None) -> Any:
@@ -207,12 +251,12 @@ def swarm_options(args: argparse.Namespace, results_dir: Path | None = None) -> 
         metrics_linger_s=args.metrics_linger,
         master_host=getattr(args, "master_host", "127.0.0.1"),
         master_port=getattr(args, "master_port", 5557),
-        master_bind_host=getattr(args, "master_bind_host", "*"),
+        master_bind_host=getattr(args, "master_bind_host", "127.0.0.1"),
         expect_workers=getattr(args, "expect_workers", 1),
         expect_workers_timeout_s=getattr(args, "expect_workers_timeout", 60.0),
         saturation_lag_ms=args.saturation_lag_ms,
         progress_every_s=getattr(args, "progress_every", 2.0),
-        csv_prefix=args.csv, html_path=args.html,
+        csv_prefix=args.csv, html_path=args.html, overwrite=args.overwrite,
     )
 
 
@@ -237,12 +281,12 @@ def _run(args: argparse.Namespace) -> int:
     opts = swarm_options(args)
     if opts.role == "worker":
         print(f"loadcaller run {args.profile}: worker of {opts.master_host}:{opts.master_port} "
-              f"-> {spec.target.url}", file=sys.stderr, flush=True)
+              f"-> {redact_url(spec.target.url)}", file=sys.stderr, flush=True)
     else:
         opts = dataclasses.replace(opts, results_dir=out)
         shape = f"{type(spec.shape).__name__.lower()} shape" if spec.shape else (
             f"{spec.plan.users} callers")
-        print(f"loadcaller run {args.profile}: {shape} -> {spec.target.url} "
+        print(f"loadcaller run {args.profile}: {shape} -> {redact_url(spec.target.url)} "
               f"for {spec.plan.duration_s:g}s; results in {out}", file=sys.stderr, flush=True)
     _, code = run_swarm(spec, opts)
     return code
@@ -275,26 +319,19 @@ async def _agent(args: argparse.Namespace) -> int:
         sip = SipAgent(agent, host=args.host, seed=args.seed)
         await agent.open()
         port = await sip.start(args.port)
-        url = f"sip:agent@{args.host}:{port}"
-        print(f"loadcaller agent: SIP on udp {args.host}:{port} ({url}; think {config.think}, "
-              f"backend {args.backend_url or 'none'})", file=sys.stderr)
-        print(f"READY {url}", flush=True)
-        try:
-            await _until_signalled()
-        finally:
-            sip.close()
-            await agent.close()
-            if truth is not None:
-                truth.close()
-        return 0
-    server, port = await agent.start(args.host, args.port)
-    print(f"loadcaller agent: Twilio Media Streams on ws://{args.host}:{port}/media "
-          f"(think {config.think}, backend {args.backend_url or 'none'})", file=sys.stderr)
-    print(f"READY ws://{args.host}:{port}/media", flush=True)
+        url, stop = f"sip:agent@{args.host}:{port}", sip.close
+        where = f"SIP on udp {args.host}:{port}"
+    else:
+        server, port = await agent.start(args.host, args.port)
+        url = f"ws://{args.host}:{port}/media"
+        where, stop = f"Twilio Media Streams on {url}", server.close
+    print(f"loadcaller agent: {where} (think {config.think}, "
+          f"backend {args.backend_url or 'none'})", file=sys.stderr)
+    print(f"READY {url}", flush=True)
     try:
         await _until_signalled()
     finally:
-        server.close()
+        stop()
         await agent.close()
         if truth is not None:
             truth.close()

@@ -24,6 +24,7 @@ from pathlib import Path
 from tests.peers import missing_peer, require_binary
 
 from .conftest import run_cli
+from .ports import free_port, free_span, free_tcp_port
 
 SCENARIOS = Path(__file__).resolve().parent / "sipp"
 PCAP_DIR = Path("/usr/share/sip-tester")  # pcaps shipped with sip-tester
@@ -47,53 +48,18 @@ def require_pcap(path: Path) -> Path:
 # ---- ports --------------------------------------------------------------------------
 
 
-def _udp_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_udp_port(*, even_pair: bool = False) -> int:
     """A UDP port free on 127.0.0.1 now (with ``even_pair``: even, and port + 2 free too,
     as SIPp's ``-rtp_echo`` binds both)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if not even_pair:
-            return port
-        port -= port % 2
-        if port + 2 <= 65535 and _udp_free(port) and _udp_free(port + 2):
-            return port
-    raise RuntimeError("no free UDP port pair on 127.0.0.1")
-
-
-def free_tcp_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_span(3, step=2) if even_pair else free_port()
 
 
 def free_rtp_range(calls: int) -> str:
-    """A ``rtp_ports`` range whose even ports are all free now, for ``calls`` calls.
-
-    Works around loadcaller/transports/ports.py: under uvloop a port in use raises
-    OSError with errno None, so PortPool does not skip it and the call fails to set up
-    ("cannot bind RTP port 127.0.0.1:16384: None") when another process holds the
-    first port of the default range.
-    """
+    """A ``rtp_ports`` range whose even ports are all free now, for ``calls`` calls
+    (the tests' calls stay clear of each other's and of other runs' ports)."""
     span = 2 * calls + 8
-    for _ in range(200):
-        base = free_udp_port(even_pair=True)
-        if base + span > 65535:
-            continue
-        if all(_udp_free(p) for p in range(base, base + span, 2)):
-            return f"{base}-{base + span - 1}"
-    raise RuntimeError(f"no free range of {span} UDP ports on 127.0.0.1")
+    base = free_span(span, step=2)
+    return f"{base}-{base + span - 1}"
 
 
 # ---- profiles -----------------------------------------------------------------------

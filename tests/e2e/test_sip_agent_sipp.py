@@ -22,7 +22,6 @@ import csv
 import json
 import re
 import shutil
-import socket
 import struct
 import subprocess
 from collections import Counter
@@ -33,6 +32,7 @@ import pytest
 from tests.peers import missing_peer, require_binary
 
 from .conftest import Proc, read_jsonl, start
+from .ports import free_port, free_span
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -43,32 +43,6 @@ ALAW_SILENCE = 0xD5
 
 
 # ---- ports and pcaps ----------------------------------------------------------------
-
-
-def _free(port: int, kind: int = socket.SOCK_DGRAM) -> bool:
-    with socket.socket(socket.AF_INET, kind) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    """A UDP port free on 127.0.0.1 now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_span(size: int) -> int:
-    """An even port whose next ``size`` UDP ports are all free now (SIPp's media ports:
-    ``[auto_media_port]`` gives each call its own, above ``-mp``)."""
-    for _ in range(200):
-        base = free_port() & ~1
-        if base + size <= 65535 and all(_free(p) for p in range(base, base + size)):
-            return base
-    raise RuntimeError(f"no {size} free UDP ports in a row on 127.0.0.1")
 
 
 def g711a_pcap() -> Path:

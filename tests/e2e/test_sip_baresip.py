@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import subprocess
 import wave
 from pathlib import Path
@@ -28,6 +27,7 @@ import pytest
 from tests.peers import require_binary
 
 from .conftest import read_jsonl, run_cli
+from .ports import free_port, free_span
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -39,39 +39,11 @@ NEEDED = ("g711", "aufile", "aubridge")  # codecs, the WAV source, a null player
 ONSET_TOLERANCE_S = 0.06  # three 20 ms frames
 
 
-def _free(port: int, kind: int) -> bool:
-    with socket.socket(socket.AF_INET, kind) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 for both UDP and TCP (baresip listens on both)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if _free(port, socket.SOCK_STREAM):
-            return port
-    raise RuntimeError("no free port on 127.0.0.1")
-
-
 def free_range(size: int) -> str:
-    """``FIRST-LAST``: ``size`` UDP ports all free now, FIRST even (RTP and RTCP pairs).
-
-    A range of our own rather than the default: under uvloop a port in use raises
-    OSError with errno None, and loadcaller/transports/ports.py then fails the call
-    instead of trying the next port.
-    """
-    for _ in range(200):
-        base = free_port() & ~1
-        if base + size <= 65535 and all(_free(p, socket.SOCK_DGRAM)
-                                        for p in range(base, base + size)):
-            return f"{base}-{base + size - 1}"
-    raise RuntimeError(f"no {size} free UDP ports in a row on 127.0.0.1")
+    """``FIRST-LAST``: ``size`` UDP ports all free now, FIRST even (RTP and RTCP pairs),
+    so that these calls' ports stay clear of other runs on the machine."""
+    base = free_span(size)
+    return f"{base}-{base + size - 1}"
 
 
 async def _check(*args: str) -> None:
@@ -101,7 +73,7 @@ class Baresip:
     def __init__(self, directory: Path, wav: Path, *, life_s: int = 60) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = free_port(tcp_too=True)  # baresip listens on both
         self.url = f"sip:baresip@127.0.0.1:{self.port}"
         self.log = self.dir / "baresip.log"
         missing = [m for m in (*NEEDED, "account", "menu") if not (MODULES / f"{m}.so").exists()]

@@ -16,13 +16,41 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+from typing import Generic, TypeVar
 
 from chaos.packet import Impairment
 from loadcaller.media.frames import PlayedFrame
 from loadcaller.timebase import NS_PER_S, now_ns
 from loadcaller.transports.base import CallEnd, CallTransport
 
-__all__ = ["ImpairedTransport", "Impairment"]
+__all__ = ["Held", "ImpairedTransport", "Impairment"]
+
+T = TypeVar("T")
+
+
+class Held(Generic[T]):
+    """What a packet model holds back: items released in order of their due instant."""
+
+    __slots__ = ("_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, T]] = []
+        self._seq = 0  # ties keep arrival order
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def add(self, at: float, item: T) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (at, self._seq, item))
+
+    def due(self, now: float) -> list[tuple[float, T]]:
+        """Items due by ``now`` (seconds), oldest first, with their due instants."""
+        heap, out = self._heap, []
+        while heap and heap[0][0] <= now:
+            at, _, item = heapq.heappop(heap)
+            out.append((at, item))
+        return out
 
 
 class ImpairedTransport(CallTransport):
@@ -36,8 +64,7 @@ class ImpairedTransport(CallTransport):
         self.ended: asyncio.Future[CallEnd] = inner.ended
         self.outbound = outbound
         self.inbound = inbound
-        self._held: list[tuple[float, int, bytes]] = []  # (send at, seq, frame)
-        self._seq = 0
+        self._held: Held[bytes] = Held()
 
     @property
     def remote_id(self) -> str:
@@ -62,11 +89,9 @@ class ImpairedTransport(CallTransport):
             return
         now = now_ns() / NS_PER_S
         for at, data in self.outbound.process(frame, now):
-            self._seq += 1
-            heapq.heappush(self._held, (at, self._seq, data))
-        held = self._held
-        while held and held[0][0] <= now:
-            self.inner.send_audio(heapq.heappop(held)[2])
+            self._held.add(at, data)
+        for _, data in self._held.due(now):
+            self.inner.send_audio(data)
 
     def heard(self, now: int) -> list[PlayedFrame]:
         frames = self.inner.heard(now)

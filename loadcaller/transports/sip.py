@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import random
 import re
@@ -40,6 +39,7 @@ from chaos.packet import Impairment
 from loadcaller.config import Duration, Secret
 from loadcaller.errors import SetupFailed
 from loadcaller.media.frames import FRAME_NS, SILENCE_FRAME, PlayedFrame
+from loadcaller.media.impair import Held
 from loadcaller.media.outcomes import CallOutcome
 from loadcaller.sip import events as ev
 from loadcaller.sip.dtmf import DtmfSender
@@ -192,9 +192,8 @@ class SipTransport(CallTransport):
         self._digit_gap = 0
         self._impair_out: Impairment | None = None
         self._impair_in: Impairment | None = None
-        self._held_out: list[tuple[float, int, bytes]] = []  # (send at s, seq, packet)
-        self._held_in: list[tuple[float, int, bytes, tuple[str, int]]] = []
-        self._held_seq = 0
+        self._held_out: Held[bytes] = Held()  # RTP the outbound model holds back
+        self._held_in: Held[tuple[bytes, tuple[str, int]]] = Held()
 
     def with_impairment(self, *, outbound: Impairment | None,
                         inbound: Impairment | None) -> SipTransport:
@@ -312,11 +311,9 @@ class SipTransport(CallTransport):
             return
         now = now_ns() / NS_PER_S
         for at, data in self._impair_out.process(packet, now):
-            self._held_seq += 1
-            heapq.heappush(self._held_out, (at, self._held_seq, data))
-        held = self._held_out
-        while held and held[0][0] <= now:
-            sock.sendto(heapq.heappop(held)[2], media.remote_rtp)
+            self._held_out.add(at, data)
+        for _, data in self._held_out.due(now):
+            sock.sendto(data, media.remote_rtp)
 
     def heard(self, now: int) -> list[PlayedFrame]:
         if self._held_in:
@@ -360,16 +357,13 @@ class SipTransport(CallTransport):
             return
         if self._impair_in is not None:  # the network's share: delivered by heard()
             for at, out in self._impair_in.process(data, t / NS_PER_S):
-                self._held_seq += 1
-                heapq.heappush(self._held_in, (at, self._held_seq, out, addr[:2]))
+                self._held_in.add(at, (out, addr[:2]))
             return
         self._heard += self._receiver_for(media).receive(data, addr, t)
 
     def _release_inbound(self, now: int) -> None:
         media = self._media or self._early
-        held, limit = self._held_in, now / NS_PER_S
-        while held and held[0][0] <= limit:
-            at, _, data, addr = heapq.heappop(held)
+        for at, (data, addr) in self._held_in.due(now / NS_PER_S):
             if media is not None:
                 self._heard += self._receiver_for(media).receive(data, addr, int(at * NS_PER_S))
 

@@ -23,8 +23,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
+from chaos import yamlsafe
 from chaos.errors import ConfigError, ConfigIssue, UnknownFaultType
 from chaos.faults import REGISTRY, Fault, fault_class
 from chaos.timeline import Ramp, Schedule
@@ -34,7 +42,9 @@ Loc = tuple[str | int, ...]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # numbers must be finite: `.nan` passes every range check
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              allow_inf_nan=False)
 
 
 class RouteConfig(_Model):
@@ -47,19 +57,43 @@ class RouteConfig(_Model):
     #: HTTP only: give up on the upstream after this long (502); none by default
     timeout: Duration | None = None
 
-    @model_validator(mode="after")
-    def _check_upstream(self) -> RouteConfig:
+    @field_validator("upstream")
+    @classmethod
+    def _check_upstream(cls, upstream: str, info: ValidationInfo) -> str:
+        kind = info.data.get("kind")
+        if kind is None:
+            return upstream  # the missing or bad kind is reported on its own
         schemes = {"http": ("http://", "https://"), "ws": ("ws://", "wss://")}
-        if self.kind in schemes and not self.upstream.startswith(schemes[self.kind]):
+        if kind in schemes and not upstream.startswith(schemes[kind]):
             raise ValueError(
-                f"upstream of a {self.kind} route must start with "
-                f"{' or '.join(schemes[self.kind])}"
-            )
-        if self.kind == "udp":
+                f"upstream of a {kind} route must start with {' or '.join(schemes[kind])}")
+        if kind == "udp":
             from chaos.units import parse_hostport
 
-            parse_hostport(self.upstream)
-        return self
+            parse_hostport(upstream)
+        else:
+            _check_base_url(upstream)
+        return upstream
+
+
+def _check_base_url(url: str) -> None:
+    """An http/ws upstream is a base URL: a host, maybe a port and a path, nothing else.
+
+    The client's target is appended to it (chaos/target.py), so a query or a
+    fragment here would swallow every path.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ValueError(f"upstream {url!r} has no host")
+    try:
+        parts.port  # noqa: B018  (validates it)
+    except ValueError:
+        raise ValueError(f"upstream {url!r} has a bad port") from None
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise ValueError(f"upstream {url!r} may not have a query or fragment: "
+                         "it is a base URL the client's path is appended to")
 
 
 class ControlConfig(_Model):
@@ -177,19 +211,14 @@ class _TopLevel(_Model):
     faults: list[Any] = Field(default_factory=list)
 
 
-def _field(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+_field = yamlsafe.field_name
 
 
 def _issues(err: ValidationError, prefix: Loc, source: str,
             locate: Callable[[Loc], int | None]) -> list[ConfigIssue]:
     issues = []
     for e in err.errors():
-        # pydantic appends the union branch / validator names to some locations
-        loc = prefix + tuple(p for p in e["loc"] if p not in ("function-after[_check_upstream()]",))
+        loc = prefix + tuple(e["loc"])
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field"
@@ -377,21 +406,18 @@ def check_fault_route(spec: FaultSpec, config: ChaosConfig, source: str = "<requ
 
 
 def load_config(path: Path) -> ChaosConfig:
-    """Read and validate a chaos YAML file; errors name the file, line and field."""
+    """Read and validate a chaos YAML file; errors name the file, line and field.
+
+    The YAML is read within bounds (chaos/yamlsafe.py: UTF-8, nesting depth,
+    size with aliases expanded, no duplicate keys).
+    """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as e:
         issue = ConfigIssue(source, None, "", f"cannot read: {e.strerror or e}")
         raise ConfigError([issue]) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError([ConfigIssue(source, line, "", f"invalid YAML: {problem}")]) from None
+    data, node = yamlsafe.load_text(yamlsafe.decode(raw, source), source)
     return parse_config(data if data is not None else {}, source, node=node)
 
 

@@ -11,6 +11,18 @@
 It listens on 127.0.0.1 by default. Bound to any other address it refuses to
 start without a token; with a token every request needs
 `Authorization: Bearer <token>` and gets 401 otherwise.
+
+On a loopback address a web page is the threat: a page the tester has open can
+POST `text/plain` to 127.0.0.1 without a CORS preflight, and with DNS rebinding
+it can read and write the API under its own host name. So there (token or not)
+every request gets 403 unless its Host names a loopback address or the listen
+address (127.0.0.1, localhost, [::1]; any port, so an SSH tunnel on another
+port works: a rebinding page never has a loopback name), an `Origin` header, if
+any, names one too, and a request with a body says `Content-Type:
+application/json`, which a page cannot send cross-origin without a preflight
+this API never answers. A body-less `POST /reset` (curl) needs no Content-Type.
+Bound elsewhere the token is the guard: a page cannot add the header, and the
+names a remote client uses for the machine cannot be known here.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +54,25 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+_HOST = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<name>[^:\[\]@/]+))(?::\d{1,5})?$")
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def host_allowed(host: str, listen_host: str) -> bool:
+    """Does a Host header (or an Origin's host) name a loopback name or `listen_host`?"""
+    m = _HOST.match(host)
+    if m is None:
+        return False
+    name = (m.group("v6") or m.group("name")).lower()
+    return name in _LOCAL_NAMES or name == listen_host.lower().strip("[]")
+
+
+def _origin_host(origin: str) -> str:
+    scheme, sep, rest = origin.partition("://")
+    return rest if sep and scheme.lower() in ("http", "https") else ""
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -67,7 +99,7 @@ class ControlApi:
 
     def app(self) -> web.Application:
         """The aiohttp application (also handy for in-process tests)."""
-        app = web.Application(middlewares=[self._auth])
+        app = web.Application(middlewares=[self._same_origin, self._auth])
         app.add_routes([
             web.get("/faults", self.list_faults),
             web.get("/faults/{name}", self.get_fault),
@@ -78,6 +110,26 @@ class ControlApi:
             web.get("/metrics", self.metrics),
         ])
         return app
+
+    @web.middleware
+    async def _same_origin(self, request: web.Request, handler: Handler
+                           ) -> web.StreamResponse:
+        """On loopback: 403 for foreign Host or Origin, and for bodies not sent as JSON."""
+        listen = self.config.listen[0]
+        if not is_loopback(listen):
+            return await handler(request)
+        if not host_allowed(request.headers.get("Host", ""), listen):
+            return _error(403, "the Host header must name this machine's loopback address "
+                               "(127.0.0.1, localhost or [::1]) or the listen address")
+        origin = request.headers.get("Origin")
+        if origin is not None and not host_allowed(_origin_host(origin), listen):
+            return _error(403, f"requests from origin {origin[:100]!r} are not accepted")
+        if request.method in _WRITES and request.body_exists:
+            ctype = request.headers.get("Content-Type", "")
+            if ctype.split(";", 1)[0].strip().lower() != "application/json":
+                return _error(403, "a request body must be sent as "
+                                   "Content-Type: application/json")
+        return await handler(request)
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -132,6 +184,8 @@ class ControlApi:
             data = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _error(400, "the body must be a JSON object")
+        except RecursionError:  # json.loads recurses per nesting level
+            return _error(400, "the body is nested too deep")
         if not isinstance(data, dict):
             return _error(400, "the body must be a JSON object")
         return data

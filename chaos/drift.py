@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from typing import Any, Literal
 
@@ -222,3 +223,40 @@ def apply_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
         else:
             raise ValueError(f"unsupported patch op {op['op']!r}")
     return out
+
+
+def json_data_problem(value: Any, max_depth: int = 100,
+                      max_items: int = 100_000) -> str | None:
+    """Why `value` cannot go into a JSON body, or None when it can.
+
+    JSON data is None, bool, int, finite float, str, lists and str-keyed dicts,
+    nested at most `max_depth` deep, `max_items` values in all (shared values
+    counted each time they appear, as json.dumps writes them). YAML also gives
+    dates, bytes (!!binary), sets, NaN and infinity, which json.dumps refuses or
+    writes as non-JSON (`NaN`) at request time, and aliases can make a value
+    contain itself (endless depth) or expand without bound.
+    """
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    count = 0
+    while todo:
+        item, depth = todo.pop()
+        count += 1
+        if count > max_items:
+            return f"more than {max_items:,} values"
+        if depth > max_depth:
+            return f"nested more than {max_depth} levels deep (or it contains itself)"
+        if item is None or isinstance(item, bool | int | str):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return f"{item} is not a JSON number"
+        elif isinstance(item, dict):
+            bad = next((k for k in item if not isinstance(k, str)), None)
+            if bad is not None:
+                return f"object keys must be strings, not {bad!r}"
+            todo += [(v, depth + 1) for v in item.values()]
+        elif isinstance(item, list):
+            todo += [(v, depth + 1) for v in item]
+        else:
+            return f"a {type(item).__name__} value is not JSON data (quote it to send a string)"
+    return None

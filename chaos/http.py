@@ -7,6 +7,16 @@ faults' stream transforms as bytes arrive (SSE included) or, for faults that
 need the whole body (schema drift, garbage, empty body), read, rewritten and
 sent with a corrected Content-Length. Faults are sans-I/O; this file only
 carries out their actions.
+
+The upstream URL is the route's upstream followed by the client's target as
+sent (chaos/target.py refuses targets that could name another host), and each
+client request makes exactly one upstream attempt: aiohttp (3.9 and later)
+silently sends GET, HEAD, OPTIONS, TRACE, PUT and DELETE a second time when the
+first attempt's connection is reset or closed, and a proxy that doubles a PUT
+on reset doubles a side effect in the CRM under test. aiohttp has no public
+switch for it (aio-libs/aiohttp#10790); `_retry_connection` is the flag its own
+test client clears (from 3.11), so it is cleared here too, and
+tests/chaos/test_upstream_attempts.py fails if a release stops honouring it.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from chaos.actions import (
     Cut,
@@ -36,6 +47,7 @@ from chaos.config import RouteConfig
 from chaos.faults import Fault, HttpFault
 from chaos.faultset import FaultSet
 from chaos.metrics import ChaosMetrics
+from chaos.target import BadTarget, check_pinned, origin_form
 from chaos.wrapper import MatchInfo, WrappedFault
 
 HOP_BY_HOP = frozenset({
@@ -84,6 +96,8 @@ class HttpProxy:
         self.route = route
         self.name = route.name
         self.upstream = route.upstream.rstrip("/")
+        self._base = URL(self.upstream)
+        self._pin = (self._base.scheme, self._base.host, self._base.port)
         self.faults = faults
         self.metrics = metrics
         self.clock = clock
@@ -106,6 +120,9 @@ class HttpProxy:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
+        if hasattr(self._session, "_retry_connection"):
+            # one upstream attempt per client request (see the module docstring)
+            self._session._retry_connection = False
         server = web.Server(self.handle, access_log=None)
         host, port = self.route.listen
         self._server = await asyncio.get_running_loop().create_server(server, host, port)
@@ -136,6 +153,16 @@ class HttpProxy:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Serve one request (aiohttp calls this for each, kept-alive or not)."""
+        try:
+            url = self._upstream_url(request)
+        except BadTarget as e:
+            self.metrics.requests.labels(self.name, "bad_request").inc()
+            resp = web.Response(status=e.status, text=f"chaos-proxy: {e.reason}\n",
+                                headers={"X-Chaos-Proxy": "bad-request"})
+            if e.status == 405:
+                resp.headers["Allow"] = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+            resp.force_close()
+            return resp
         chosen = self._choose(request, self.clock())
         acted: set[str] = set()
         for wf, fault, ctx in chosen:
@@ -158,7 +185,19 @@ class HttpProxy:
                 self.metrics.requests.labels(self.name, "fault").inc()
                 reset_transport(request.transport)
                 return web.Response(status=500)
-        return await self._forward(request, [c for c in chosen if c[0].name not in acted])
+        return await self._forward(request, url,
+                                   [c for c in chosen if c[0].name not in acted])
+
+    def _upstream_url(self, request: web.BaseRequest) -> URL:
+        """The route's upstream plus the client's target, sent as the client wrote it."""
+        target = origin_form(request.method, request.raw_path)
+        path, _, query = target.partition("?")
+        base = self._base
+        url = URL.build(scheme=base.scheme, authority=base.raw_authority,
+                        path=base.raw_path.rstrip("/") + path, query_string=query,
+                        encoded=True)
+        check_pinned((url.scheme, url.host, url.port), self._pin, target)
+        return url
 
     async def _hang(self, request: web.BaseRequest, action: Hang) -> bool:
         """Hold the connection; True when it was closed (nothing more to send)."""
@@ -185,7 +224,7 @@ class HttpProxy:
         return web.Response(status=status, text=body,
                             headers={"X-Chaos-Proxy": "upstream-error"})
 
-    async def _forward(self, request: web.BaseRequest,
+    async def _forward(self, request: web.BaseRequest, url: URL,
                        chosen: list[tuple[WrappedFault, Fault, FaultContext]]
                        ) -> web.StreamResponse:
         assert self._session is not None
@@ -198,7 +237,6 @@ class HttpProxy:
                 data = await request.read()
             else:
                 data = request.content.iter_chunked(65536)
-        url = self.upstream + request.raw_path
         started = asyncio.get_running_loop().time()
         try:
             up = await self._session.request(

@@ -36,7 +36,8 @@ class Impairment(Protocol):
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # numbers must be finite: YAML's `.inf` and `.nan` pass range checks like ge=1
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LossSpec(_Spec):

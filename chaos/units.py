@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -12,13 +13,11 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string like "250ms", "30s", "1m30s"."""
+    """Seconds from a number or a string like "250ms", "30s", "1m30s" (finite, >= 0)."""
     if isinstance(value, bool):
         raise ValueError("expected a duration like 250ms, 30s or 1m30s")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
+        return _finite(float(value), value)
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
         try:
@@ -34,10 +33,17 @@ def parse_duration(value: Any) -> float:
                 raise ValueError(
                     f"bad duration {value!r}; expected e.g. 250ms, 30s, 2m, 1m30s"
                 ) from None
-        if seconds < 0:
-            raise ValueError("a duration cannot be negative")
-        return seconds
+        return _finite(seconds, value)
     raise ValueError("expected a duration like 250ms, 30s or 1m30s")
+
+
+def _finite(seconds: float, given: Any) -> float:
+    # YAML's .inf and .nan, "inf", "nan" and "1e999" are floats; a NaN passes `< 0`
+    if not math.isfinite(seconds):
+        raise ValueError(f"a duration must be a finite number of seconds, not {given!r}")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
 
 
 def parse_hostport(value: Any) -> tuple[str, int]:

@@ -7,6 +7,16 @@ once per connection; message faults are decided per message and direction
 (`upstream`: client to upstream, `downstream`: back). Close and abort actions
 always hit the client connection, which is the side under test. A close from
 either peer is passed to the other with its code.
+
+The upstream URL is the route's upstream plus the client's target, which must
+be origin-form (chaos/target.py), and the TCP connection goes to the route's
+host and port whatever the URL says; a redirect to another origin is not
+followed (502). When the upstream refuses the handshake, the client gets its
+4xx/5xx status (and Retry-After) with a body of the proxy's own: the upstream's
+body is not relayed. The upstream connection dialled during the handshake
+belongs to the client connection from then on: it is closed when the client
+connection ends, also when the client's handshake fails after it was dialled
+(junk right after the request), when the handler never runs.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from websockets.exceptions import (
 )
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
 
 from chaos.actions import (
     Close,
@@ -44,6 +55,7 @@ from chaos.faults import WsFault
 from chaos.faultset import FaultSet
 from chaos.http import reset_transport
 from chaos.metrics import ChaosMetrics
+from chaos.target import BadTarget, check_pinned, origin_form
 from chaos.wrapper import MatchInfo
 
 # headers that belong to one hop of the handshake, not to the application
@@ -71,11 +83,14 @@ class WsProxy:
         self.route = route
         self.name = route.name
         self.upstream = route.upstream.rstrip("/")
+        uri = parse_uri(self.upstream)
+        self._pin = (uri.secure, uri.host, uri.port)
         self.faults = faults
         self.metrics = metrics
         self.clock = clock
         self._server: Server | None = None
         self._upstreams: dict[ServerConnection, ClientConnection] = {}
+        self._reapers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> tuple[str, int]:
         """Bind and serve; returns the bound address."""
@@ -96,8 +111,11 @@ class WsProxy:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 1)
             self._server = None
+        for task in list(self._reapers):
+            task.cancel()
         for upstream in list(self._upstreams.values()):
             await upstream.close()
+        self._upstreams.clear()
 
     def _info(self, request: Request, message: str | None = None,
               direction: str = "upstream") -> MatchInfo:
@@ -107,6 +125,54 @@ class WsProxy:
 
     async def _process_request(self, conn: ServerConnection,
                                request: Request) -> Response | None:
+        try:
+            url = self._upstream_url(request.path)
+        except BadTarget as e:
+            self.metrics.requests.labels(self.name, "bad_request").inc()
+            return conn.respond(e.status, f"chaos-proxy: {e.reason}\n")
+        refused = await self._handshake_faults(conn, request)
+        if refused is not None:
+            return refused
+        headers = [(k, v) for k, v in request.headers.raw_items()
+                   if k.lower() not in _HANDSHAKE_HEADERS]
+        offered = [Subprotocol(p.strip()) for value in
+                   request.headers.get_all("Sec-WebSocket-Protocol")
+                   for p in value.split(",") if p.strip()]
+        _, host, port = self._pin
+        try:
+            # an explicit host and port pin the TCP connection, and make websockets
+            # refuse to follow a redirect to another origin (ValueError)
+            upstream = await connect(
+                url, host=host, port=port, additional_headers=headers,
+                subprotocols=offered or None, compression=None, proxy=None,
+                ping_interval=None, max_size=None, open_timeout=10, user_agent_header=None)
+        except InvalidStatus as e:
+            return self._refused(conn, e.response)
+        except (TimeoutError, OSError, InvalidHandshake, InvalidURI, ValueError) as e:
+            self.metrics.requests.labels(self.name, "upstream_error").inc()
+            what = "unreachable" if isinstance(e, OSError | TimeoutError) else "failed"
+            return conn.respond(http.HTTPStatus.BAD_GATEWAY,
+                                f"chaos-proxy: upstream {self.upstream} {what}: "
+                                f"{e.__class__.__name__}: {e}\n")
+        self._upstreams[conn] = upstream
+        reaper = asyncio.get_running_loop().create_task(self._close_with(conn, upstream))
+        self._reapers.add(reaper)
+        reaper.add_done_callback(self._reapers.discard)
+        return None
+
+    def _upstream_url(self, target: str) -> str:
+        """The route's upstream plus an origin-form target; BadTarget otherwise."""
+        url = self.upstream + origin_form("GET", target)
+        try:
+            uri = parse_uri(url)
+        except InvalidURI as e:
+            raise BadTarget(400, f"bad request target: {e}") from None
+        check_pinned((uri.secure, uri.host, uri.port), self._pin, target)
+        return url
+
+    async def _handshake_faults(self, conn: ServerConnection,
+                                request: Request) -> Response | None:
+        """Carry out the handshake faults; a response when one refuses the client."""
         now = self.clock()
         info = self._info(request)
         for wf in self.faults.for_route(self.name, "ws"):
@@ -128,28 +194,30 @@ class WsProxy:
                 return conn.respond(action.status, action.body.decode("utf-8", "replace"))
             elif isinstance(action, Starve):
                 self._starve(conn, action.seconds)
-        headers = [(k, v) for k, v in request.headers.raw_items()
-                   if k.lower() not in _HANDSHAKE_HEADERS]
-        offered = [Subprotocol(p.strip()) for value in
-                   request.headers.get_all("Sec-WebSocket-Protocol")
-                   for p in value.split(",") if p.strip()]
-        try:
-            upstream = await connect(
-                self.upstream + request.path, additional_headers=headers,
-                subprotocols=offered or None, compression=None, proxy=None,
-                ping_interval=None, max_size=None, open_timeout=10, user_agent_header=None)
-        except InvalidStatus as e:
-            # the upstream refused the handshake: the client gets the same answer
-            self.metrics.requests.labels(self.name, "upstream_refused").inc()
-            body = (e.response.body or b"").decode("utf-8", "replace")
-            return conn.respond(e.response.status_code, body)
-        except (TimeoutError, OSError, InvalidHandshake, InvalidURI) as e:
-            self.metrics.requests.labels(self.name, "upstream_error").inc()
-            return conn.respond(http.HTTPStatus.BAD_GATEWAY,
-                                f"chaos-proxy: upstream {self.upstream} unreachable: "
-                                f"{e.__class__.__name__}: {e}\n")
-        self._upstreams[conn] = upstream
         return None
+
+    def _refused(self, conn: ServerConnection, answer: Response) -> Response:
+        """The upstream did not switch protocols: its error status, not its body."""
+        self.metrics.requests.labels(self.name, "upstream_refused").inc()
+        status = answer.status_code
+        if not 400 <= status <= 599:
+            # a redirect elsewhere, a 200 page...: not something to hand the client
+            return conn.respond(http.HTTPStatus.BAD_GATEWAY,
+                                f"chaos-proxy: upstream {self.upstream} refused the "
+                                f"handshake with {status} (redirects to another origin "
+                                "are not followed)\n")
+        response = conn.respond(status, f"chaos-proxy: upstream {self.upstream} refused "
+                                        f"the handshake with {status}\n")
+        if "Retry-After" in answer.headers:
+            response.headers["Retry-After"] = answer.headers["Retry-After"]
+        return response
+
+    async def _close_with(self, client: ServerConnection, upstream: ClientConnection) -> None:
+        """Close `upstream` once the client connection is gone (even if never opened)."""
+        await client.wait_closed()
+        if self._upstreams.get(client) is upstream:
+            del self._upstreams[client]
+            await upstream.close()
 
     def _select_subprotocol(self, conn: ServerConnection,
                             offered: object) -> Subprotocol | None:

@@ -22,9 +22,13 @@ Layer = Literal["http", "ws", "udp"]
 
 
 class Params(BaseModel):
-    """Base for fault parameters: unknown keys are errors (typos get caught)."""
+    """Base for fault parameters: unknown keys are errors (typos get caught).
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Numbers must be finite: YAML reads `.inf` and `.nan` as floats, and a NaN
+    passes every range check (all comparisons are false).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 _ParamsBase = Params

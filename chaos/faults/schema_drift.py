@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import field_validator, model_validator
 
 from chaos.actions import FaultContext, StreamItem, StreamTransform
-from chaos.drift import DriftOp, apply_patch, compile_ops, parse_path
+from chaos.drift import DriftOp, apply_patch, compile_ops, json_data_problem, parse_path
 from chaos.faults.base import HttpFault, Params, register
 from chaos.sse import SseTransform, event_data, is_event_stream, with_data
 
@@ -34,6 +34,14 @@ class SchemaDriftParams(Params):
     @classmethod
     def _valid_path(cls, v: str) -> str:
         parse_path(v)
+        return v
+
+    @field_validator("value")
+    @classmethod
+    def _json_value(cls, v: Any) -> Any:
+        problem = json_data_problem(v)
+        if problem is not None:
+            raise ValueError(f"`value` must be JSON data: {problem}")
         return v
 
     @model_validator(mode="after")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -50,8 +52,13 @@ async def test_bad_requests_get_400_with_the_reason(upstream, make_proxy):
     async with httpx.AsyncClient() as c:
         r = await c.post(api(proxy, "/faults"), json={"type": "nope"})
         assert r.status_code == 400 and "known types" in r.json()["error"]
-        r = await c.post(api(proxy, "/faults"), content=b"{not json")
+        r = await c.post(api(proxy, "/faults"), content=b"{not json",
+                         headers={"Content-Type": "application/json"})
         assert r.status_code == 400
+        deep = '{"type": "latency", "x": ' + "[" * 200_000 + "]" * 200_000 + "}"
+        r = await c.post(api(proxy, "/faults"), content=deep,
+                         headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and "too deep" in r.json()["error"]
         r = await c.post(api(proxy, "/faults"), json={"type": "ws_drop"})
         assert r.status_code == 400 and "ws route" in r.json()["error"]
         assert (await c.get(api(proxy, "/faults/missing"))).status_code == 404
@@ -150,3 +157,81 @@ async def test_one_proxy_three_kinds_and_a_live_udp_fault(upstream):
                 finally:
                     sock.close()
     udp_echo.close()
+
+
+HANG = {"type": "hang", "name": "stuck", "route": "r"}
+
+
+async def test_cross_origin_text_plain_post_is_refused(upstream, make_proxy):
+    # what a web page can send without a preflight: text/plain, its own Host when it
+    # rebinds a name to 127.0.0.1, an Origin header; none of it may switch on a fault
+    proxy = await make_proxy(upstream, control={"listen": "127.0.0.1:0"})
+    port = proxy.listeners["control"][1]
+    body = json.dumps(HANG).encode()
+    attempts = [
+        {"Content-Type": "text/plain", "Host": f"rebind.attacker.example:{port}"},
+        {"Content-Type": "text/plain"},
+        {"Content-Type": "text/plain;charset=UTF-8", "Origin": "http://attacker.example"},
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {"Content-Type": "multipart/form-data; boundary=x"},
+        {},  # no Content-Type at all
+        {"Content-Type": "application/json", "Host": f"rebind.attacker.example:{port}"},
+        {"Content-Type": "application/json", "Host": "attacker.example"},
+        {"Content-Type": "application/json", "Host": f"127.0.0.1.attacker.example:{port}"},
+        {"Content-Type": "application/json", "Origin": "http://attacker.example"},
+        {"Content-Type": "application/json", "Origin": "null"},
+    ]
+    async with httpx.AsyncClient() as c:
+        for headers in attempts:
+            r = await c.post(api(proxy, "/faults"), content=body, headers=headers)
+            assert r.status_code == 403, (headers, r.status_code, r.text)
+            assert "error" in r.json()
+        assert proxy.active_faults() == []
+        # reads and body-less writes from a foreign page are refused too
+        assert (await c.get(api(proxy, "/faults"),
+                            headers={"Host": "attacker.example"})).status_code == 403
+        r = await c.post(api(proxy, "/reset"), headers={"Origin": "http://attacker.example"})
+        assert r.status_code == 403
+        r = await c.request("DELETE", api(proxy, "/faults/x"), content=b"{}",
+                            headers={"Content-Type": "text/plain"})
+        assert r.status_code == 403
+        r = await c.patch(api(proxy, "/faults/x"), content=b"{}",
+                          headers={"Content-Type": "text/plain"})
+        assert r.status_code == 403
+    assert proxy.active_faults() == []
+
+
+async def test_legitimate_local_clients_still_work(upstream, make_proxy):
+    proxy = await make_proxy(upstream, control={"listen": "127.0.0.1:0"})
+    port = proxy.listeners["control"][1]
+    hosts = ["127.0.0.1", f"127.0.0.1:{port}", "localhost", f"localhost:{port}",
+             f"LOCALHOST:{port}", "[::1]", f"[::1]:{port}", "localhost:8080"]
+    async with httpx.AsyncClient() as c:
+        for i, host in enumerate(hosts):
+            r = await c.post(api(proxy, "/faults"), content=json.dumps({**HANG, "name": f"h{i}"}),
+                             headers={"Host": host, "Content-Type": "application/json"})
+            assert r.status_code == 201, (host, r.text)
+            r = await c.get(api(proxy, f"/faults/h{i}"), headers={"Host": host})
+            assert r.status_code == 200, host
+        r = await c.patch(api(proxy, "/faults/h0"), content=b'{"probability": 0.5}',
+                          headers={"Content-Type": "application/json; charset=utf-8"})
+        assert r.status_code == 200
+        r = await c.post(api(proxy, "/faults"), json={**HANG, "name": "same-origin"},
+                         headers={"Origin": f"http://localhost:{port}"})
+        assert r.status_code == 201
+        assert (await c.delete(api(proxy, "/faults/h0"))).status_code == 204
+        # curl -X POST .../reset: no body, so no Content-Type needed
+        r = await c.post(api(proxy, "/reset"))
+        assert r.status_code == 200 and r.json() == {"removed": len(hosts)}
+
+
+def test_host_rule():
+    from chaos.control import host_allowed
+
+    assert host_allowed("127.0.0.1:9100", "127.0.0.1")
+    assert host_allowed("[::1]", "::1") and host_allowed("localhost", "::1")
+    assert host_allowed("127.0.0.2:9100", "127.0.0.2")  # the listen address itself
+    for host in ("", "evil.example", "evil.example:9100", "127.0.0.1.evil.example",
+                 "localhost.evil.example", "127.0.0.1:x", "[::1", "127.0.0.1:9100:1",
+                 "user@127.0.0.1", "127.0.0.2"):
+        assert not host_allowed(host, "127.0.0.1"), host

@@ -1,13 +1,17 @@
 """Errors raised by the chaos proxy.
 
-Two kinds, so that a run can say who failed::
+Two kinds, so that a run can say who failed. The root and the blame split are
+shared with loadcaller (:mod:`chaos.blame`), so its command line catches a chaos
+error in a profile's ``chaos:`` section like its own::
 
-    ChaosError
-    ├── LocalError              we were misconfigured or misused
-    │   ├── ConfigError         a bad chaos config (file, line, field)
-    │   │   └── UnknownFaultType
-    └── RemoteError             a peer misbehaved
-        └── UpstreamError       a route's upstream cannot be resolved or reached
+    chaos.blame.Error                 the root shared with loadcaller
+    └── ChaosError                    every error chaos raises on purpose
+        ├── LocalError                we were misconfigured or misused
+        │   │                         (also a chaos.blame.LocalError)
+        │   └── ConfigError           a bad chaos config (file, line, field)
+        │       └── UnknownFaultType
+        └── RemoteError               a peer misbehaved (also a chaos.blame.RemoteError)
+            └── UpstreamError         a route's upstream cannot be resolved or reached
 
 Inside a run, remote failures are not raised: the proxy answers the client as
 a gateway would (502 with a clear body, a WebSocket 502, a dropped datagram)
@@ -18,16 +22,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chaos import blame
 
-class ChaosError(Exception):
+
+class ChaosError(blame.Error):
     """Base class of every error raised by chaos."""
 
 
-class LocalError(ChaosError):
+class LocalError(ChaosError, blame.LocalError):
     """Our side is at fault: bad configuration or API misuse."""
 
 
-class RemoteError(ChaosError):
+class RemoteError(ChaosError, blame.RemoteError):
     """The peer is at fault: unreachable upstream, malformed frames."""
 
 

@@ -1,6 +1,11 @@
 """Compile a validated :class:`~loadcaller.profile.Profile` into engine objects.
 
 Audio is resolved here, once per distinct utterance, and shared by every call.
+A problem with it (a WAV file that cannot be read, an unknown pack phrase, text
+with no espeak-ng to speak it) is a :class:`ProfileError` naming the file, the
+line and the field, like a validation error; every one is reported, not just
+the first. :func:`check_profile` finds the same problems without synthesising
+speech (``loadcaller validate``).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from chaos.config import ChaosConfig, parse_config
 from loadcaller import profile as pf
 from loadcaller.audio.errors import AudioError
 from loadcaller.audio.pack import load_pack_audio
-from loadcaller.audio.synth import Voice, resolve_utterance
+from loadcaller.audio.synth import Voice, espeak_available, resolve_utterance
 from loadcaller.calls.load import LoadPlan
 from loadcaller.calls.scenario import (
     CallPolicy,
@@ -64,8 +69,15 @@ class _Utterances:
         self.base_dir = base_dir
         self.cache_dir = cache_dir
         self.cache: dict[tuple[object, ...], Utterance] = {}
+        self.problems: list[str] = []  # "file:line: field: message", one per bad utterance
 
-    def get(self, args: pf.SayArgs, voice: pf.Voice, where: str) -> Utterance:
+    def get(self, args: pf.SayArgs, voice: pf.Voice, where: str, *,
+            synthesize: bool = True) -> Utterance | None:
+        """The utterance, or None after recording the problem in :attr:`problems`.
+
+        ``synthesize=False`` checks text without running espeak-ng (when it is
+        installed, any text can be spoken) and returns None for it.
+        """
         v = args.voice or voice
         key = (args.text, args.phrase, args.wav, v)
         if key in self.cache:
@@ -77,15 +89,24 @@ class _Utterances:
                     audio = load_pack_audio(args.phrase, accent)
                 except KeyError:
                     audio = load_pack_audio(args.phrase)
+            elif args.text and not synthesize and espeak_available():
+                _voice(v)  # the voice is checked; the text needs no check
+                return None
             else:
                 wav = (self.base_dir / args.wav) if args.wav else None
                 audio = resolve_utterance(args.text, wav, _voice(v), self.cache_dir)
-        except (AudioError, OSError, KeyError, ValueError) as exc:
+        except (AudioError, OSError, KeyError, ValueError, MemoryError, OverflowError) as exc:
             msg = exc.args[0] if exc.args else exc
-            raise ProfileError(f"{where}: {msg}") from None
+            self.problems.append(f"{where}: {msg}")
+            return None
         utt = make_utterance(args.phrase or args.wav or args.text or "?", audio)
         self.cache[key] = utt
         return utt
+
+
+def _where_say(p: pf.Profile, source: str, si: int, i: int, args: pf.SayArgs) -> str:
+    field = "phrase" if args.phrase else "wav" if args.wav else "text"
+    return p.where(("scenarios", si, "steps", i, "say", field), source)
 
 
 def compile_shape(load: pf.Load) -> Shape | None:
@@ -115,9 +136,10 @@ def compile_profile(p: pf.Profile, *, source: str = "<profile>", base_dir: Path 
     for si, sc in enumerate(p.scenarios):
         steps: list[Step] = []
         for i, st in enumerate(sc.steps):
-            where = f"{source}: scenarios[{si}].steps[{i}]"
             if isinstance(st, pf.SayStep):
-                steps.append(Say(utts.get(st.say, p.voice, where)))
+                utt = utts.get(st.say, p.voice, _where_say(p, source, si, i, st.say))
+                if utt is not None:
+                    steps.append(Say(utt))
             elif isinstance(st, pf.WaitStep):
                 timeout = st.wait_for_agent.timeout
                 steps.append(WaitForAgent(None if timeout is None else int(timeout * NS)))
@@ -128,6 +150,8 @@ def compile_profile(p: pf.Profile, *, source: str = "<profile>", base_dir: Path 
             else:
                 steps.append(Hangup())
         scenarios.append(Scenario(sc.name, tuple(steps), sc.weight))
+    if utts.problems:
+        raise ProfileError("\n".join(utts.problems))
     return RunSpec(
         name=p.name,
         target=p.target,
@@ -143,3 +167,22 @@ def compile_profile(p: pf.Profile, *, source: str = "<profile>", base_dir: Path 
         media_outbound=p.media.outbound if p.media else None,
         media_inbound=p.media.inbound if p.media else None,
     )
+
+
+def check_profile(p: pf.Profile, *, source: str = "<profile>", base_dir: Path = Path(".")) -> None:
+    """Raise :class:`ProfileError` listing every problem compiling ``p`` would meet.
+
+    Reads and decodes WAV files and looks up pack phrases as a run would, but
+    synthesises nothing: with espeak-ng installed any text can be spoken, without
+    it only the pack's texts (see :func:`loadcaller.audio.synth.synthesize`).
+    Nothing is started, dialled or written.
+    """
+    utts = _Utterances(base_dir, None)
+    for si, sc in enumerate(p.scenarios):
+        for i, st in enumerate(sc.steps):
+            if isinstance(st, pf.SayStep):
+                utts.get(st.say, p.voice, _where_say(p, source, si, i, st.say),
+                         synthesize=False)
+    if utts.problems:
+        raise ProfileError("\n".join(utts.problems))
+    compile_shape(p.load)

@@ -6,37 +6,91 @@ the file, the line and the field, e.g.::
 
     profiles/smoke.yaml:14: scenarios[0].steps[1].say.text: Input should be a valid string
 
-``loadcaller schema`` prints the JSON Schema of :class:`Profile` for editors.
+``loadcaller schema`` prints :func:`profile_json_schema` for editors; every
+shipped profile validates against it (tests/test_schema.py). ``loadcaller
+validate`` runs :func:`load_profile` and :func:`loadcaller.compile.check_profile`.
+
+The YAML itself is loaded by :mod:`loadcaller.yamlload`, parsed once and
+bounded (size, depth, alias expansion, finite numbers); the limits here are
+the profile's own: DTMF strings of at most :data:`MAX_DTMF_DIGITS` digits,
+texts of at most :data:`MAX_SAY_TEXT` characters, durations finite and at most
+30 days (:data:`loadcaller.config.Duration`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
-import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Discriminator,
     Field,
+    GetJsonSchemaHandler,
+    PrivateAttr,
     Tag,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
+from yaml.nodes import Node
 
+from loadcaller import yamlload
 from loadcaller.config import Duration
 from loadcaller.config import Model as _Model
 from loadcaller.errors import ProfileError
+from loadcaller.transports import ports
 from loadcaller.transports.registry import TRANSPORT_NAMES, AnyTarget, target_override
 from loadcaller.transports.twilio_stream import TwilioTarget
+
+MAX_DTMF_DIGITS: Final = 64
+MAX_SAY_TEXT: Final = 2000
+"""Characters: over two minutes of speech, more than any caller's turn."""
+MAX_ERRORS_SHOWN: Final = 100
+
+Loc = tuple[str | int, ...]
+
+
+class _AlsoAccepts:
+    """JSON Schema: the type's own schema, or ``alternatives`` (forms a validator converts)."""
+
+    def __init__(self, *alternatives: dict[str, Any]) -> None:
+        self.alternatives = alternatives
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"anyOf": [handler(schema), *self.alternatives]}
+
+
+class _AnyOfTargets:
+    """JSON Schema of the target union: ``anyOf``, since ``transport`` may be omitted.
+
+    Without ``transport`` the URL's scheme picks the target (else twilio), which a
+    ``oneOf`` keyed by ``transport`` cannot express: ``{url: ws://...}`` matches
+    both alternatives, and ``oneOf`` wants exactly one.
+    """
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        out = dict(handler(schema))
+        alternatives = out.pop("oneOf", None)
+        out.pop("discriminator", None)
+        if alternatives is not None:
+            out["anyOf"] = alternatives
+        return out
 
 
 class Voice(_Model):
     """The synthetic caller's voice (espeak-ng voice name, words/min, pitch 0-99)."""
 
-    name: str = "en-us"
+    name: str = Field("en-us", max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_+\-]*$")
     rate: int = Field(165, ge=80, le=450)
     pitch: int = Field(50, ge=0, le=99)
 
@@ -122,7 +176,7 @@ class CallRules(_Model):
 class SayArgs(_Model):
     """What to say: a pack phrase id, text (espeak-ng, or the pack), or a WAV file."""
 
-    text: str | None = None
+    text: str | None = Field(None, max_length=MAX_SAY_TEXT)
     phrase: str | None = None
     wav: str | None = None
     voice: Voice | None = None
@@ -140,7 +194,9 @@ def _say_args(v: Any) -> Any:
 
 
 class SayStep(_Model):
-    say: Annotated[SayArgs, BeforeValidator(_say_args)]
+    say: Annotated[SayArgs, BeforeValidator(_say_args),
+                   _AlsoAccepts({"type": "string", "maxLength": MAX_SAY_TEXT,
+                                 "description": "text to speak"})]
 
 
 class WaitArgs(_Model):
@@ -148,18 +204,33 @@ class WaitArgs(_Model):
 
 
 class WaitStep(_Model):
-    wait_for_agent: Annotated[WaitArgs, BeforeValidator(lambda v: v or {})]
+    wait_for_agent: Annotated[WaitArgs, BeforeValidator(lambda v: v or {}),
+                              _AlsoAccepts({"type": "null"})]
 
 
 class PauseStep(_Model):
     pause: Duration
 
 
+def _dtmf(digits: str) -> str:
+    if not digits:
+        raise ValueError("no DTMF digits")
+    if len(digits) > MAX_DTMF_DIGITS:
+        raise ValueError(f"{len(digits)} DTMF digits; at most {MAX_DTMF_DIGITS} in one step")
+    bad = next((c for c in digits if c not in "0123456789*#ABCDabcd"), None)
+    if bad is not None:
+        raise ValueError(f"{bad!r} is not a DTMF digit (0-9, *, #, A-D)")
+    return digits.upper()
+
+
 class DtmfStep(_Model):
-    dtmf: Annotated[str, Field(pattern=r"^[0-9*#A-Da-d]+$")]
+    dtmf: Annotated[str, AfterValidator(_dtmf), WithJsonSchema(
+        {"type": "string", "pattern": f"^[0-9*#A-Da-d]{{1,{MAX_DTMF_DIGITS}}}$"})]
 
 
 class HangupStep(_Model):
+    model_config = ConfigDict(json_schema_extra={"required": ["hangup"]})
+
     hangup: None = None
 
 
@@ -193,6 +264,7 @@ Step = Annotated[
         custom_error_message="a step is one of: " + ", ".join(STEP_KINDS),
     ),
     BeforeValidator(_bare_step),
+    _AlsoAccepts({"enum": ["wait_for_agent", "hangup"]}),
 ]
 
 
@@ -212,13 +284,17 @@ class MediaImpairments(_Model):
         from chaos.packet import build_impairment
 
         for spec in (self.outbound, self.inbound):
-            if spec is not None:
+            if spec is None:
+                continue
+            try:
                 build_impairment(spec, random.Random(0))  # raises with the known types
+            except (TypeError, AttributeError, KeyError) as exc:  # e.g. type: [1]
+                raise ValueError(f"not a packet model spec ({exc})") from None
         return self
 
 
 class Scenario(_Model):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
     weight: float = Field(1.0, gt=0)
     steps: list[Step] = Field(min_length=1)
 
@@ -227,7 +303,7 @@ class Profile(_Model):
     """A whole run."""
 
     name: str = "run"
-    target: AnyTarget = Field(default_factory=TwilioTarget)
+    target: Annotated[AnyTarget, _AnyOfTargets()] = Field(default_factory=TwilioTarget)
     load: Load = Load()
     voice: Voice = Voice()
     call: CallRules = CallRules()
@@ -238,100 +314,167 @@ class Profile(_Model):
     chaos: dict[str, Any] | None = Field(
         None, description="a chaos proxy started with the callers (docs/faults.md schema)")
 
+    _source: SourceMap | None = PrivateAttr(None)
 
-# ---- loading with file:line:field errors -----------------------------------------
+    def where(self, loc: Loc, source: str = "<profile>") -> str:
+        """``file:line: field`` of the value at ``loc`` (the line when loaded from YAML)."""
+        if self._source is not None:
+            return self._source.where(loc)
+        return f"{source}: {_field_path(loc, union_tags=False)}"
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false, so a caller can say ``no`` or ``yes``."""
+class SourceMap:
+    """Where a loaded profile's values were written: its file and YAML node tree.
+
+    Compiling uses it to name the line of a WAV file that cannot be read. Any two
+    are equal: where a profile came from is not part of its value (pydantic
+    compares private attributes too).
+    """
+
+    def __init__(self, source: str, root: Node | None) -> None:
+        self.source = source
+        self.root = root
+
+    def where(self, loc: Loc) -> str:
+        line = yamlload.line_of(self.root, loc)
+        path = _field_path(loc, union_tags=False)
+        return f"{self.source}:{line}: {path}" if line else f"{self.source}: {path}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SourceMap)
+
+    __hash__ = object.__hash__
 
 
-_Loader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+# Validators of types we do not own whose JSON Schema must also show their input form.
+_BEFORE_INPUTS: dict[Callable[..., Any], dict[str, Any]] = {
+    ports._parse_range: {"type": "string", "pattern": r"^\s*[0-9]+(\s*-\s*[0-9]+)?\s*$",
+                         "description": "FIRST-LAST, e.g. 16384-32767"},
 }
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
+class _ProfileJsonSchema(GenerateJsonSchema):
+    def function_before_schema(
+            self, schema: core_schema.BeforeValidatorFunctionSchema) -> JsonSchemaValue:
+        inner = super().function_before_schema(schema)
+        extra = _BEFORE_INPUTS.get(schema["function"]["function"])
+        return inner if extra is None else {"anyOf": [inner, extra]}
+
+
+def profile_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a profile, as ``loadcaller schema`` prints it.
+
+    It accepts every form validation accepts (durations as "30s", bare
+    ``wait_for_agent``, ``say: TEXT``, a target without ``transport``, secrets as
+    ``{file: PATH}``); validation itself checks more (URLs, files, the chaos section).
+    """
+    schema = Profile.model_json_schema(schema_generator=_ProfileJsonSchema)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+_UNION_TAGS: Final = {"target": TRANSPORT_NAMES, "shape": frozenset(
+    str(get_args(m.model_fields["type"].annotation)[0])
+    for m in (ConstantShape, RampShape, StepShape, SpikeShape, SoakShape, OpenShape))}
+
+
+def _field_path(loc: Loc, *, union_tags: bool = True) -> str:
+    """``scenarios[0].steps[1].say`` from a pydantic loc (or a YAML one: no union tags)."""
     out = ""
-    parts = [p for i, p in enumerate(loc) if i == 0 or p != loc[i - 1]]  # drop union tags
-    if len(parts) > 1 and parts[0] == "target" and parts[1] in TRANSPORT_NAMES:
-        del parts[1]  # the target union's tag (the transport)
+    parts: list[str | int] = list(loc)
+    if union_tags:
+        # pydantic puts union tags in the loc: drop the target's and the load shape's,
+        # then the steps' (each step's tag is also its only field: "say", "say")
+        parts = [p for i, p in enumerate(loc)
+                 if not (i and p in _UNION_TAGS.get(str(loc[i - 1]), ()))]
+        parts = [p for i, p in enumerate(parts) if i == 0 or p != parts[i - 1]]
+    more = len(parts) - 12
+    if more > 0:  # a path 64 levels deep says no more than its start
+        parts = parts[:12]
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    if more > 0:
+        out += f"...({more} more levels)"
     return out or "(top level)"
 
 
-def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    node = root
-    if node is None:
-        return None
-    line = node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                    node, line = value, value.start_mark.line + 1
-                    break
-            # a part not in the YAML (a union tag) is skipped
-        elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
-              and 0 <= part < len(node.value)):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-    return line
+def _issue(source: str, line: int | None, loc: Loc, message: str) -> str:
+    """``file:line: field: message`` for a location in the YAML (no union tags)."""
+    where = f"{source}:{line}" if line else source
+    return f"{where}: {_field_path(loc, union_tags=False)}: {message}"
 
 
 def parse_profile(text: str, source: str = "<profile>",
                   overrides: dict[str, Any] | None = None) -> Profile:
-    """Validate profile YAML text; raise :class:`ProfileError` naming file:line: field."""
+    """Validate profile YAML text; raise :class:`ProfileError` naming file:line: field.
+
+    Every problem is reported, one per line (up to :data:`MAX_ERRORS_SHOWN`).
+    """
     try:
-        root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise ProfileError(f"{where}: YAML syntax error: {exc.problem}") from None
+        root, data, problems = yamlload.load(text)
+    except yamlload.YamlError as exc:
+        raise ProfileError(_issue(source, exc.line, exc.loc, exc.message)) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ProfileError(f"{source}:1: a profile is a YAML mapping (name, target, load, ...)")
-    for path, value in (overrides or {}).items():
+        raise ProfileError(_issue(source, 1, (), "a profile is a YAML mapping "
+                                  "(name, target, load, scenarios, ...)"))
+    _apply_overrides(data, overrides or {})
+    # (line, field, message): values YAML could not read, then what pydantic refuses
+    issues = [(p.line, _field_path(p.loc, union_tags=False), p.message) for p in problems]
+    profile: Profile | None = None
+    try:
+        profile = Profile.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False, include_input=False):
+            loc = tuple(err["loc"])
+            path = _field_path(loc)
+            if not any(path == f or path.startswith((f + ".", f + "[")) for _, f, _ in issues):
+                issues.append((yamlload.line_of(root, loc), path, err["msg"]))
+        if "scenarios" not in data and {"routes", "faults"} & set(data):
+            issues.append((1, "(top level)", "this looks like a chaos-proxy config: run it "
+                           "with `chaos-proxy --config`, or nest it under `chaos:`"))
+    except (RecursionError, MemoryError, OverflowError, TypeError, AttributeError, KeyError,
+            IndexError) as exc:  # a backstop: the input is bounded, validators raise ValueError
+        issues.append((None, "(top level)", f"cannot validate the profile "
+                       f"({type(exc).__name__}: {exc})"))
+    if issues:
+        issues.sort(key=lambda i: i[0] or 0)
+        lines = [f"{source}:{line}: {path}: {message}" if line else f"{source}: {path}: {message}"
+                 for line, path, message in issues[:MAX_ERRORS_SHOWN]]
+        if len(issues) > MAX_ERRORS_SHOWN:
+            lines.append(f"{source}: ... and {len(issues) - MAX_ERRORS_SHOWN} more errors")
+        raise ProfileError("\n".join(lines))
+    assert profile is not None
+    if profile.chaos is not None:
+        _check_chaos(profile.chaos, root, source)
+    profile._source = SourceMap(source, root)
+    return profile
+
+
+def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> None:
+    for path, value in overrides.items():
         if path == "target.url":  # --target: its scheme may pick another transport
             current = data.get("target")
             data["target"] = target_override(str(value), current if isinstance(current, dict)
                                              else None)
             continue
-        node = data
+        node: Any = data
         *parents, leaf = path.split(".")
         for key in parents:
             node = node.setdefault(key, {}) if isinstance(node, dict) else node
         if isinstance(node, dict):
             node[leaf] = value
-    try:
-        profile = Profile.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            line = _line_of(root, loc)
-            where = f"{source}:{line}" if line else source
-            lines.append(f"{where}: {_field_path(loc)}: {err['msg']}")
-        raise ProfileError("\n".join(lines)) from None
-    if profile.chaos is not None:
-        _check_chaos(profile.chaos, root, source)
-    return profile
 
 
-def _check_chaos(section: dict[str, Any], root: yaml.Node | None, source: str) -> None:
+def _check_chaos(section: dict[str, Any], root: Node | None, source: str) -> None:
     """Validate the chaos section with the proxy's own schema, lines included."""
+    from yaml.nodes import MappingNode
+
     from chaos.config import parse_config
     from chaos.errors import ConfigError
 
     node = None
-    if isinstance(root, yaml.MappingNode):
+    if isinstance(root, MappingNode):
         node = next((v for k, v in root.value if getattr(k, "value", None) == "chaos"), None)
     try:
         parse_config(section, source, node=node)
@@ -339,12 +482,24 @@ def _check_chaos(section: dict[str, Any], root: yaml.Node | None, source: str) -
         prefixed = re.sub(rf"^({re.escape(source)}(?::\d+)?: )", r"\1chaos.", str(exc),
                           flags=re.M)
         raise ProfileError(prefixed) from None
+    except (ValueError, TypeError, RecursionError, MemoryError, OverflowError) as exc:
+        line = yamlload.line_of(root, ("chaos",))
+        raise ProfileError(_issue(source, line, ("chaos",), f"invalid chaos section "
+                                  f"({type(exc).__name__}: {exc})")) from None
 
 
 def load_profile(path: Path, overrides: dict[str, Any] | None = None) -> Profile:
-    """Read and validate a profile file."""
+    """Read and validate a profile file (at most 1 MiB of UTF-8 YAML)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(yamlload.MAX_BYTES + 1)  # a device or a huge file stops here
     except OSError as exc:
-        raise ProfileError(f"{path}: cannot read the profile: {exc.strerror}") from None
+        raise ProfileError(f"{path}: cannot read the profile: {exc.strerror or exc}") from None
+    if len(raw) > yamlload.MAX_BYTES:
+        raise ProfileError(_issue(str(path), 1, (), f"the profile is over "
+                                  f"{yamlload.MAX_BYTES // 1024} KiB; profiles are a few KB"))
+    try:
+        text = yamlload.decode(raw)
+    except yamlload.YamlError as exc:
+        raise ProfileError(_issue(str(path), exc.line, exc.loc, exc.message)) from None
     return parse_profile(text, str(path), overrides)

@@ -2,17 +2,24 @@
 
 All of them are local errors: the input we were given (a WAV file, a phrase
 id, the machine's missing espeak-ng) is at fault, never the agent under test.
+So they sit under loadcaller's LocalError, and the command line reports them
+as bad input (exit 2) like a bad profile (the whole tree: loadcaller/errors.py)::
 
-    AudioError
-     ├── WavFormatError        a WAV file we cannot read
-     ├── SynthesisUnavailable  no espeak-ng and the text is not in the pack
-     └── UnknownPhrase         (also a KeyError) no such phrase/accent in the pack
+    chaos.blame.Error
+    └── LoadcallerError
+        └── LocalError
+            └── AudioError
+                ├── WavFormatError        a WAV file we cannot read (or refuse to)
+                ├── SynthesisUnavailable  no espeak-ng and the text is not in the pack
+                └── UnknownPhrase         (also a KeyError) no such phrase/accent in the pack
 """
 
 from __future__ import annotations
 
+from loadcaller.errors import LocalError
 
-class AudioError(Exception):
+
+class AudioError(LocalError):
     """Base class of every error raised by loadcaller.audio."""
 
 

@@ -8,6 +8,14 @@ Resampling is a polyphase windowed-sinc FIR (Kaiser window) in numpy: the
 rate ratio is reduced to L/M and one filter per output phase is tabulated.
 When downsampling the cutoff sits below the target Nyquist so that energy
 above 4 kHz cannot alias into the telephone band.
+
+A WAV file is input from the user, so its header is not trusted: the file is
+read whole into memory only up to :data:`MAX_WAV_BYTES`, and its declared
+sample rate must lie within 8-192 kHz. A 144-byte file declaring
+4,000,000,007 Hz once made the resampler tabulate a filter of 954 GiB. Odd
+rates inside the range (191,999 Hz reduces to 8000/191999: 8000 filter phases,
+450 MB and 2 s) are brought to a ratio with at most :data:`_MAX_PHASES` phases,
+a pitch error below 0.001 %.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import io
 import math
 import struct
 import wave
+from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, Final
 
@@ -26,7 +35,21 @@ from loadcaller.audio.errors import WavFormatError
 from loadcaller.audio.frames import SAMPLE_RATE
 from loadcaller.audio.g711 import alaw_decode, ulaw_decode, ulaw_encode
 
-__all__ = ["load_wav_ulaw", "read_wav", "read_wav_bytes", "resample", "to_ulaw_8k"]
+__all__ = [
+    "MAX_RATE",
+    "MAX_WAV_BYTES",
+    "MIN_RATE",
+    "load_wav_ulaw",
+    "read_wav",
+    "read_wav_bytes",
+    "resample",
+    "to_ulaw_8k",
+]
+
+MIN_RATE: Final = 8_000
+MAX_RATE: Final = 192_000
+MAX_WAV_BYTES: Final = 64 * 1024 * 1024
+"""64 MiB: over a minute of 192 kHz 32-bit stereo; a caller's utterance is seconds."""
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -40,6 +63,7 @@ _ZERO_CROSSINGS: Final = 16  # sinc lobes each side, counted at the lower of the
 _KAISER_BETA: Final = 8.6  # about 80 dB stopband
 _ROLLOFF: Final = 0.92  # cutoff as a fraction of the lower Nyquist: room for the transition band
 _CHUNK_OUT: Final = 8192  # output samples per vectorised block, bounds memory on long files
+_MAX_PHASES: Final = 1000  # filter phases tabulated at most (44.1 kHz -> 8 kHz needs 80)
 
 
 def read_wav(path: str | Path) -> tuple[FloatArray, int]:
@@ -52,20 +76,29 @@ def read_wav(path: str | Path) -> tuple[FloatArray, int]:
     path = Path(path)
     try:
         with path.open("rb") as f:
-            return _read(f, str(path))
+            # Read at most one byte past the cap: a device or a huge file stops there.
+            data = f.read(MAX_WAV_BYTES + 1)
     except OSError as exc:
         raise WavFormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return read_wav_bytes(data, str(path))
 
 
 def read_wav_bytes(data: bytes, name: str = "<bytes>") -> tuple[FloatArray, int]:
     """Like read_wav, from the bytes of a WAV file (e.g. a program's stdout)."""
-    return _read(io.BytesIO(data), name)
+    if len(data) > MAX_WAV_BYTES:
+        raise WavFormatError(f"{name}: over {MAX_WAV_BYTES // (1024 * 1024)} MiB; "
+                             "a caller's utterance is a few seconds of audio")
+    try:
+        return _read(io.BytesIO(data), name)
+    except MemoryError:
+        raise WavFormatError(f"{name}: too large to decode") from None
 
 
 def _read(f: BinaryIO, name: str) -> tuple[FloatArray, int]:
     try:
         with wave.open(f, "rb") as w:
             channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+            _check_rate(rate, name)  # before reading or decoding anything
             # Streamed WAVs (espeak-ng --stdout) declare a huge data size: read to EOF.
             raw = w.readframes(w.getnframes())
         tag = _PCM
@@ -76,6 +109,12 @@ def _read(f: BinaryIO, name: str) -> tuple[FloatArray, int]:
         f.seek(0)
         tag, channels, width, rate, raw = _parse_riff(f.read(), name)
     return _decode(raw, tag, channels, width, name), rate
+
+
+def _check_rate(rate: int, name: str) -> None:
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise WavFormatError(f"{name}: sample rate {rate} Hz is outside "
+                             f"{MIN_RATE}-{MAX_RATE} Hz")
 
 
 def _parse_riff(data: bytes, name: str) -> tuple[int, int, int, int, bytes]:
@@ -109,6 +148,7 @@ def _parse_fmt(body: bytes, name: str) -> tuple[int, int, int, int]:
         tag = struct.unpack_from("<H", body, 24)[0]
     if channels < 1 or rate < 1:
         raise WavFormatError(f"{name}: invalid fmt ({channels} channels, {rate} Hz)")
+    _check_rate(rate, name)
     width = block_align // channels if block_align else (bits + 7) // 8
     return tag, channels, width, rate
 
@@ -156,8 +196,12 @@ def resample(x: npt.ArrayLike, src_rate: int, dst_rate: int) -> FloatArray:
         raise ValueError(f"sample rates must be positive, got {src_rate} -> {dst_rate}")
     if src_rate == dst_rate or a.size == 0:
         return a.astype(np.float32)
-    g = math.gcd(src_rate, dst_rate)
-    up, down = dst_rate // g, src_rate // g
+    ratio = Fraction(src_rate, dst_rate)  # input samples per output sample, = down/up
+    if not Fraction(1, _MAX_PHASES) <= ratio <= _MAX_PHASES:
+        raise ValueError(f"cannot resample {src_rate} -> {dst_rate}: a ratio over {_MAX_PHASES}")
+    if ratio.denominator > _MAX_PHASES:  # see the module docstring
+        ratio = ratio.limit_denominator(_MAX_PHASES)
+    up, down = ratio.denominator, ratio.numerator
     # Output sample n sits at input position n*down/up = base + phase/up.
     taps, half = _polyphase_filters(up, down)
     n_out = -(-a.size * up // down)

@@ -24,14 +24,25 @@ EXIT_BAD_INPUT = 2
 
 EXIT_CODES_HELP = """exit codes:
   0    the run finished and its numbers can be trusted
-  1    (demo) the callers' numbers disagree with the agent's own ground truth
+  1    the calls failed the run: no call connected, or more than --max-failed-ratio of
+       them failed (the last line says why, e.g. "no call connected: 37 failed_setup:
+       connect to 127.0.0.1:1 failed: ..."); for the demo also: the callers' numbers
+       disagree with the agent's own ground truth
   2    bad input: the profile or an option is invalid
   3    the generator saturated (media clock lag p99 above --saturation-lag-ms with at
        least 10 late ticks, skipped media ticks, or Locust's CPU warning): the numbers
        may be the tool's, not the agent's
   4    a master did not get its --expect-workers workers in time
   130  stopped by SIGINT (Ctrl-C): calls hung up, summary written
-  143  stopped by SIGTERM: calls hung up, summary written"""
+  143  stopped by SIGTERM: calls hung up, summary written
+When several apply: 130/143 first, then 3 (even the failures may be the tool's), then 1."""
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -150,6 +161,9 @@ def _swarm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--html", type=Path, metavar="FILE", help="Locust's HTML report at the end")
     p.add_argument("--saturation-lag-ms", type=float, default=5.0, metavar="MS",
                    help="media clock lag p99 above this marks the run untrustworthy (exit 3)")
+    p.add_argument("--max-failed-ratio", type=_ratio, default=0.5, metavar="R",
+                   help="more than this share of failed calls fails the run (exit 1; default "
+                   "0.5; 1: never). A run in which no call connected always fails")
     p.add_argument("--overwrite", action="store_true",
                    help="reuse a --results-dir that already holds files (a non-empty one is "
                    "refused otherwise)")
@@ -188,6 +202,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from loadcaller.demo import run_demo
 
+        if args.users:
+            _warn_open_files(-(-args.users // max(1, args.processes)))
         return run_demo(users=args.users, duration=args.duration, results_dir=args.results_dir,
                         think=args.think, backend_latency=args.backend_latency,
                         swarm=swarm_options(args), chaos=not args.no_chaos,
@@ -225,6 +241,11 @@ def _validate(paths: list[Path]) -> int:
         except ProfileError as exc:
             print(redact_text(str(exc)), file=sys.stderr, flush=True)
             code = EXIT_BAD_INPUT
+        except (blame.LocalError, ValueError, RecursionError, MemoryError,
+                OverflowError) as exc:  # a backstop: the loader bounds its input
+            print(f"{path}: (top level): {redact_text(str(exc)) or type(exc).__name__}",
+                  file=sys.stderr, flush=True)
+            code = EXIT_BAD_INPUT
         else:
             _stdout(f"ok {path}")
     return code
@@ -254,7 +275,7 @@ def swarm_options(args: argparse.Namespace, results_dir: Path | None = None) -> 
         master_bind_host=getattr(args, "master_bind_host", "127.0.0.1"),
         expect_workers=getattr(args, "expect_workers", 1),
         expect_workers_timeout_s=getattr(args, "expect_workers_timeout", 60.0),
-        saturation_lag_ms=args.saturation_lag_ms,
+        saturation_lag_ms=args.saturation_lag_ms, max_failed_ratio=args.max_failed_ratio,
         progress_every_s=getattr(args, "progress_every", 2.0),
         csv_prefix=args.csv, html_path=args.html, overwrite=args.overwrite,
     )
@@ -264,6 +285,7 @@ def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from loadcaller.compile import compile_profile
+    from loadcaller.engine import planned_users
     from loadcaller.profile import load_profile
     from loadcaller.swarm.run import run_swarm
 
@@ -279,6 +301,8 @@ def _run(args: argparse.Namespace) -> int:
     out = args.results_dir or Path("loadcaller-results") / (
         f"{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     opts = swarm_options(args)
+    if opts.role == "local":
+        _warn_open_files(-(-planned_users(spec) // max(1, opts.processes)))
     if opts.role == "worker":
         print(f"loadcaller run {args.profile}: worker of {opts.master_host}:{opts.master_port} "
               f"-> {redact_url(spec.target.url)}", file=sys.stderr, flush=True)
@@ -290,6 +314,15 @@ def _run(args: argparse.Namespace) -> int:
               f"for {spec.plan.duration_s:g}s; results in {out}", file=sys.stderr, flush=True)
     _, code = run_swarm(spec, opts)
     return code
+
+
+def _warn_open_files(users_per_process: int) -> None:
+    """Raise the open-file limit; warn when it is short for the callers planned."""
+    from loadcaller.engine import open_file_warning
+
+    warning = open_file_warning(users_per_process)
+    if warning is not None:
+        print(f"loadcaller: warning: {warning}", file=sys.stderr, flush=True)
 
 
 async def _until_signalled() -> None:

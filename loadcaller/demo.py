@@ -24,9 +24,11 @@ from typing import Any
 
 from loadcaller.compile import compile_profile
 from loadcaller.profile import parse_profile
+from loadcaller.redact import redact_url
 from loadcaller.report.groundtruth import check_lines, compare, out_of_bounds
 from loadcaller.swarm.options import SwarmOptions
 from loadcaller.swarm.procs import ProcService, start_process_service
+from loadcaller.swarm.resultsdir import claim_results_dir
 from loadcaller.swarm.run import run_swarm
 
 EXIT_CHECK_FAILED = 1  # the callers' numbers disagree with the agent's ground truth
@@ -88,6 +90,8 @@ def run_demo(*, users: int | None, duration: str | None, results_dir: Path | Non
     """Run the demo; return the process exit code."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = results_dir or Path("loadcaller-results") / f"demo-{stamp}"
+    base = swarm or SwarmOptions()
+    claim_results_dir(out, overwrite=base.overwrite)  # before the agent writes there
     out.mkdir(parents=True, exist_ok=True)
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     say(f"loadcaller demo: results in {out}")
@@ -114,7 +118,7 @@ def run_demo(*, users: int | None, duration: str | None, results_dir: Path | Non
         if chaos:
             say(f"  chaos proxy   {backend_url}  (backend latency +1.2 s, then a renamed "
                 "field, midway)")
-        say(f"  agent         {agent.url}  (think {think})")
+        say(f"  agent         {redact_url(agent.url)}  (think {think})")
         overrides["target.url"] = agent.url
         if transport == "sip" and chaos:
             overrides["media"] = SIP_MEDIA
@@ -123,7 +127,6 @@ def run_demo(*, users: int | None, duration: str | None, results_dir: Path | Non
         spec = compile_profile(profile, source="demo.yaml")
         say(f"  callers       {spec.plan.users} concurrent, {spec.plan.duration_s:g}s, "
             f"{len(spec.scenarios)} scenarios")
-        base = swarm or SwarmOptions()
         opts = dataclasses.replace(base, role="local", results_dir=out,
                                    extra_run_info={"demo": True})
 
@@ -137,7 +140,8 @@ def run_demo(*, users: int | None, duration: str | None, results_dir: Path | Non
         summary, code = run_swarm(spec, opts, on_summary=check)
         lines, passed = check_lines(summary.get("ground_truth", {}))
         print("".join(f"  {line}\n" for line in lines))
-        (out / "demo.json").write_text(json.dumps({"backend": backend.url, "agent": agent.url}))
+        (out / "demo.json").write_text(json.dumps({"backend": redact_url(backend.url),
+                                                   "agent": redact_url(agent.url)}))
         return EXIT_CHECK_FAILED if code == 0 and not passed else code
     finally:
         if agent is not None:

@@ -3,6 +3,19 @@
 Free of Locust and gevent, so it runs (and is tested) as a library: the swarm
 (``loadcaller/swarm/``) drives :meth:`Engine.place_call` from Locust users, one
 engine per process, in the process's asyncio loop thread.
+
+:meth:`Engine.place_call` always returns a record: whatever building the
+transport or running the call raises becomes that call's ``error`` (reason
+``local: ...``) rather than an exception in a Locust user, and a call that
+failed that way before it was set up backs off (:data:`SETUP_BACKOFF_S`)
+before the next, as a ``failed_setup`` does in the swarm, so a broken
+configuration cannot spin a core redialling.
+
+Each call holds a file descriptor or more (a TCP socket; a SIP call two or
+three), so the engine raises the soft RLIMIT_NOFILE to the hard limit
+(:func:`raise_open_file_limit`); :func:`open_file_warning` says when even that
+is short for the callers planned. A call that still runs out is ``error:
+local: too many open files ...``, not the agent's ``failed_setup``.
 """
 
 from __future__ import annotations
@@ -23,12 +36,54 @@ from chaos.proxy import ChaosProxy
 from loadcaller.calls.call import Call, CallRecord
 from loadcaller.calls.clock import MediaClock
 from loadcaller.calls.histogram import warm_histograms
+from loadcaller.calls.load import SETUP_BACKOFF_S
 from loadcaller.calls.results import Results
 from loadcaller.compile import RunSpec
 from loadcaller.media.impair import Impairment
+from loadcaller.media.outcomes import CallOutcome
+from loadcaller.timebase import now_ns
 from loadcaller.transports.base import CallTransport
 
 log = logging.getLogger(__name__)
+
+FDS_PER_CALLER = 3  # a SIP call: signalling, RTP (and a TCP/TLS stream); Twilio needs 1
+FDS_BASE = 64  # the process itself: Locust, /metrics, results files, the loop, logs
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit; return (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (OSError, ValueError):  # some kernels cap it below the hard limit
+            pass
+    return soft, hard
+
+
+def planned_users(spec: RunSpec) -> int:
+    """The most callers the run's plan or load shape asks for at once."""
+    counts = [spec.plan.users]
+    for name in ("users", "start_users", "end_users", "max_users", "spike_users",
+                 "max_concurrency"):
+        value = getattr(spec.shape, name, None)
+        if isinstance(value, int):
+            counts.append(value)
+    return max(counts)
+
+
+def open_file_warning(users_per_process: int) -> str | None:
+    """A warning when the open-file limit (raised first) is short for this many callers."""
+    soft, hard = raise_open_file_limit()
+    need = FDS_BASE + FDS_PER_CALLER * users_per_process
+    if soft >= need:
+        return None
+    return (f"the open-file limit is {soft} (hard limit {hard}) but {users_per_process} callers "
+            f"per process may need about {need}: calls beyond it end as error: local: too many "
+            "open files. Raise it (ulimit -n, or LimitNOFILE= for a service) or spread the "
+            "callers over more processes (--processes)")
 
 
 class Engine:
@@ -36,6 +91,7 @@ class Engine:
 
     def __init__(self, spec: RunSpec, results_dir: Path | None) -> None:
         self.spec = spec
+        raise_open_file_limit()
         warm_histograms()  # build lookup tables now, not inside a tick
         self.clock = MediaClock()
         self.results = Results(results_dir, phases=spec.chaos is not None)
@@ -50,6 +106,7 @@ class Engine:
         self._follower: FaultSet | None = None
         self._starting: asyncio.Future[None] | None = None
         self._calls = 0
+        self.setup_backoff_s = SETUP_BACKOFF_S
 
     async def start(self) -> None:
         """Start what the run needs besides calls: the chaos proxy, if the profile has one.
@@ -93,9 +150,12 @@ class Engine:
         return build_impairment(spec, random.Random(seed))
 
     def _finished(self, rec: CallRecord) -> None:
-        self.results.record_call(rec)
-        for hook in self.on_call_end:
-            hook(rec)
+        try:
+            self.results.record_call(rec)
+            for hook in self.on_call_end:
+                hook(rec)
+        except Exception:  # e.g. the disk is full: say so, and let the calls go on
+            log.exception("recording call %s failed", rec.call_id)
 
     def new_transport(self, call_id: str) -> CallTransport:
         """The target's transport for one call, inside the profile's media impairments."""
@@ -107,21 +167,42 @@ class Engine:
         return transport.with_impairment(outbound=outbound, inbound=inbound)
 
     async def place_call(self, call_id: str) -> CallRecord:
-        """Place one call and run its scenario to the end; the record is written."""
+        """Place one call and run its scenario to the end; the record is written.
+
+        Never raises but for cancellation: see the module docstring.
+        """
         await self.start()
         self.clock.start()
         self._calls += 1
         scenario = self.rng.choices(self.spec.scenarios, self._weights)[0]
-        call = Call(call_id=call_id, transport=self.new_transport(call_id), scenario=scenario,
-                    clock=self.clock, policy=self.spec.policy,
-                    on_finish=self._finished,
-                    faults_now=self.faults_now if self.spec.chaos is not None else None)
         self.results.calls_started += 1
+        t_start = now_ns()
+        try:
+            call = Call(call_id=call_id, transport=self.new_transport(call_id),
+                        scenario=scenario, clock=self.clock, policy=self.spec.policy,
+                        on_finish=self._finished,
+                        faults_now=self.faults_now if self.spec.chaos is not None else None)
+        except Exception as exc:
+            rec = CallRecord(call_id, self.spec.transport, scenario.name, CallOutcome.ERROR,
+                             f"local: cannot start the call's transport: "
+                             f"{type(exc).__name__}: {exc}", t_start_ns=t_start,
+                             t_end_ns=now_ns())
+            self._finished(rec)
+            await asyncio.sleep(self.setup_backoff_s)
+            return rec
         self.active.add(call)
         try:
-            return await call.run()
+            rec = await call.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # Call.run records its own failures; this is a bug in it
+            log.exception("call %s", call_id)
+            rec = call.fail(f"local: {type(exc).__name__}: {exc}")
         finally:
             self.active.discard(call)
+        if rec.outcome == CallOutcome.ERROR and rec.setup_ns is None:
+            await asyncio.sleep(self.setup_backoff_s)  # a local failure before the call was up
+        return rec
 
     def generator_health(self) -> dict[str, Any]:
         """The generator's own health: is it, not the agent, the bottleneck?"""

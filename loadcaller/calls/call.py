@@ -8,12 +8,22 @@ and hangs up. There is no coroutine per step and no wake-up per frame: the
 tick does all the work. Every way a call can end (script done, agent hangs up,
 connection drops, protocol error, setup failure, our own cancellation)
 produces one :class:`CallRecord` with the turns measured so far.
+
+Whatever the transport raises becomes the record's outcome and reason, never an
+exception out of :meth:`Call.run` (only cancellation propagates):
+:class:`~loadcaller.errors.SetupFailed` is the agent's ``failed_setup``;
+:class:`~loadcaller.errors.LocalError`, an OSError that is this machine's limit
+(out of file descriptors or ports) and anything unexpected (a bug, a URL the
+resolver refuses) are ``error`` with a reason starting ``local:``. A run whose
+calls all raised once printed 1,907 tracebacks in 2 s and exited 0.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,10 +33,10 @@ from loadcaller.calls.clock import MediaClock
 from loadcaller.calls.measure import TurnResult
 from loadcaller.calls.scenario import CallPolicy, Scenario
 from loadcaller.calls.script import LISTEN_VAD, CallScript, Finished, SendDtmf
-from loadcaller.errors import SetupFailed
+from loadcaller.errors import LocalError, SetupFailed
 from loadcaller.media.outcomes import CallOutcome
 from loadcaller.timebase import NS_PER_MS, now_ns
-from loadcaller.transports.base import CallEnd, CallTransport
+from loadcaller.transports.base import CallEnd, CallTransport, local_os_error
 
 __all__ = ["LISTEN_VAD", "Call", "CallRecord", "turn_latency_ms"]
 
@@ -112,12 +122,25 @@ class Call:
         rec.t_start_ns = now_ns()
         try:
             await self.transport.connect()
-        except SetupFailed as exc:
-            return self._finish(CallOutcome.FAILED_SETUP, str(exc))
         except asyncio.CancelledError:
-            await self.transport.hangup()
+            await self._hangup()
             self._finish(CallOutcome.CANCELLED, "run stopped during setup")
             raise
+        except (SetupFailed, LocalError) as exc:  # the transport has cleaned up after itself
+            return self._finish(*setup_outcome(exc))
+        except Exception as exc:
+            await self._hangup()  # whatever connect() left open
+            return self._finish(*setup_outcome(exc))
+        try:
+            return await self._answered()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # our bug: this call ends, the run goes on
+            await self._hangup()
+            return self._finish(CallOutcome.ERROR, f"local: {type(exc).__name__}: {exc}")
+
+    async def _answered(self) -> CallRecord:
+        rec = self.record
         t_answer = now_ns()
         rec.setup_ns = t_answer - rec.t_start_ns
         rec.remote_id = self.transport.remote_id
@@ -150,9 +173,15 @@ class Call:
         with contextlib.suppress(Exception):  # the call is over either way: best effort
             await asyncio.shield(self.transport.hangup())
 
+    def fail(self, reason: str) -> CallRecord:
+        """End the call as ``error`` unless it has ended already; its record."""
+        return self._finish(CallOutcome.ERROR, reason)
+
     def _finish(self, outcome: CallOutcome, reason: str) -> CallRecord:
         self.clock.remove(self)
         rec = self.record
+        if rec.outcome:  # finished already (one record per call, whatever raised since)
+            return rec
         rec.outcome, rec.reason = outcome, reason
         rec.t_end_ns = now_ns()
         if self.script is not None:
@@ -161,6 +190,36 @@ class Call:
         if self.on_finish is not None:
             self.on_finish(rec)
         return rec
+
+
+def setup_outcome(exc: Exception) -> tuple[CallOutcome, str]:
+    """How a call whose setup raised ``exc`` ends, and why (see the module docstring)."""
+    if isinstance(exc, SetupFailed):
+        reason = str(exc)
+        # a transport may blame itself in the reason (the SIP port pool does), or wrap
+        # an OSError that is this machine's limit (raise ... from it, or from None)
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, OSError):
+            local_exc = local_os_error(cause, "setting the call up")
+            if local_exc is not None:
+                return CallOutcome.ERROR, f"{local_exc} [{reason}]"
+        local = reason.startswith("local:")
+        return (CallOutcome.ERROR if local else CallOutcome.FAILED_SETUP), reason
+    if isinstance(exc, LocalError):
+        reason = str(exc)
+        return CallOutcome.ERROR, reason if reason.startswith("local:") else f"local: {reason}"
+    if isinstance(exc, OSError):
+        local_exc = local_os_error(exc, "setting the call up")
+        if local_exc is not None:
+            return CallOutcome.ERROR, str(local_exc)
+        if isinstance(exc, _REMOTE_OS_ERRORS) or exc.errno in _REMOTE_ERRNOS:
+            return CallOutcome.FAILED_SETUP, f"setup failed: {exc}"
+    return CallOutcome.ERROR, f"local: {type(exc).__name__} during setup: {exc}"
+
+
+# OSErrors that a transport let through but that are the far end's (or the network's)
+_REMOTE_OS_ERRORS = (ConnectionError, TimeoutError, socket.gaierror)
+_REMOTE_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
 
 
 def turn_latency_ms(turn: TurnResult) -> float | None:

@@ -62,6 +62,31 @@ def call_line(rec: CallRecord) -> dict[str, Any]:
     return line
 
 
+def failure_verdict(summary: dict[str, Any], *, max_failed_ratio: float) -> str | None:
+    """Why a run's calls failed it (one line), or None: the run's exit 1.
+
+    A run fails when calls were placed and none connected, or when more than
+    ``max_failed_ratio`` of the calls that ended (cancelled ones aside) failed. A
+    run that placed no call (duration 0, a web UI never started) does not.
+    """
+    calls = summary.get("calls") or {}
+    finished = int(calls.get("finished", 0))
+    if finished == 0:
+        return None
+    outcomes: dict[str, int] = calls.get("outcomes") or {}
+    reasons: dict[str, int] = calls.get("top_failure_reasons") or {}
+    top = next(iter(reasons.items()), None)  # most common first
+    why = f"{top[1]} {top[0]}" if top else ", ".join(f"{n} {o}" for o, n in outcomes.items())
+    if int(calls.get("connected", 0)) == 0:
+        return f"no call connected: {why}"
+    failed = int(calls.get("failed", 0))
+    ended = finished - int(calls.get("cancelled", 0))
+    if ended > 0 and failed / ended > max_failed_ratio:
+        return (f"{failed} of {ended} calls failed ({100 * failed / ended:.0f}% > "
+                f"--max-failed-ratio {max_failed_ratio:g}); most often: {why}")
+    return None
+
+
 class Results:
     """Aggregates every finished call and writes the results directory."""
 
@@ -72,6 +97,7 @@ class Results:
         self._timeline: list[tuple[int, tuple[str, ...], str, int | None]] | None = (
             [] if phases else None)
         self.calls_started = 0
+        self.calls_connected = 0  # calls that were set up (the agent answered)
         self.call_outcomes: Counter[str] = Counter()
         self.turn_outcomes: Counter[str] = Counter()
         self.turn_latency = Histogram()
@@ -96,6 +122,7 @@ class Results:
         if rec.outcome not in NOT_FAILED:
             self.reasons[f"{rec.outcome}: {rec.reason}"] += 1
         if rec.setup_ns is not None:
+            self.calls_connected += 1
             self.setup.record_ns(rec.setup_ns)
         if rec.greeting_ns is not None:
             self.greeting.record_ns(rec.greeting_ns)
@@ -124,6 +151,7 @@ class Results:
             "calls": {
                 "started": self.calls_started,
                 "finished": self.calls_finished,
+                "connected": self.calls_connected,
                 "completed": outcomes.get(CallOutcome.COMPLETED, 0),
                 "failed": sum(n for o, n in outcomes.items() if o not in NOT_FAILED),
                 "cancelled": outcomes.get(CallOutcome.CANCELLED, 0),

@@ -9,13 +9,19 @@ that writes the results: it feeds each record to one
 :class:`~loadcaller.calls.results.Results` (turns.jsonl, calls.jsonl,
 summary.json) and to the Prometheus bucket counters, and merges the
 snapshots into the generator's health.
+
+Nothing a process sends is trusted: each record and snapshot passes
+:mod:`loadcaller.swarm.wire`'s checks or is counted and dropped with a warning
+(``swarm.rejected_*`` in summary.json), and a failed write of the results
+files is counted (``swarm.records_not_written``), never raised: the run goes
+on and its summary is still written.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,33 +30,35 @@ from prometheus_client.core import Metric
 from loadcaller import metrics as m
 from loadcaller.calls.call import CallRecord
 from loadcaller.calls.histogram import Histogram
-from loadcaller.calls.measure import TurnResult
 from loadcaller.calls.results import Results
 from loadcaller.media.outcomes import NOT_FAILED, TurnOutcome
+from loadcaller.swarm.wire import WireError, record_from_wire, record_to_wire, snapshot_from_wire
 from loadcaller.timebase import NS_PER_S
+
+log = logging.getLogger(__name__)
 
 # a run is saturated when its lag p99 is over the threshold and at least this many
 # ticks (200 ms of audio) were late
 MIN_LATE_TICKS = 10
+MAX_WARNINGS = 20  # rejected records and snapshots warned about; the rest are only counted
+MAX_NODES = 4096  # processes that may report (a flood of made-up ids is refused)
 
-
-
-def record_to_wire(rec: CallRecord) -> dict[str, Any]:
-    """A call record as plain data for Locust's messages (msgpack)."""
-    return dataclasses.asdict(rec)
-
-
-def record_from_wire(data: dict[str, Any]) -> CallRecord:
-    turns = [TurnResult(**t) for t in data.get("turns", ())]
-    return CallRecord(**{**data, "turns": turns})
+__all__ = ["Aggregate", "record_from_wire", "record_to_wire"]
 
 
 class Aggregate:
     """The run's totals, fed by records and per-process snapshots."""
 
     def __init__(self, results_dir: Path | None, *, saturation_lag_ms: float,
-                 phases: bool = False) -> None:
+                 phases: bool = False, scenarios: Collection[str] | None = None,
+                 transports: Collection[str] | None = None) -> None:
         self.results = Results(results_dir, phases=phases)
+        self.scenarios = scenarios  # the only names a record may carry (None: any)
+        self.transports = transports
+        self.rejected: Counter[str] = Counter()  # "records", "snapshots", "messages"
+        self.records_not_written = 0  # counted, but a write to the results files failed
+        self.write_error: str | None = None
+        self.lost_workers: set[str] = set()
         self.saturation_lag_ms = saturation_lag_ms
         self.nodes: dict[str, dict[str, Any]] = {}
         self.records_by_node: Counter[str] = Counter()
@@ -61,17 +69,64 @@ class Aggregate:
         self.workers = 0
         self.locust_cpu_warning = False
         self.turn_outcomes: Counter[str] = Counter()  # /metrics: live turns included
-        self._live_seen: Counter[str] = Counter()
+        self._live_seen: dict[str, set[int]] = {}  # call id -> turn indexes seen live
         self._merge_cache: dict[str, tuple[tuple[bytes, ...], Histogram]] = {}
 
     # ---- input -------------------------------------------------------------------
 
-    def add_records(self, node_id: str, records: list[dict[str, Any]]) -> None:
+    def add_report(self, node_id: str, payload: Any) -> None:
+        """One report of a caller process (untrusted): its snapshot, then its records.
+
+        The snapshot goes first: its live turns must be known before the records
+        of the calls they belong to.
+        """
+        if not isinstance(payload, dict) or not payload.keys() <= {"records", "node"}:
+            self.reject("snapshots", node_id, WireError("the report is not a mapping of "
+                                                        "records and node"))
+            return
+        if payload.get("node") is not None:
+            self.update_node(node_id, payload["node"])
+        self.add_records(node_id, payload.get("records", []))
+
+    def add_records(self, node_id: str, records: Any) -> None:
+        """Count and write finished calls' records; a bad one is rejected, never raised.
+
+        A failed write (disk full) does not lose the record: it is counted in the
+        summary and in :attr:`records_not_written`.
+        """
+        if not isinstance(records, list):
+            self.reject("records", node_id, WireError(
+                f"records is {type(records).__name__}, not a list"))
+            return
         for data in records:
-            rec = record_from_wire(data)
-            self.results.record_call(rec)
+            try:
+                rec = record_from_wire(data, scenarios=self.scenarios,
+                                       transports=self.transports)
+            except WireError as exc:
+                self.reject("records", node_id, exc)
+                continue
+            self._record(rec)
             self.records_by_node[node_id] += 1
             self._observe(rec)
+
+    def _record(self, rec: CallRecord) -> None:
+        try:
+            self.results.record_call(rec)  # counts first, then writes its lines
+        except OSError as exc:
+            self.records_not_written += 1
+            if self.write_error is None:
+                self.write_error = f"{type(exc).__name__}: {exc}"
+                log.error("writing the results files failed (%s); calls go on being counted "
+                          "in summary.json, but their lines are lost", self.write_error)
+
+    def reject(self, kind: str, node_id: str, exc: Exception) -> None:
+        """Count and drop something a process sent that cannot be trusted."""
+        self.rejected[kind] += 1
+        n = sum(self.rejected.values())
+        if n <= MAX_WARNINGS:
+            log.warning("rejected a %s from %s: %s", kind.rstrip("s"), str(node_id)[:80], exc)
+        if n == MAX_WARNINGS:
+            log.warning("further rejections are only counted (summary.json: swarm.rejected_*)")
 
     def _observe(self, rec: CallRecord) -> None:
         if rec.setup_ns is not None:
@@ -79,10 +134,11 @@ class Aggregate:
         if rec.greeting_ns is not None:
             key = (rec.scenario, rec.transport)
             self._hist(self.greeting, key).observe(rec.greeting_ns / NS_PER_S)
-        seen = self._live_seen.pop(rec.call_id, 0)  # turns already observed live
-        for turn in rec.turns[seen:]:
-            self._observe_turn(rec.scenario, rec.transport, turn.index, turn.outcome,
-                               turn.latency_ns)
+        seen = self._live_seen.pop(rec.call_id, set())  # turns already observed live
+        for turn in rec.turns:
+            if turn.index not in seen:
+                self._observe_turn(rec.scenario, rec.transport, turn.index, turn.outcome,
+                                   turn.latency_ns)
 
     def _observe_turn(self, scenario: str, transport: str, index: int, outcome: str,
                       latency_ns: int | None) -> None:
@@ -98,7 +154,10 @@ class Aggregate:
         seen live are observed, so /metrics counts every turn exactly once.
         """
         for t in turns:
-            self._live_seen[t["call_id"]] += 1
+            seen = self._live_seen.setdefault(t["call_id"], set())
+            if t["index"] in seen:
+                continue
+            seen.add(t["index"])
             self._observe_turn(t["scenario"], t["transport"], t["index"], t["outcome"],
                                t["latency_ns"])
 
@@ -109,10 +168,24 @@ class Aggregate:
             hist = table[key] = m.BucketHistogram(m.LATENCY_BUCKETS)
         return hist
 
-    def update_node(self, node_id: str, snapshot: dict[str, Any]) -> None:
-        """Replace a process's cumulative snapshot (see ``CallerNode.snapshot``)."""
-        self.add_live_turns(snapshot.pop("live_turns", []))
-        self.nodes[node_id] = snapshot
+    def update_node(self, node_id: str, snapshot: Any) -> None:
+        """Replace a process's cumulative snapshot (see ``CallerNode.snapshot``).
+
+        A snapshot that fails :func:`~loadcaller.swarm.wire.snapshot_from_wire`
+        is rejected; the process's previous one stays.
+        """
+        try:
+            if node_id not in self.nodes and len(self.nodes) >= MAX_NODES:
+                raise WireError(f"more than {MAX_NODES} processes reporting")
+            if not isinstance(node_id, str) or len(node_id) > 256:
+                raise WireError("the process id is not a short string")
+            snap = snapshot_from_wire(snapshot, scenarios=self.scenarios,
+                                      transports=self.transports)
+        except WireError as exc:
+            self.reject("snapshots", node_id, exc)
+            return
+        self.add_live_turns(snap.pop("live_turns"))
+        self.nodes[node_id] = snap
 
     # ---- output ------------------------------------------------------------------
 
@@ -208,21 +281,30 @@ class Aggregate:
             "saturation_reasons": reasons,
         }
 
-    def per_node_counts(self) -> dict[str, dict[str, int]]:
+    def per_node_counts(self) -> dict[str, dict[str, Any]]:
         """Each process's own counters next to the records the aggregate got from it."""
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
         for node_id, snap in sorted(self.nodes.items()):
             out[node_id] = {"started": int(snap.get("started", 0)),
                             "finished": int(snap.get("finished", 0)),
                             "turns": int(snap.get("turns", 0)),
                             "records_received": self.records_by_node.get(node_id, 0)}
+            if node_id in self.lost_workers:
+                out[node_id]["lost"] = True  # stopped answering: its calls in progress are lost
         return out
 
     def summary(self, run: dict[str, Any]) -> dict[str, Any]:
         """summary.json's content (the engine's schema plus ``swarm`` and ``open_model``)."""
         self.results.calls_started = sum(int(s.get("started", 0)) for s in self.nodes.values())
         out = self.results.summary(self.generator_health(), run)
-        out["swarm"] = {"processes": self.per_node_counts()}
+        out["swarm"] = {"processes": self.per_node_counts(),
+                        "workers_lost": sorted(self.lost_workers),
+                        "rejected_records": self.rejected["records"],
+                        "rejected_snapshots": self.rejected["snapshots"],
+                        "rejected_messages": self.rejected["messages"],  # Locust's own
+                        # counted in this summary, missing from calls.jsonl/turns.jsonl
+                        "records_not_written": self.records_not_written,
+                        "write_error": self.write_error}
         open_model = self.open_model()
         if open_model is not None:
             out["open_model"] = open_model
@@ -272,4 +354,9 @@ class Aggregate:
                              [((), 1.0 if self.saturated() else 0.0)])
 
     def close(self) -> None:
-        self.results.close()
+        try:
+            self.results.close()
+        except OSError as exc:  # the last buffered lines could not be written either
+            if self.write_error is None:
+                self.write_error = f"{type(exc).__name__}: {exc}"
+            log.error("closing the results files failed: %s", exc)

@@ -7,14 +7,18 @@ when asked, Locust's web UI. Headless, it starts the load (plain users or the
 profile's shape) and ends it when the duration or shape is over; with the web
 UI, the UI starts and stops it. SIGINT/SIGTERM hang every call up at once
 (workers are told to drop their grace period first), then the summary is
-written. Records reach the aggregate before Locust's own "stopped"
-bookkeeping: a worker ships its last records from its ``test_stop`` hook,
-before it tells the master it stopped.
+written; a second signal exits at once (:data:`FORCED_EXIT_NOTE`). Records
+reach the aggregate before Locust's own "stopped" bookkeeping: a worker ships
+its last records from its ``test_stop`` hook, before it tells the master it
+stopped. A worker that stops answering (Locust's heartbeat, about 3 s) is
+reported on the console and in summary.json (``swarm.workers_lost``); the run
+goes on with the others.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -26,24 +30,27 @@ import gevent.event
 import gevent.lock
 from gevent.pywsgi import WSGIServer
 from locust.env import Environment
-from locust.runners import STATE_STOPPED, MasterRunner, Runner
+from locust.runners import STATE_MISSING, STATE_STOPPED, MasterRunner, Runner
 from prometheus_client import make_wsgi_app
 
 from loadcaller.compile import RunSpec
 from loadcaller.console import print_summary, progress_line
 from loadcaller.metrics import make_registry
+from loadcaller.redact import redact_url
 from loadcaller.swarm import options as o
 from loadcaller.swarm.aggregate import Aggregate
 from loadcaller.swarm.environment import make_environment
 from loadcaller.swarm.node import CallerNode
 from loadcaller.swarm.reports import LocustReports
 from loadcaller.swarm.user import VoiceUser, attach_node
-from loadcaller.swarm.wire import HANGUP_NOW, PAYLOAD_KEY
+from loadcaller.swarm.wire import HANGUP_NOW, PAYLOAD_KEY, WireError
 
 log = logging.getLogger(__name__)
 
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 SHIP_EVERY_S = 1.0
+WATCH_WORKERS_S = 0.5
+FORCED_EXIT_NOTE = "no summary.json; calls.jsonl and turns.jsonl hold the calls finished so far"
 
 OnSummary = Callable[[dict[str, Any]], None]
 
@@ -57,7 +64,9 @@ class Coordinator:
         self.t0 = time.monotonic()
         self.env: Environment = make_environment(spec, headless=not opts.web)
         self.agg = Aggregate(opts.results_dir, saturation_lag_ms=opts.saturation_lag_ms,
-                             phases=spec.chaos is not None)
+                             phases=spec.chaos is not None,
+                             scenarios=frozenset(sc.name for sc in spec.scenarios),
+                             transports=frozenset((spec.transport,)))
         self.node: CallerNode | None = None
         self.signals: list[int] = []
         self.done = gevent.event.AsyncResult()
@@ -66,6 +75,7 @@ class Coordinator:
             self.runner = self.env.create_local_runner()
         else:
             self.runner = self.env.create_master_runner(opts.master_bind_host, master_port)
+            self._guard_messages(self.runner)
         self.env.events.init.add_listener(self._on_init)
         self.env.events.worker_report.add_listener(self._on_worker_report)
         self.env.events.test_stop.add_listener(self._on_test_stop)
@@ -80,17 +90,37 @@ class Coordinator:
 
     # ---- Locust hooks -------------------------------------------------------------
 
+    def _guard_messages(self, runner: MasterRunner) -> None:
+        """Keep the master listening whatever a peer sends.
+
+        Locust's own handlers index into a message's data (``msg.data["state"]``,
+        ``msg.data[0:4]``) on its one listener greenlet; a single malformed
+        message from anyone who reaches the port would end that greenlet, and
+        the master would hear no worker again. Such a message is counted
+        (``swarm.rejected_messages``) and dropped instead.
+        """
+        handle = runner.handle_message
+
+        def guarded(client_id: str, msg: Any) -> None:
+            try:
+                handle(client_id, msg)
+            except Exception as exc:
+                why = f"{getattr(msg, 'type', '?')!r} message: {type(exc).__name__}: {exc}"
+                self.agg.reject("messages", str(client_id), WireError(why[:200]))
+
+        runner.handle_message = guarded  # type: ignore[method-assign]
+
     def _on_init(self, environment: Environment, runner: Runner, **_kw: Any) -> None:
         if isinstance(runner, MasterRunner):
             return  # a master places no calls
         self.node = CallerNode(self.spec, node_id="local")
         attach_node(self.node, self.spec)
 
-    def _on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
-        payload = data.get(PAYLOAD_KEY)
-        if payload:
-            self.agg.add_records(client_id, payload["records"])
-            self.agg.update_node(client_id, payload["node"])
+    def _on_worker_report(self, client_id: str, data: Any) -> None:
+        # anyone who reaches the master's port can send this: the aggregate checks it all
+        payload = data.get(PAYLOAD_KEY) if isinstance(data, dict) else None
+        if payload is not None:
+            self.agg.add_report(str(client_id), payload)
 
     def _on_test_stop(self, environment: Environment, **_kw: Any) -> None:
         if self.node is not None:
@@ -102,11 +132,31 @@ class Coordinator:
     # ---- shipping, metrics, progress -------------------------------------------------
 
     def ship(self) -> None:
-        """Move this process's finished records and health into the aggregate."""
-        if self.node is not None:
+        """Move this process's finished records and health into the aggregate.
+
+        The snapshot is taken before the records are drained: it is the step
+        that can fail (the loop thread does not answer in time), and records
+        drained before it would be lost with it. Writing them never raises (a
+        failed write is counted); anything else puts the rest back in the outbox.
+        """
+        node = self.node
+        if node is not None:
             with self._ship_lock:  # one snapshot at a time: a late one never overwrites
-                self.agg.add_records(self.node.node_id, self.node.drain())
-                self.agg.update_node(self.node.node_id, self.node.snapshot())
+                try:
+                    snap: dict[str, Any] | None = node.snapshot()
+                except (Exception, gevent.Timeout) as exc:
+                    log.warning("no health snapshot this time (%s); records still ship",
+                                type(exc).__name__)
+                    snap = None
+                records = node.drain()
+                if snap is not None:
+                    self.agg.update_node(node.node_id, snap)
+                for i, data in enumerate(records):
+                    try:
+                        self.agg.add_records(node.node_id, [data])
+                    except BaseException:
+                        node.put_back(records[i + 1:])  # they ship next time
+                        raise
         self.agg.users = self.runner.user_count
         self.agg.locust_cpu_warning = bool(
             self.runner.cpu_warning_emitted or getattr(self.runner, "worker_cpu_warning_emitted",
@@ -119,6 +169,23 @@ class Coordinator:
                 self.ship()
             except Exception:  # keep shipping; the final ship reports real trouble
                 log.exception("shipping results failed")
+
+    def _watch_workers(self) -> None:
+        """Say when a worker stops answering (or comes back); Locust only logs it."""
+        runner = self.runner
+        assert isinstance(runner, MasterRunner)
+        lost = self.agg.lost_workers
+        while True:
+            gevent.sleep(WATCH_WORKERS_S)
+            for client in list(runner.clients.all):
+                if client.state == STATE_MISSING and client.id not in lost:
+                    lost.add(client.id)
+                    print(f"  worker {client.id} stopped answering: its calls in progress "
+                          f"are lost; {runner.worker_count} worker(s) go on", file=sys.stderr,
+                          flush=True)
+                elif client.state != STATE_MISSING and client.id in lost:
+                    lost.discard(client.id)
+                    print(f"  worker {client.id} is back", file=sys.stderr, flush=True)
 
     def _progress_forever(self) -> None:
         every = self.opts.progress_every_s
@@ -152,13 +219,16 @@ class Coordinator:
                   flush=True)
         self.reports.start()
         self._greenlets.append(gevent.spawn(self._ship_forever))
+        if isinstance(self.runner, MasterRunner):
+            self._greenlets.append(gevent.spawn(self._watch_workers))
         if opts.progress_every_s > 0:
             self._greenlets.append(gevent.spawn(self._progress_forever))
 
     def run_info(self, how: str) -> dict[str, Any]:
         spec = self.spec
         shape = spec.shape
-        return {"name": spec.name, "transport": spec.transport, "target": spec.target.url,
+        return {"name": spec.name, "transport": spec.transport,
+                "target": redact_url(spec.target.url),
                 "users": spec.plan.users, "duration_s": spec.plan.duration_s, "ended_by": how,
                 "elapsed_s": round(time.monotonic() - self.t0, 3),
                 "results_dir": str(self.opts.results_dir) if self.opts.results_dir else None,
@@ -169,9 +239,13 @@ class Coordinator:
     # ---- the run ---------------------------------------------------------------------
 
     def on_signal(self, sig: signal.Signals) -> None:
-        if not self.signals:
-            print(f"\n{sig.name}: hanging up every call and writing the summary...",
-                  file=sys.stderr, flush=True)
+        if self.signals:  # the second: do not wait for anything any more
+            print(f"\n{sig.name} again: exiting now ({FORCED_EXIT_NOTE})", file=sys.stderr,
+                  flush=True)
+            sys.stdout.flush()
+            os._exit(self.signals[0])  # forked workers see their master go and hang up
+        print(f"\n{sig.name}: hanging up every call and writing the summary "
+              "(again to exit at once)...", file=sys.stderr, flush=True)
         self.signals.append(EXIT_SIGNAL[sig])
         if not self.done.ready():
             self.done.set("signal")
@@ -223,9 +297,28 @@ class Coordinator:
         summary = self.agg.summary(self.run_info("signal" if self.signals else how))
         if on_summary is not None:
             on_summary(summary)
-        self.agg.results.write_summary(summary)
-        self.reports.finish()
+        try:
+            self.agg.results.write_summary(summary)
+        except OSError as exc:
+            print(f"loadcaller: could not write summary.json: {exc}", file=sys.stderr)
+        try:
+            self.reports.finish()
+        except OSError as exc:
+            print(f"loadcaller: could not write Locust's reports: {exc}", file=sys.stderr)
         print_summary(summary)
+        swarm = summary["swarm"]
+        if swarm["records_not_written"]:
+            print(f"loadcaller: {swarm['records_not_written']} call records could not be "
+                  f"written to calls.jsonl/turns.jsonl ({swarm['write_error']}); "
+                  "summary.json counts them", file=sys.stderr)
+        if swarm["workers_lost"]:
+            print(f"loadcaller: {len(swarm['workers_lost'])} worker(s) stopped answering "
+                  "during the run; their calls in progress are not counted", file=sys.stderr)
+        rejected = (swarm["rejected_records"], swarm["rejected_snapshots"],
+                    swarm["rejected_messages"])
+        if any(rejected):
+            print("loadcaller: rejected {} call records, {} snapshots and {} messages that "
+                  "workers sent (malformed)".format(*rejected), file=sys.stderr)
         if self.signals:
             return summary, self.signals[0]
         if summary["generator"]["saturated"]:

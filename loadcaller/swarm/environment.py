@@ -1,4 +1,9 @@
-"""Build a Locust :class:`~locust.env.Environment` for a compiled run."""
+"""Build a Locust :class:`~locust.env.Environment` for a compiled run.
+
+Locust shows its ``host`` in the web UI and the HTML report: it gets the target
+URL with its credentials redacted (:func:`loadcaller.redact.redact_url`); the
+callers dial the real one from the run spec, never from Locust.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from locust.event import Events
 from locust.shape import LoadTestShape
 
 from loadcaller.compile import RunSpec
+from loadcaller.redact import redact_url
 from loadcaller.swarm.shapes import Shape
 from loadcaller.swarm.user import VoiceUser
 
@@ -38,7 +44,7 @@ def locust_options(spec: RunSpec, *, headless: bool, **extra: Any) -> argparse.N
     opts.num_users = spec.plan.users
     opts.spawn_rate = spec.plan.spawn_rate
     opts.stop_timeout = spec.plan.stop_timeout_s
-    opts.host = spec.target.url
+    opts.host = redact_url(spec.target.url)
     for key, value in extra.items():
         setattr(opts, key, value)
     return opts
@@ -51,7 +57,7 @@ def make_environment(spec: RunSpec, *, headless: bool, **extra: Any) -> Environm
         user_classes=[VoiceUser],
         shape_class=ProfileShape(shape) if shape is not None else None,
         events=Events(),
-        host=spec.target.url,
+        host=redact_url(spec.target.url),
         stop_timeout=spec.plan.stop_timeout_s,
         parsed_options=locust_options(spec, headless=headless, **extra),
     )

@@ -5,7 +5,8 @@ How this works: :class:`CallerNode` starts the process's uvloop thread and its
 their greenlets. The engine reports every finished call (completed, failed or
 cancelled) on the loop thread; the node puts the record in an outbox that
 whoever ships results drains (:meth:`drain`, on the hub thread): every record
-leaves exactly once. :meth:`snapshot` is the process's cumulative state
+leaves exactly once (a shipper that fails after draining hands them back with
+:meth:`put_back`). :meth:`snapshot` is the process's cumulative state
 (counters, health histograms), plus the turns measured since the last
 snapshot in calls still in progress (so /metrics shows turns while long calls
 go on; the aggregate never counts a turn twice).
@@ -28,13 +29,14 @@ from loadcaller.calls.call import CallRecord
 from loadcaller.calls.histogram import Histogram
 from loadcaller.compile import RunSpec
 from loadcaller.engine import Engine
-from loadcaller.swarm.aggregate import record_to_wire
 from loadcaller.swarm.bridge import LoopThread
 from loadcaller.swarm.shapes import OpenPacing
+from loadcaller.swarm.wire import record_to_wire
 from loadcaller.timebase import now_ns
 
 LAG_PROBE_S = 0.05  # how often the loop and hub lag probes wake
 CPU_WINDOW_S = 5.0
+SNAPSHOT_TIMEOUT_S = 10.0  # the loop thread answers in microseconds unless it is stuck
 
 
 class CpuMeter:
@@ -113,6 +115,10 @@ class CallerNode:
             out.append(self._outbox.popleft())
         return out
 
+    def put_back(self, records: list[dict[str, Any]]) -> None:
+        """Return drained records that could not be shipped; they leave first next time."""
+        self._outbox.extendleft(reversed(records))
+
     @property
     def active(self) -> int:
         return len(self.engine.active)
@@ -158,7 +164,7 @@ class CallerNode:
                 "live_turns": self._live_turns(),
             }
 
-        snap = self.loop.run(take, timeout_s=10.0)
+        snap = self.loop.run(take, timeout_s=SNAPSHOT_TIMEOUT_S)
         snap["cpu_percent"] = self._cpu.percent()
         snap["hub_lag"] = self.hub_lag.encode()
         snap["handoff_to_loop"] = self.loop.to_loop.encode()

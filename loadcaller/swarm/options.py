@@ -14,6 +14,7 @@ DEFAULT_MASTER_PORT = 5557
 
 # exit codes (also in ``loadcaller --help``)
 EXIT_OK = 0
+EXIT_FAILED = 1  # no call connected, or more than max_failed_ratio of the calls failed
 EXIT_SATURATED = 3
 EXIT_NO_WORKERS = 4
 
@@ -38,11 +39,13 @@ class SwarmOptions:
     metrics_linger_s: float = 0.0  # keep serving /metrics this long after the summary
     master_host: str = "127.0.0.1"
     master_port: int = DEFAULT_MASTER_PORT
-    master_bind_host: str = "*"
+    master_bind_host: str = "127.0.0.1"  # this machine only; "0.0.0.0" or "*": all
     expect_workers: int = 1
     expect_workers_timeout_s: float = 60.0
     saturation_lag_ms: float = SATURATION_LAG_MS
+    max_failed_ratio: float = 0.5  # more failed calls than this fails the run (exit 1)
     progress_every_s: float = 2.0
     csv_prefix: str | None = None  # Locust's --csv
     html_path: Path | None = None  # Locust's --html
+    overwrite: bool = False  # a non-empty results_dir is refused unless this is set
     extra_run_info: dict[str, Any] = field(default_factory=dict)

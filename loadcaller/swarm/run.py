@@ -18,9 +18,11 @@ from typing import Any
 
 import gevent
 
+from loadcaller.calls.results import failure_verdict
 from loadcaller.compile import RunSpec
 from loadcaller.swarm import options as o
 from loadcaller.swarm.coordinator import Coordinator, OnSummary, run_coordinator
+from loadcaller.swarm.resultsdir import claim_results_dir
 from loadcaller.swarm.worker import run_worker
 
 
@@ -34,12 +36,13 @@ def _fork_workers(spec: RunSpec, opts: o.SwarmOptions, port: int) -> list[int]:
     worker_opts = dataclasses.replace(opts, role="worker", master_host="127.0.0.1",
                                       master_port=port, web=False, metrics_port=None)
     pids = []
+    master_pid = os.getpid()
     for _ in range(opts.processes):
         pid = gevent.fork()
         if pid == 0:  # the child never returns into the caller's code
             code = 1
             try:
-                code = run_worker(spec, worker_opts, forked=True)
+                code = run_worker(spec, worker_opts, forked=True, parent_pid=master_pid)
             except BaseException as exc:
                 print(f"loadcaller worker {os.getpid()}: {exc!r}", file=sys.stderr)
             finally:
@@ -71,9 +74,39 @@ def _reap(pids: list[int], timeout_s: float = 15.0) -> None:
 def run_swarm(spec: RunSpec, opts: o.SwarmOptions, *, on_summary: OnSummary | None = None,
               on_ready: Any = None) -> tuple[dict[str, Any], int]:
     """Run ``spec`` in this process's role; return the summary (empty on a worker)
-    and the exit code."""
+    and the exit code (see :func:`judged_exit`)."""
+    failure: list[str | None] = []
+
+    def judge(summary: dict[str, Any]) -> None:  # before summary.json is written
+        if on_summary is not None:
+            on_summary(summary)
+        summary["failure"] = failure_verdict(summary, max_failed_ratio=opts.max_failed_ratio)
+        failure.append(summary["failure"])
+
+    summary, code = _run_role(spec, opts, on_summary=judge, on_ready=on_ready)
+    return summary, judged_exit(code, failure[0] if failure else None)
+
+
+def judged_exit(code: int, failure: str | None) -> int:
+    """The exit code once the calls are judged; prints why they failed the run.
+
+    Precedence: a signal (130, 143), then the generator's saturation (3: even the
+    failures may be the tool's), then failed calls (1: ``failure``, from
+    :func:`~loadcaller.calls.results.failure_verdict`), then 0. A master that
+    never got its workers (4) has no calls to judge.
+    """
+    if failure is None:
+        return code
+    print(f"loadcaller: {failure}", file=sys.stderr, flush=True)
+    return o.EXIT_FAILED if code == o.EXIT_OK else code
+
+
+def _run_role(spec: RunSpec, opts: o.SwarmOptions, *, on_summary: OnSummary,
+              on_ready: Any) -> tuple[dict[str, Any], int]:
     if opts.role == "worker":
         return {}, run_worker(spec, opts)
+    if opts.results_dir is not None:
+        claim_results_dir(opts.results_dir, overwrite=opts.overwrite)
     if opts.processes > 0:
         port = free_port()
         pids = _fork_workers(spec, opts, port)
@@ -90,4 +123,4 @@ def run_swarm(spec: RunSpec, opts: o.SwarmOptions, *, on_summary: OnSummary | No
     return run_coordinator(spec, opts, on_summary=on_summary, on_ready=on_ready)
 
 
-__all__ = ["Coordinator", "free_port", "run_swarm"]
+__all__ = ["Coordinator", "free_port", "judged_exit", "run_swarm"]

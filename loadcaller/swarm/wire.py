@@ -3,13 +3,313 @@
 A worker's ``report_to_master`` data carries, under :data:`PAYLOAD_KEY`::
 
     {"records": [call record, ...],   # finished since the last report, each once
-     "node": {...}}                   # the worker's cumulative snapshot
+     "node": {...}}                   # the worker's cumulative snapshot (may be absent)
 
 and the master sends :data:`HANGUP_NOW` before ``stop`` when the run is
 interrupted, so workers skip the grace period and hang up at once.
+
+The master's port takes messages from anyone who can reach it (Locust's
+protocol has no authentication), so everything that arrives is checked here
+before it is counted: known fields only, each of its type and within its
+range, strings of bounded length, histograms that decode to the layout ours
+have (bounded decompression first: a few kilobytes must not inflate to
+gigabytes). A bad record or snapshot raises :class:`WireError`; the
+aggregate counts it, warns and drops it, and the run goes on.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
+import functools
+import math
+import struct
+import zlib
+from collections.abc import Collection
+from typing import Any
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+from loadcaller.calls.call import CallRecord
+from loadcaller.calls.histogram import Histogram
+from loadcaller.calls.measure import TurnResult
+from loadcaller.media.outcomes import CallOutcome, TurnOutcome
+
 PAYLOAD_KEY = "loadcaller"
 HANGUP_NOW = "loadcaller_hangup_now"
+
+MAX_INSTANT_NS = 2**63 - 1  # perf_counter_ns() instants
+MAX_SPAN_NS = 7 * 86_400 * 10**9  # any duration: a week is far beyond any call
+MAX_COUNT = 2**53  # counters, histogram totals (exact in a float)
+MAX_TURNS = 10_000  # per call
+MAX_LIVE_TURNS = 100_000  # per snapshot
+MAX_ID = 256  # call ids, remote ids, names
+MAX_REASON = 1_000  # longer reasons are cut, not rejected
+MAX_FAULTS = 64
+MAX_MEDIA_KEYS = 64
+MAX_BLOB = 256 * 1024  # an encoded histogram, base64
+MAX_INFLATED = 2 * 1024 * 1024  # the same, decompressed
+MAX_CPU_PERCENT = 100.0 * 4096
+
+CALL_OUTCOMES = frozenset(o.value for o in CallOutcome)
+TURN_OUTCOMES = frozenset(o.value for o in TurnOutcome)
+HISTOGRAM_KEYS = ("media_clock_lag", "loop_lag", "hub_lag", "handoff_to_loop",
+                  "handoff_to_greenlet")
+COUNTER_KEYS = ("started", "finished", "turns", "active", "skipped_ticks", "member_errors")
+SNAPSHOT_KEYS = frozenset((*HISTOGRAM_KEYS, *COUNTER_KEYS, "cpu_percent", "live_turns", "open"))
+OPEN_KEYS = frozenset(("scheduled", "started", "missed"))
+LIVE_TURN_KEYS = frozenset(("call_id", "scenario", "transport", "index", "outcome",
+                            "latency_ns"))
+RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(CallRecord))
+RECORD_REQUIRED = frozenset(("call_id", "transport", "scenario", "outcome", "reason"))
+TURN_FIELDS = frozenset(f.name for f in dataclasses.fields(TurnResult))
+TURN_REQUIRED = frozenset(("index", "outcome", "t_speech_end_ns"))
+# media figures that MediaTotals adds up: whole counts
+MEDIA_COUNTS = frozenset(("packets_sent", "octets_sent", "packets_received", "packets_expected",
+                          "lost", "late", "out_of_order", "duplicates", "malformed", "rtcp",
+                          "early_media_packets", "rtp_foreign_source", "dtmf_unsent",
+                          "sip_garbage"))
+
+
+class WireError(ValueError):
+    """A record or snapshot from a worker that cannot be trusted (the message says why)."""
+
+
+# ---- records --------------------------------------------------------------------------
+
+
+def record_to_wire(rec: CallRecord) -> dict[str, Any]:
+    """A call record as plain data for Locust's messages (msgpack)."""
+    return dataclasses.asdict(rec)
+
+
+def record_from_wire(data: Any, *, scenarios: Collection[str] | None = None,
+                     transports: Collection[str] | None = None) -> CallRecord:
+    """A checked :class:`CallRecord` from a worker's data; :class:`WireError` if bad.
+
+    ``scenarios`` and ``transports``, when given, are the only names accepted
+    (the run's own: a label value from elsewhere would be a new Prometheus
+    series).
+    """
+    d = _mapping(data, "record", RECORD_FIELDS, RECORD_REQUIRED)
+    t_start = _int(d, "t_start_ns", 0, MAX_INSTANT_NS, default=0)
+    t_end = _int(d, "t_end_ns", 0, MAX_INSTANT_NS, default=0)
+    if t_end and t_start and not 0 <= t_end - t_start <= MAX_SPAN_NS:
+        raise WireError(f"t_end_ns - t_start_ns = {t_end - t_start} is out of range")
+    turns_data = d.get("turns", [])
+    if not isinstance(turns_data, list):
+        raise WireError(f"turns is {type(turns_data).__name__}, not a list")
+    if len(turns_data) > MAX_TURNS:
+        raise WireError(f"{len(turns_data)} turns (at most {MAX_TURNS})")
+    return CallRecord(
+        call_id=_str(d, "call_id", MAX_ID),
+        transport=_name(d, "transport", transports),
+        scenario=_name(d, "scenario", scenarios),
+        outcome=_choice(d, "outcome", CALL_OUTCOMES),
+        reason=_str(d, "reason", None)[:MAX_REASON],
+        remote_id=_str(d, "remote_id", MAX_ID, default=""),
+        t_start_ns=t_start,
+        t_end_ns=t_end,
+        setup_ns=_int(d, "setup_ns", 0, MAX_SPAN_NS, default=None, optional=True),
+        greeting_ns=_int(d, "greeting_ns", 0, MAX_SPAN_NS, default=None, optional=True),
+        turns=[_turn(t) for t in turns_data],
+        media=_media(d.get("media")),
+    )
+
+
+def _turn(data: Any) -> TurnResult:
+    d = _mapping(data, "turn", TURN_FIELDS, TURN_REQUIRED)
+    end = _int(d, "t_speech_end_ns", 0, MAX_INSTANT_NS)
+    onset = _int(d, "t_reply_onset_ns", 0, MAX_INSTANT_NS, default=None, optional=True)
+    overlap = d.get("overlap", False)
+    if not isinstance(overlap, bool):
+        raise WireError(f"turn overlap is {type(overlap).__name__}, not a bool")
+    # only a reply that overlapped the caller's speech may begin before its end
+    if onset is not None and (onset - end > MAX_SPAN_NS or (onset < end and not overlap)):
+        raise WireError(f"turn latency {onset - end} ns is out of range")
+    faults = d.get("faults", ())
+    if not isinstance(faults, (list, tuple)) or len(faults) > MAX_FAULTS or not all(
+            isinstance(f, str) and len(f) <= MAX_ID for f in faults):
+        raise WireError("turn faults is not a short list of names")
+    return TurnResult(index=_int(d, "index", 0, MAX_TURNS),
+                      outcome=TurnOutcome(_choice(d, "outcome", TURN_OUTCOMES)),
+                      t_speech_end_ns=end, t_reply_onset_ns=onset, overlap=overlap,
+                      faults=tuple(faults))
+
+
+def _media(data: Any) -> dict[str, Any] | None:
+    """A call's media figures: an open set of names (transports add their own), each a
+    scalar; the ones :class:`~loadcaller.calls.media_totals.MediaTotals` adds are checked."""
+    if data is None:
+        return None
+    if not isinstance(data, dict) or len(data) > MAX_MEDIA_KEYS:
+        raise WireError("media is not a small mapping")
+    for key, value in data.items():
+        if not isinstance(key, str) or len(key) > 64:
+            raise WireError("media has a field name that is not a short string")
+        if isinstance(value, str):
+            if len(value) > MAX_ID:
+                raise WireError(f"media {key} is too long")
+        elif isinstance(value, float):
+            if not math.isfinite(value) or not -MAX_COUNT <= value <= MAX_COUNT:
+                raise WireError(f"media {key} = {value!r} is out of range")
+        elif value is not None and not isinstance(value, (bool, int)):
+            raise WireError(f"media {key} is {type(value).__name__}, not a scalar")
+    for key in MEDIA_COUNTS & data.keys():
+        _int(data, key, 0, MAX_COUNT)
+    for key in ("mos", "jitter_ms"):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 <= value <= MAX_COUNT):
+            raise WireError(f"media {key} = {value!r} is out of range")
+    return dict(data)
+
+
+# ---- snapshots --------------------------------------------------------------------------
+
+
+def snapshot_from_wire(data: Any, *, scenarios: Collection[str] | None = None,
+                       transports: Collection[str] | None = None) -> dict[str, Any]:
+    """A checked copy of a worker's cumulative snapshot (``CallerNode.snapshot``)."""
+    d = _mapping(data, "snapshot", SNAPSHOT_KEYS, frozenset())
+    out: dict[str, Any] = {}
+    for key in COUNTER_KEYS:
+        if key in d:
+            out[key] = _int(d, key, 0, MAX_COUNT)
+    for key in HISTOGRAM_KEYS:
+        if key in d:
+            out[key] = check_histogram(d[key], key)
+    if "cpu_percent" in d:
+        cpu = d["cpu_percent"]
+        if (isinstance(cpu, bool) or not isinstance(cpu, (int, float))
+                or not 0.0 <= cpu <= MAX_CPU_PERCENT):  # NaN fails both comparisons
+            raise WireError(f"cpu_percent = {cpu!r} is out of range")
+        out["cpu_percent"] = float(cpu)
+    if d.get("open") is not None:
+        o = _mapping(d["open"], "open", OPEN_KEYS, frozenset())
+        out["open"] = {k: _int(o, k, 0, MAX_COUNT) for k in o}
+    live = d.get("live_turns", [])
+    if not isinstance(live, list) or len(live) > MAX_LIVE_TURNS:
+        raise WireError("live_turns is not a list of turns")
+    out["live_turns"] = [_live_turn(t, scenarios, transports) for t in live]
+    return out
+
+
+def _live_turn(data: Any, scenarios: Collection[str] | None,
+               transports: Collection[str] | None) -> dict[str, Any]:
+    d = _mapping(data, "live turn", LIVE_TURN_KEYS, LIVE_TURN_KEYS)
+    return {"call_id": _str(d, "call_id", MAX_ID),
+            "scenario": _name(d, "scenario", scenarios),
+            "transport": _name(d, "transport", transports),
+            "index": _int(d, "index", 0, MAX_TURNS),
+            "outcome": _choice(d, "outcome", TURN_OUTCOMES),
+            "latency_ns": _int(d, "latency_ns", 0, MAX_SPAN_NS, optional=True)}
+
+
+@functools.cache
+def _reference_headers() -> tuple[int, tuple[int, int, int, int, int, float]]:
+    """The external cookie and the payload header (cookie, offset, digits, lowest,
+    highest, ratio) of our own histograms, read off an encoded empty one."""
+    raw = base64.b64decode(Histogram().encode())
+    cookie, _ = struct.unpack(">II", raw[:8])
+    inner = zlib.decompress(raw[8:])
+    c, _plen, offset, digits, low, high, ratio = struct.unpack(">IIIIQQd", inner[:40])
+    return cookie, (c, offset, digits, low, high, ratio)
+
+
+def check_histogram(blob: Any, what: str = "histogram") -> bytes:
+    """``blob`` if it is one of our encoded histograms with sane counts, else :class:`WireError`.
+
+    The layout is checked on the decompressed header before hdrh allocates
+    anything, and decompression stops at :data:`MAX_INFLATED`.
+    """
+    if not isinstance(blob, bytes):
+        raise WireError(f"{what} is {type(blob).__name__}, not bytes")
+    if not blob:
+        return blob
+    if len(blob) > MAX_BLOB:
+        raise WireError(f"{what} is {len(blob)} bytes (at most {MAX_BLOB})")
+    try:
+        raw = base64.b64decode(blob, validate=True)
+    except binascii.Error:
+        raise WireError(f"{what} is not base64") from None
+    cookie, (c, offset, digits, low, high, ratio) = _reference_headers()
+    if len(raw) < 8 or struct.unpack(">II", raw[:8]) != (cookie, len(raw) - 8):
+        raise WireError(f"{what} has a bad header")
+    inflate = zlib.decompressobj()
+    try:
+        inner = inflate.decompress(raw[8:], MAX_INFLATED)
+    except zlib.error:
+        raise WireError(f"{what} does not decompress") from None
+    if not inflate.eof or inflate.unconsumed_tail or len(inner) < 40:
+        raise WireError(f"{what} decompresses to too much or too little")
+    got = struct.unpack(">IIIIQQd", inner[:40])
+    if (got[0], got[2], got[3], got[4], got[5], got[6]) != (c, offset, digits, low, high,
+                                                              ratio) or got[1] != len(inner) - 40:
+        raise WireError(f"{what} is not laid out like ours (range, digits or length)")
+    try:
+        h = HdrHistogram.decode(blob)
+        counts = np.ctypeslib.as_array(h.counts)[: h.counts_len]
+    except Exception as exc:  # hdrh raises many kinds on bad content
+        raise WireError(f"{what} does not decode: {type(exc).__name__}") from None
+    if counts.size and (int(counts.min()) < 0 or int(counts.sum(dtype=np.float64)) > MAX_COUNT):
+        raise WireError(f"{what} has negative or huge counts")
+    return blob
+
+
+# ---- field checks -------------------------------------------------------------------
+
+
+def _mapping(data: Any, what: str, known: frozenset[str], required: frozenset[str],
+             ) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise WireError(f"{what} is {type(data).__name__}, not a mapping")
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        raise WireError(f"{what} has unknown fields {sorted(map(str, unknown))[:5]}")
+    missing = required - data.keys()
+    if missing:
+        raise WireError(f"{what} lacks {sorted(missing)}")
+    return data
+
+
+_NO_DEFAULT: Any = object()
+
+
+def _int(d: dict[str, Any], key: str, low: int, high: int, *, default: Any = _NO_DEFAULT,
+         optional: bool = False) -> Any:
+    value = d.get(key, default)
+    if value is _NO_DEFAULT:
+        raise WireError(f"{key} is missing")
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WireError(f"{key} is {type(value).__name__}, not an integer")
+    if not low <= value <= high:
+        raise WireError(f"{key} = {value} is out of range")
+    return value
+
+
+def _str(d: dict[str, Any], key: str, max_len: int | None, *, default: Any = _NO_DEFAULT) -> str:
+    value = d.get(key, default)
+    if not isinstance(value, str):
+        raise WireError(f"{key} is {type(value).__name__}, not a string")
+    if max_len is not None and len(value) > max_len:
+        raise WireError(f"{key} is {len(value)} characters (at most {max_len})")
+    return value
+
+
+def _name(d: dict[str, Any], key: str, allowed: Collection[str] | None) -> str:
+    value = _str(d, key, MAX_ID)
+    if allowed is not None and value not in allowed:
+        raise WireError(f"{key} {value[:64]!r} is not one of this run's ({', '.join(allowed)})")
+    return value
+
+
+def _choice(d: dict[str, Any], key: str, allowed: frozenset[str]) -> str:
+    value = _str(d, key, MAX_ID)
+    if value not in allowed:
+        raise WireError(f"{key} {value[:64]!r} is not one of {sorted(allowed)}")
+    return value

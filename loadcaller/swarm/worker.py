@@ -9,18 +9,34 @@ fires ``test_stop``: there the worker waits for the last hang-ups and sends a
 final report at once, before Locust sends "stopped" to the master, so the
 master has every record when its own stop returns.
 
-A worker forked by ``--processes`` ignores SIGINT/SIGTERM (the terminal sends
-them to the whole group; the master coordinates the stop). A standalone
-worker stops its calls, ships the records and leaves on either signal.
+Signals: a worker forked by ``--processes`` ignores the first SIGINT/SIGTERM
+(the terminal sends it to the whole group; the master coordinates the stop).
+A standalone worker stops its calls, ships the records and leaves on the
+first. A second signal makes either leave at once.
+
+A forked worker also watches its master from a native thread (the hub may be
+the thing that is stuck): when the master dies, even by SIGKILL, the worker
+hangs its calls up and exits within :data:`LEAVE_DEADLINE_S` of noticing,
+instead of calling the agent until Locust's 60 s heartbeat timeout.
+
+A report takes the snapshot first and drains the records second: the snapshot
+is the step that can fail (the loop thread must answer), and it must not take
+drained records down with it. Records that Locust then fails to send go back
+to the outbox for the next report.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import gevent
 import gevent.lock
+import gevent.monkey
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
@@ -31,7 +47,15 @@ from loadcaller.swarm.node import CallerNode
 from loadcaller.swarm.user import VoiceUser, attach_node
 from loadcaller.swarm.wire import HANGUP_NOW, PAYLOAD_KEY
 
+log = logging.getLogger(__name__)
+
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_ORPHANED = 1  # the master died
+PARENT_POLL_S = 0.25
+LEAVE_DEADLINE_S = 3.0  # after the master's death or a second signal: then os._exit
+
+_start_new_thread = gevent.monkey.get_original("_thread", "start_new_thread")
+_native_sleep = gevent.monkey.get_original("time", "sleep")
 
 
 class Worker:
@@ -41,7 +65,10 @@ class Worker:
         self.spec = spec
         self.env: Environment = make_environment(spec, headless=True)
         self.node: CallerNode | None = None
+        self.master_gone = False
         self._report_lock = gevent.lock.Semaphore()
+        # records in the report being sent, by the greenlet sending it
+        self._unsent: dict[gevent.Greenlet, list[dict[str, Any]]] = {}
         events = self.env.events
         events.init.add_listener(self._on_init)
         events.report_to_master.add_listener(self._on_report)
@@ -49,6 +76,8 @@ class Worker:
         self.runner: WorkerRunner = self.env.create_worker_runner(opts.master_host,
                                                                   opts.master_port)
         self.runner.register_message(HANGUP_NOW, self._on_hangup_now)
+        self._locust_send_stats = self.runner._send_stats
+        self.runner._send_stats = self._send_stats  # type: ignore[method-assign]
         events.init.fire(environment=self.env, runner=self.runner, web_ui=None)
 
     def _on_init(self, environment: Environment, runner: Any, **_kw: Any) -> None:
@@ -57,34 +86,58 @@ class Worker:
         attach_node(self.node, self.spec)
 
     def _on_report(self, client_id: str, data: dict[str, Any]) -> None:
-        if self.node is not None:
-            with self._report_lock:  # snapshots leave in the order they were taken
-                data[PAYLOAD_KEY] = {"records": self.node.drain(), "node": self.node.snapshot()}
+        node = self.node
+        if node is None:
+            return
+        with self._report_lock:  # snapshots leave in the order they were taken
+            payload: dict[str, Any] = {}
+            try:
+                payload["node"] = node.snapshot()  # first: it can time out
+            except (Exception, gevent.Timeout) as exc:
+                log.warning("no health snapshot in this report (%s); records still ship",
+                            type(exc).__name__)
+            payload["records"] = self._unsent[gevent.getcurrent()] = node.drain()
+            data[PAYLOAD_KEY] = payload
+
+    def _send_stats(self) -> None:
+        """Locust's report to the master; records it could not send go back to the outbox."""
+        me = gevent.getcurrent()
+        try:
+            self._locust_send_stats()
+        except BaseException:
+            unsent = self._unsent.get(me)
+            if unsent and self.node is not None:
+                self.node.put_back(unsent)
+            raise
+        finally:
+            self._unsent.pop(me, None)
 
     def _on_test_stop(self, environment: Environment, **_kw: Any) -> None:
         if self.node is None:
             return
         self.node.wait_idle(10.0)
-        self.runner._send_stats()  # the last records, before Locust reports "stopped"
+        if not self.master_gone:
+            self.runner._send_stats()  # the last records, before Locust reports "stopped"
         # users are gone: Locust's post-stop sleep needs no grace any more
         self.env.stop_timeout = 0.0
 
     def _on_hangup_now(self, environment: Environment, msg: Any, **_kw: Any) -> None:
         self.env.stop_timeout = 0.0
 
-    def run(self, *, handle_signals: bool) -> int:
+    def run(self, *, forked: bool) -> int:
         """Serve the master until it says quit (or, standalone, until a signal)."""
         got: list[int] = []
 
         def on_signal(sig: signal.Signals) -> None:
             got.append(EXIT_SIGNAL[sig])
-            self.env.stop_timeout = 0.0
-            gevent.spawn(self._leave)
+            if len(got) > 1:  # the second: leave now
+                _force_exit(got[0], f"{sig.name} again")
+            if not forked:
+                self.env.stop_timeout = 0.0
+                gevent.spawn(self._leave)
+            # forked: the master got it too and coordinates the stop
 
-        if handle_signals:
-            handlers = [gevent.signal_handler(s, on_signal, s) for s in EXIT_SIGNAL]
-        else:
-            handlers = [gevent.signal_handler(s, lambda: None) for s in EXIT_SIGNAL]
+        handlers = [gevent.signal_handler(s, on_signal, s) for s in EXIT_SIGNAL]
         try:
             self.runner.greenlet.join()
         finally:
@@ -93,7 +146,16 @@ class Worker:
             if self.node is not None:
                 self.node.close()
                 VoiceUser.node = None
+        if self.master_gone:
+            return EXIT_ORPHANED
         return got[0] if got else 0
+
+    def on_master_gone(self) -> None:  # hub thread
+        print(f"loadcaller worker {os.getpid()}: the master is gone; hanging up",
+              file=sys.stderr, flush=True)
+        self.master_gone = True
+        self.env.stop_timeout = 0.0
+        gevent.spawn(self._leave)
 
     def _leave(self) -> None:
         self.runner.stop()  # test_stop ships the last records
@@ -101,7 +163,53 @@ class Worker:
         self.runner.greenlet.kill(block=True)
 
 
-def run_worker(spec: RunSpec, opts: o.SwarmOptions, *, forked: bool = False) -> int:
-    """Run a worker until the master lets it go; return the exit code."""
+class MasterWatch:
+    """Notices, from a native thread, that the process that forked this one is gone.
+
+    It polls ``getppid()`` (portable, unlike ``PR_SET_PDEATHSIG``, and it lets
+    the worker hang up rather than be killed): the hub gets
+    :attr:`on_gone` to run, and if the process is still there
+    :data:`LEAVE_DEADLINE_S` later, it exits anyway.
+    """
+
+    def __init__(self, parent_pid: int) -> None:
+        self.parent_pid = parent_pid
+        self.hub = gevent.get_hub()
+        self.on_gone: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        _start_new_thread(self._main, ())
+
+    def _main(self) -> None:
+        while os.getppid() == self.parent_pid:
+            _native_sleep(PARENT_POLL_S)
+        on_gone = self.on_gone
+        if on_gone is None:  # not serving yet: nothing to hang up
+            _force_exit(EXIT_ORPHANED, "the master is gone")
+        self.hub.loop.run_callback_threadsafe(on_gone)
+        _native_sleep(LEAVE_DEADLINE_S)  # the hub had its chance to hang up cleanly
+        _force_exit(EXIT_ORPHANED, "the master is gone")
+
+
+def run_worker(spec: RunSpec, opts: o.SwarmOptions, *, forked: bool = False,
+               parent_pid: int | None = None) -> int:
+    """Run a worker until the master lets it go; return the exit code.
+
+    ``forked``: started by ``--processes`` from the master ``parent_pid`` (its
+    pid taken before the fork, so a master that dies at once is noticed too).
+    """
+    watch = None
+    if forked:
+        watch = MasterWatch(os.getppid() if parent_pid is None else parent_pid)
+        watch.start()
     worker = Worker(spec, opts)
-    return worker.run(handle_signals=not forked)
+    if watch is not None:
+        watch.on_gone = worker.on_master_gone
+    return worker.run(forked=forked)
+
+
+def _force_exit(code: int, why: str) -> None:
+    """Leave now, from any thread: calls not hung up yet are cut by the kernel."""
+    print(f"loadcaller worker {os.getpid()}: {why}: exiting now", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(code)

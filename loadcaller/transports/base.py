@@ -3,7 +3,9 @@
 A transport is one call's media session, seen from the caller:
 
 - :meth:`CallTransport.connect` sets the call up, or raises
-  :class:`~loadcaller.errors.SetupFailed` with a reason;
+  :class:`~loadcaller.errors.SetupFailed` with a reason (the agent's failure:
+  refused, rejected, timed out) or :class:`~loadcaller.errors.LocalSetupError`
+  (ours: out of file descriptors or ports; :func:`local_os_error` tells them apart);
 - the media clock calls :meth:`send_audio` every 20 ms with a 160-byte mu-law
   frame; the transport encodes it for its wire (base64 JSON, RTP PCMU/PCMA, Opus);
 - the media clock calls :meth:`heard` on the same tick to collect the agent's
@@ -25,14 +27,42 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import errno
+import resource
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from chaos.packet import Impairment
+from loadcaller.errors import LocalSetupError
 from loadcaller.media.frames import PlayedFrame
 from loadcaller.media.outcomes import CallOutcome
+
+
+def local_os_error(exc: OSError, what: str) -> LocalSetupError | None:
+    """The error on our side that ``exc`` (raised while ``what``) is, with what to change.
+
+    Running out of file descriptors or of local ports is this machine's limit,
+    not the agent's failure; any other OSError (refused, unreachable, reset)
+    returns None.
+    """
+    code = exc.errno
+    if code == errno.EMFILE:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        return LocalSetupError(
+            f"local: too many open files in this process (EMFILE, limit {soft}) {what}: "
+            "raise ulimit -n, or spread the callers over more processes (--processes)")
+    if code == errno.ENFILE:
+        return LocalSetupError(
+            f"local: the system's open-file table is full (ENFILE) {what}: raise fs.file-max "
+            "(sysctl) or run fewer callers on this machine")
+    if code == errno.EADDRNOTAVAIL:
+        return LocalSetupError(
+            f"local: no local address or port available (EADDRNOTAVAIL) {what}: out of "
+            "ephemeral ports? widen net.ipv4.ip_local_port_range, or spread the callers "
+            "over more machines")
+    return None
 
 
 @dataclass(frozen=True, slots=True)

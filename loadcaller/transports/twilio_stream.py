@@ -5,6 +5,13 @@ Thin asyncio glue: a TCP (or TLS) connection carries websockets' sans-I/O
 the agent's audio goes through :mod:`loadcaller.twilio.playout`. Sending is a
 synchronous ``transport.write`` from the media clock's tick, with no coroutine
 per frame, which is what lets one process hold hundreds of calls.
+
+Nothing the agent does grows the caller's memory without bound: the playout
+queue holds at most ``max_playout_queue`` of audio (an agent once queued twenty
+minutes, 9.2 MiB, in one second), data the agent does not read stops at
+``max_unsent`` bytes (an agent that stopped reading grew one caller's write
+buffer to 18.7 MiB), and a message over websockets' ``max_size`` (4 MiB) is
+refused unread. Each ends the call as ``error`` with a reason that says which.
 """
 
 from __future__ import annotations
@@ -14,8 +21,9 @@ import re
 import ssl
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import ByteSize, Field, field_validator
 from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidURI, PayloadTooBig
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
@@ -23,10 +31,10 @@ from websockets.uri import parse_uri
 
 from loadcaller.config import Duration, Secret
 from loadcaller.errors import RemoteProtocolError, SetupFailed
-from loadcaller.media.frames import PlayedFrame
+from loadcaller.media.frames import SAMPLE_RATE, PlayedFrame
 from loadcaller.media.outcomes import CallOutcome
 from loadcaller.timebase import now_ns
-from loadcaller.transports.base import CallTransport, Target
+from loadcaller.transports.base import CallTransport, Target, local_os_error
 from loadcaller.transports.wsframe import masked_text_frame
 from loadcaller.twilio.caller import TwilioCallerStream
 from loadcaller.twilio.messages import (
@@ -36,8 +44,11 @@ from loadcaller.twilio.messages import (
     b64_payload,
     parse_agent_message,
 )
-from loadcaller.twilio.playout import Playout
+from loadcaller.twilio.playout import Playout, PlayoutOverflow
 from loadcaller.twilio.signature import compute_signature, signed_url
+
+MAX_MESSAGE_BYTES = 2**22  # websockets' max_size: a media message is a few hundred bytes
+MIB = 2**20
 
 
 class TwilioTarget(Target):
@@ -52,12 +63,28 @@ class TwilioTarget(Target):
     signature_url: str | None = Field(None, description="URL to sign (default: url as wss://)")
     custom_parameters: dict[str, str] = Field(default_factory=dict)
     setup_timeout: Duration = 5.0
+    max_playout_queue: Duration = Field(
+        60.0, gt=0, description="agent audio the playout may hold; more ends the call (error)")
+    max_unsent: ByteSize = Field(
+        ByteSize(4 * MIB),
+        description="bytes the agent has not read yet (e.g. 4MiB); more ends the call (error)")
 
     @field_validator("url")
     @classmethod
     def _ws_url(cls, v: str) -> str:
         if not re.match(r"^wss?://[^/\s]+", v):
             raise ValueError(f"{v!r} is not a ws:// or wss:// URL")
+        try:
+            parse_uri(v)  # e.g. a port out of range: refused here, not by every call
+        except (InvalidURI, ValueError) as exc:
+            raise ValueError(f"{v!r} is not a valid websocket URL: {exc}") from None
+        return v
+
+    @field_validator("max_unsent")
+    @classmethod
+    def _positive(cls, v: ByteSize) -> ByteSize:
+        if v <= 0:
+            raise ValueError("must be more than 0 bytes")
         return v
 
     def new_transport(self, *, call_id: str) -> TwilioStreamTransport:
@@ -91,7 +118,8 @@ class TwilioStreamTransport(CallTransport):
         self.target = target
         params = {**target.custom_parameters, **(custom_parameters or {})}
         self.stream = TwilioCallerStream(custom_parameters=params)
-        self.ws = ClientProtocol(parse_uri(target.url), max_size=2**22)
+        self.ws = ClientProtocol(parse_uri(target.url), max_size=MAX_MESSAGE_BYTES)
+        self.max_unsent = int(target.max_unsent)
         self.playout: Playout | None = None
         self._before_clear: list[PlayedFrame] = []
         self._tcp: asyncio.Transport | None = None
@@ -128,11 +156,18 @@ class TwilioStreamTransport(CallTransport):
             self._abort()
             raise SetupFailed(
                 f"no websocket upgrade within {self.target.setup_timeout:g}s") from None
+        except SetupFailed:  # rejected upgrade: do not wait for the agent to close
+            self._abort()
+            raise
         except OSError as exc:
             self._abort()
-            raise SetupFailed(f"connect to {uri.host}:{uri.port} failed: {exc}") from exc
+            where = f"{uri.host}:{uri.port}"
+            local = local_os_error(exc, f"connecting to {where}")
+            if local is not None:
+                raise local from exc
+            raise SetupFailed(f"connect to {where} failed: {exc}") from exc
         now = now_ns()
-        self.playout = Playout(now)
+        self.playout = Playout(now, max_bytes=round(self.target.max_playout_queue * SAMPLE_RATE))
         self._send(self.stream.connected())
         self._send(self.stream.start())
 
@@ -143,6 +178,8 @@ class TwilioStreamTransport(CallTransport):
         if tcp is not None and self.ws.state is State.OPEN and not self._stopping:
             # the hot path: framed here, not by the protocol object (see wsframe)
             tcp.write(masked_text_frame(self.stream.media(b64_payload(frame)).encode()))
+            if tcp.get_write_buffer_size() > self.max_unsent:
+                self._not_reading(tcp)
 
     def heard(self, now: int) -> list[PlayedFrame]:
         if self.playout is None:
@@ -175,8 +212,11 @@ class TwilioStreamTransport(CallTransport):
     # ---- receive path --------------------------------------------------------
 
     def _on_data(self, data: bytes, t: int) -> None:
-        self.ws.receive_data(data)
-        for event in self.ws.events_received():
+        ws = self.ws
+        ws.receive_data(data)
+        for event in ws.events_received():
+            if self.ended.done():
+                break  # this call is over: the rest is not worth parsing
             if isinstance(event, Response):
                 self._on_response(event)
                 continue
@@ -193,11 +233,36 @@ class TwilioStreamTransport(CallTransport):
                     self._fragments = []
                 else:
                     payload = bytes(event.data)
-                binary = op is Opcode.BINARY
-                self._on_message(payload if binary else payload.decode("utf-8", "replace"), t)
+                if op is Opcode.BINARY:
+                    self._on_message(payload, t)
+                    continue
+                try:
+                    text = payload.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    self._fail(CallOutcome.ERROR, "agent broke the websocket protocol: text "
+                               f"message is not UTF-8 ({exc.reason} at byte {exc.start})")
+                    return
+                self._on_message(text, t)
             elif op is Opcode.CLOSE:
                 self._on_close_frame()
+        if ws.parser_exc is not None or ws.handshake_exc is not None:
+            self._on_parser_error()
         self._flush()
+
+    def _on_parser_error(self) -> None:
+        """websockets refused what the agent sent; say what, instead of "connection lost"."""
+        hs = self.ws.handshake_exc
+        if hs is not None and not self._handshake.done():
+            cause = f": {hs.__cause__}" if hs.__cause__ is not None else ""
+            self._handshake.set_exception(SetupFailed(f"websocket upgrade failed: {hs}{cause}"))
+            return
+        exc = self.ws.parser_exc
+        if exc is None or isinstance(exc, EOFError) or self.ended.done():
+            return  # EOF without a close frame: connection_lost says so
+        if isinstance(exc, PayloadTooBig):
+            self._fail(CallOutcome.ERROR, f"agent sent a message too big: {exc}")
+        else:
+            self._fail(CallOutcome.ERROR, f"agent broke the websocket protocol: {exc}")
 
     def _on_response(self, response: Response) -> None:
         if self._handshake.done():
@@ -219,9 +284,15 @@ class TwilioStreamTransport(CallTransport):
         if playout is None:
             return
         if isinstance(msg, AgentMedia):
-            playout.push(msg.payload, t)
+            try:
+                playout.push(msg.payload, t)
+            except PlayoutOverflow as exc:
+                self._fail(CallOutcome.ERROR, str(exc))
         elif isinstance(msg, AgentMark):
-            playout.mark(msg.name, t)
+            try:
+                playout.mark(msg.name, t)
+            except PlayoutOverflow as exc:
+                self._fail(CallOutcome.ERROR, str(exc))
         elif isinstance(msg, AgentClear):
             # audio whose playout began before the clear was heard: keep it for heard()
             frames, marks = playout.advance(t)
@@ -274,6 +345,16 @@ class TwilioStreamTransport(CallTransport):
                 tcp.write(data)
             elif tcp.can_write_eof():
                 tcp.write_eof()
+        if tcp.get_write_buffer_size() > self.max_unsent:
+            self._not_reading(tcp)
+
+    def _not_reading(self, tcp: asyncio.Transport) -> None:
+        """The agent has left ``max_unsent`` bytes unread: end the call, drop the backlog."""
+        unsent = tcp.get_write_buffer_size()
+        self._end(CallOutcome.ERROR,
+                  f"agent not reading: {unsent / MIB:.1f} MiB sent to it unread "
+                  f"(limit {self.max_unsent / MIB:g} MiB, target.max_unsent)")
+        self._abort()  # a close frame would only join the queue it does not read
 
     def _fail(self, outcome: CallOutcome, reason: str) -> None:
         self._end(outcome, reason)
@@ -283,6 +364,8 @@ class TwilioStreamTransport(CallTransport):
         self._abort()
 
     def _abort(self) -> None:
+        if not self._handshake.done():  # nobody waits for it any more: no late exception
+            self._handshake.cancel()
         if self._tcp is not None:
             self._tcp.abort()
             self._tcp = None

@@ -12,23 +12,54 @@ the audio before it ends), and each further byte 125 us after the one before.
 So the onset the caller "hears" is exact to the receive timestamp, however
 coarse the tick that calls :meth:`advance`. When nothing plays, silence frames
 are emitted on the same grid so a listener's VAD sees time pass.
+
+The queue is bounded: an agent may send audio faster than real time (TTS often
+arrives in bursts), but one that sent twenty minutes of audio in a second held
+9.2 MiB per call in the caller. :meth:`Playout.push` refuses audio beyond
+``max_bytes`` (60 s by default) and :meth:`Playout.mark` marks beyond
+``max_marks`` pending or ``max_mark_bytes`` of pending names, with
+:class:`PlayoutOverflow`: the call ends as the agent's error instead of the
+caller's memory growing.
 """
 
 from __future__ import annotations
 
 from collections import deque
 
-from loadcaller.media.frames import FRAME_BYTES, FRAME_NS, NS_PER_BYTE, SILENT, PlayedFrame
+from loadcaller.errors import RemoteError
+from loadcaller.media.frames import (
+    FRAME_BYTES,
+    FRAME_NS,
+    NS_PER_BYTE,
+    SAMPLE_RATE,
+    SILENT,
+    PlayedFrame,
+)
 
-__all__ = ["Playout"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_MARKS", "Playout", "PlayoutOverflow"]
+
+DEFAULT_MAX_BYTES = 60 * SAMPLE_RATE  # one minute of mu-law
+DEFAULT_MAX_MARKS = 10_000  # an agent marks a reply or a chunk of one, not every byte
+DEFAULT_MAX_MARK_BYTES = 1 << 20  # names of pending marks (a name may be a whole message)
+
+
+class PlayoutOverflow(RemoteError):
+    """The agent queued more audio (or marks) than the playout holds."""
 
 
 class Playout:
     """The playout queue of one stream."""
 
-    __slots__ = ("_buf", "_marks", "_played", "_queued", "_t_next")
+    __slots__ = ("_buf", "_mark_bytes", "_marks", "_played", "_queued", "_t_next", "max_bytes",
+                 "max_mark_bytes", "max_marks")
 
-    def __init__(self, now_ns: int) -> None:
+    def __init__(self, now_ns: int, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_marks: int = DEFAULT_MAX_MARKS,
+                 max_mark_bytes: int = DEFAULT_MAX_MARK_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.max_marks = max_marks
+        self.max_mark_bytes = max_mark_bytes
+        self._mark_bytes = 0  # length of the pending marks' names
         self._buf = bytearray()
         self._queued = 0  # bytes ever queued (stream offset of the buffer's end)
         self._played = 0  # bytes ever played (stream offset of the buffer's start)
@@ -41,7 +72,12 @@ class Playout:
         return len(self._buf)
 
     def push(self, payload: bytes, now_ns: int) -> None:
-        """Queue audio received at ``now_ns``."""
+        """Queue audio received at ``now_ns``; :class:`PlayoutOverflow` past ``max_bytes``."""
+        if len(self._buf) + len(payload) > self.max_bytes:
+            queued = (len(self._buf) + len(payload)) / SAMPLE_RATE
+            raise PlayoutOverflow(
+                f"agent sent audio faster than real time: {queued:.1f} s queued for playout "
+                f"(limit {self.max_bytes / SAMPLE_RATE:g} s)")
         if not self._buf and self._t_next < now_ns:
             # Idle: the silence grid ran up to _t_next; this audio plays on arrival.
             self._t_next = now_ns
@@ -49,8 +85,16 @@ class Playout:
         self._queued += len(payload)
 
     def mark(self, name: str, now_ns: int) -> None:
-        """Queue a mark after the audio queued so far."""
+        """Queue a mark after the audio queued so far; :class:`PlayoutOverflow` past
+        ``max_marks`` pending or ``max_mark_bytes`` of their names."""
+        if len(self._marks) >= self.max_marks:
+            raise PlayoutOverflow(f"agent queued over {self.max_marks} marks for playout "
+                                  "without the audio before them having played")
+        if self._mark_bytes + len(name) > self.max_mark_bytes:
+            raise PlayoutOverflow(f"agent queued marks whose names take over "
+                                  f"{self.max_mark_bytes} bytes before their audio played")
         self._marks.append((self._queued, name))
+        self._mark_bytes += len(name)
 
     def clear(self, now_ns: int) -> list[str]:
         """Drop queued audio; return the pending marks, echoed now."""
@@ -61,6 +105,7 @@ class Playout:
             self._t_next = now_ns
         names = [name for _, name in self._marks]
         self._marks.clear()
+        self._mark_bytes = 0
         return names
 
     def advance(self, now_ns: int) -> tuple[list[PlayedFrame], list[str]]:
@@ -85,5 +130,7 @@ class Playout:
         # A mark is passed once the audio before it has finished playing.
         finished = self._played - max(0, -((now_ns - self._t_next) // NS_PER_BYTE))
         while self._marks and self._marks[0][0] <= finished:
-            marks.append(self._marks.popleft()[1])
+            name = self._marks.popleft()[1]
+            self._mark_bytes -= len(name)
+            marks.append(name)
         return frames, marks

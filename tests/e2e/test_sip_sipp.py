@@ -92,7 +92,7 @@ async def test_digest_challenge_is_answered_and_a_wrong_password_fails_setup(
         code, _, err = await run_loadcaller(profile, tmp_path / "r",
                                             env={"SIPP_PW": password})
         sipp_rc = await sipp.wait(10)
-    assert code == 0, err
+    assert code == (1 if password == "wrong" else 0), err  # a run whose calls all fail exits 1
     assert password not in err  # a secret is never printed
     calls, _, summary = results(tmp_path / "r")
     invites = sipp.received("INVITE")
@@ -163,7 +163,7 @@ async def test_far_end_bye_mid_call_is_agent_hangup_and_classifies_the_pending_t
                               turn_timeout="5s")
         code, _, err = await run_loadcaller(profile, tmp_path / "r")
         sipp_rc = await sipp.wait(10)
-    assert code == 0, err
+    assert code == 1, err  # its only call failed: the run says so (exit 1)
     calls, turns, summary = results(tmp_path / "r")
     assert len(calls) == 1 and calls[0]["outcome"] == "agent_hangup", calls
     assert "BYE" in calls[0]["reason"]
@@ -182,7 +182,7 @@ async def test_answered_call_without_any_rtp_ends_no_media_and_is_recorded(tmp_p
         profile = sip_profile(tmp_path / "p.yaml", url=sipp.url, steps=ONE_TURN,
                               no_media_timeout="1.5s")
         code, _, err = await run_loadcaller(profile, tmp_path / "r")
-    assert code == 0, err
+    assert code == 1, err  # its only call failed: the run says so (exit 1)
     calls, _, summary = results(tmp_path / "r")
     assert "Traceback" not in err, err[-2000:]
     assert len(calls) == 1 and calls[0]["outcome"] == "no_media", (calls, summary["calls"])
@@ -234,7 +234,7 @@ async def test_rejections_are_failed_setup_with_status_and_class(tmp_path, statu
         profile = sip_profile(tmp_path / "p.yaml", url=sipp.url, steps=ONE_TURN)
         code, _, err = await run_loadcaller(profile, tmp_path / "r")
         sipp_rc = await sipp.wait(10)
-    assert code == 0, err
+    assert code == 1, err  # its only call failed: the run says so (exit 1)
     calls, turns, summary = results(tmp_path / "r")
     assert calls and calls[0]["outcome"] == "failed_setup", calls
     reason = calls[0]["reason"]
@@ -257,7 +257,7 @@ async def test_no_answer_at_all_fails_setup_after_setup_timeout(tmp_path):
                               setup_timeout="3s")
         code, _, err = await run_loadcaller(profile, tmp_path / "r")
         await sipp.stop(now=True)  # its call lasts 5 s
-    assert code == 0, err
+    assert code == 1, err  # its only call failed: the run says so (exit 1)
     calls, _, _ = results(tmp_path / "r")
     assert calls and calls[0]["outcome"] == "failed_setup", calls
     assert "no answer within 3s" in calls[0]["reason"], calls[0]["reason"]
@@ -282,7 +282,7 @@ async def ring_and_give_up(tmp_path) -> tuple[Sipp, list[dict]]:
                 break
             await asyncio.sleep(0.1)
         await sipp.stop(now=True)
-    assert code == 0, err
+    assert code == 1, err  # its only call failed: the run says so (exit 1)
     return sipp, read_jsonl(tmp_path / "r" / "calls.jsonl")
 
 
@@ -321,7 +321,7 @@ async def test_unusable_answer_fails_setup_and_is_acked_then_hung_up(tmp_path, s
         profile = sip_profile(tmp_path / "p.yaml", url=sipp.url, steps=ONE_TURN)
         code, _, err = await run_loadcaller(profile, tmp_path / "r")
         sipp_rc = await sipp.wait(10)
-    assert code == 0, err
+    assert code == 1, err  # its only call failed: the run says so (exit 1)
     calls, turns, _ = results(tmp_path / "r")
     assert calls and calls[0]["outcome"] == "failed_setup", calls
     reason = calls[0]["reason"]

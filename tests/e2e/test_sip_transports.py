@@ -149,18 +149,18 @@ async def test_sip_over_tls_verifies_the_certificate(tmp_path):
     ca, cert, key = await make_certificates(tmp_path / "pki")
     async with Sipp(tmp_path / "sipp", "uas", calls=2, rtp_echo=True, tcp=True) as sipp, \
             tls_front(cert, key, sipp.port) as port:
-        async def run(name: str, url: str, fields: str) -> list[dict]:
+        async def run(name: str, url: str, fields: str, fails: bool = False) -> list[dict]:
             profile = sip_profile(tmp_path / f"{name}.yaml", url=url, steps=(
                 "say: {phrase: hello_order}", "wait_for_agent", "hangup"), target=fields)
             code, out, err = await run_loadcaller(profile, tmp_path / name)
-            assert code == 0, err
+            assert code == (1 if fails else 0), err  # no call connected: exit 1
             assert "Traceback" not in out + err, err[-2000:]
             return calls_of(tmp_path / name)
 
         # our CA: the server's certificate names localhost
         good = await run("ca", f"sips:service@localhost:{port}", f'ca_file: "{ca}"')
         # verification is on by default: the system CAs do not know ours
-        refused = await run("no_ca", f"sips:service@localhost:{port}", "")
+        refused = await run("no_ca", f"sips:service@localhost:{port}", "", fails=True)
         # tls_verify: false takes any certificate, here by IP address
         unverified = await run("no_verify", f"sips:service@127.0.0.1:{port}",
                                "tls_verify: false")

@@ -28,6 +28,11 @@ def test_two_processes_master_counts_equal_the_workers_sums(tmp_path, agent: Age
     workers = summary["swarm"]["processes"]
     assert len(workers) == 2
     assert all(w["finished"] > 0 for w in workers.values())  # both placed calls
+    # a healthy run: no worker lost, nothing refused, every line written
+    assert summary["swarm"]["workers_lost"] == []
+    assert summary["swarm"]["rejected_records"] == summary["swarm"]["rejected_snapshots"] == 0
+    assert summary["swarm"]["rejected_messages"] == summary["swarm"]["records_not_written"] == 0
+    assert "stopped answering" not in err and "rejected" not in err
     # each worker's own counters == what the master received from it
     for w in workers.values():
         assert w["records_received"] == w["finished"] == w["started"]

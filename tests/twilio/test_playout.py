@@ -1,9 +1,10 @@
 """Twilio playout emulation: 8000 bytes/s, marks, clear, silence grid."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loadcaller.twilio.playout import FRAME_NS, NS_PER_BYTE, Playout
+from loadcaller.twilio.playout import FRAME_NS, NS_PER_BYTE, Playout, PlayoutOverflow
 
 MS = 1_000_000
 
@@ -127,3 +128,38 @@ def test_no_audio_is_heard_before_it_arrived_or_faster_than_real_time(events):
     frames, _ = p.advance(now + 10**12)
     heard += sum(len(f.audio) for f in frames)
     assert heard == pushed
+
+
+def test_audio_beyond_the_queue_limit_is_refused_not_held():
+    p = Playout(0, max_bytes=8000)  # one second
+    p.push(b"\x01" * 6000, now_ns=0)
+    with pytest.raises(PlayoutOverflow, match=r"real time: 1\.5 s queued for playout .limit 1 s"):
+        p.push(b"\x01" * 6000, now_ns=0)
+    assert p.queued_bytes == 6000  # what was refused was not queued
+    p.advance(500 * MS)  # 26 frames have begun to play by 500 ms: room again
+    p.push(b"\x01" * 4000, now_ns=500 * MS)
+    assert p.queued_bytes == 6000 - 26 * 160 + 4000
+
+
+def test_the_default_limit_is_a_minute_of_audio():
+    p = Playout(0)
+    p.push(b"\x01" * 60 * 8000, now_ns=0)
+    with pytest.raises(PlayoutOverflow):
+        p.push(b"\x01", now_ns=0)
+
+
+def test_pending_marks_are_bounded_by_count_and_by_the_size_of_their_names():
+    p = Playout(0, max_marks=3, max_mark_bytes=10)
+    p.push(b"\x01" * 800, now_ns=0)
+    for name in ("a", "b", "c"):
+        p.mark(name, now_ns=0)
+    with pytest.raises(PlayoutOverflow, match="over 3 marks"):
+        p.mark("d", now_ns=0)
+    _, marks = p.advance(100 * MS)
+    assert marks == ["a", "b", "c"]  # played: no longer pending
+    p.push(b"\x01" * 800, now_ns=100 * MS)
+    p.mark("x" * 10, now_ns=100 * MS)
+    with pytest.raises(PlayoutOverflow, match="over 10 bytes"):
+        p.mark("y", now_ns=100 * MS)
+    assert p.clear(100 * MS) == ["x" * 10]
+    p.mark("z" * 10, now_ns=100 * MS)  # clear freed the names' room

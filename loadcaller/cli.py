@@ -21,6 +21,7 @@ from loadcaller.errors import LocalError, ProfileError
 from loadcaller.redact import redact_text, redact_url
 
 EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1  # as loadcaller.swarm.options.EXIT_FAILED (not imported here: gevent)
 
 EXIT_CODES_HELP = """exit codes:
   0    the run finished and its numbers can be trusted
@@ -181,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     except (blame.LocalError, ValueError) as exc:  # chaos's local errors too
         print(f"loadcaller: {redact_text(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except blame.RemoteError as exc:  # a peer failed outside any call's own handling
+        print(f"loadcaller: the far end failed: {redact_text(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
 

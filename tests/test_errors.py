@@ -80,3 +80,12 @@ def test_the_tree_is_drawn_in_the_docstring(path: str) -> None:
     doc = ast.get_docstring(ast.parse((ROOT / path).read_text())) or ""
     assert "├──" in doc or "└──" in doc
     assert "LocalError" in doc and "Error" in doc
+
+
+def test_the_sip_core_shares_the_blame_tree():
+    from chaos import blame
+    from loadcaller.sip.errors import LocalProtocolError, ParseError, RemoteProtocolError
+
+    assert issubclass(LocalProtocolError, blame.LocalError)
+    assert issubclass(ParseError, RemoteProtocolError)
+    assert issubclass(RemoteProtocolError, blame.RemoteError)

@@ -1,6 +1,8 @@
 """Errors of the sans-I/O SIP core.
 
-Who failed decides the class, as in h11::
+Who failed decides the class, as in h11, and the blame is the one the whole tool
+shares (:mod:`chaos.blame`: a local one is also a ``blame.LocalError``, a remote
+one a ``blame.RemoteError``)::
 
     SipError                     base of everything this package raises on purpose
     ├── LocalProtocolError       we misused the core (hangup on an unknown call,
@@ -17,18 +19,20 @@ agent it is testing.
 
 from __future__ import annotations
 
+from chaos import blame
+
 __all__ = ["LocalProtocolError", "ParseError", "RemoteProtocolError", "SipError"]
 
 
-class SipError(Exception):
+class SipError(blame.Error):
     """Base of every error the SIP core raises on purpose."""
 
 
-class LocalProtocolError(SipError):
+class LocalProtocolError(SipError, blame.LocalError):
     """We misused the core: our bug or our bad configuration."""
 
 
-class RemoteProtocolError(SipError):
+class RemoteProtocolError(SipError, blame.RemoteError):
     """The peer broke the protocol."""
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from hdrh.histogram import HdrHistogram
+import numpy as np
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -25,6 +25,8 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+
+from loadcaller.calls.histogram import Histogram
 
 # ---- names -----------------------------------------------------------------------
 
@@ -97,13 +99,15 @@ class BucketHistogram:
                  unit_s: float = 1e-6) -> BucketHistogram:
         """Buckets from HdrHistograms (``Histogram.encode()``, values in ``unit_s``)."""
         out = cls(tuple(bounds))
+        edges = np.asarray(out.bounds, dtype=np.float64)
         for blob in [encoded] if isinstance(encoded, bytes) else encoded:
-            h = HdrHistogram.decode(blob)
-            for item in h.get_recorded_iterator():
-                value = item.value_iterated_to * unit_s
-                n = item.count_added_in_this_iter_step
-                out.counts[bisect.bisect_left(out.bounds, value)] += n
-                out.total += value * n
+            values_us, counts = Histogram.decode(blob).recorded()
+            values = values_us * unit_s
+            per_bucket = np.bincount(np.searchsorted(edges, values, side="left"),
+                                     weights=counts, minlength=len(out.counts))
+            for i, n in enumerate(per_bucket):
+                out.counts[i] += int(n)
+            out.total += float(np.dot(values, counts))
         return out
 
 

@@ -91,6 +91,21 @@ class Histogram:
     def merge(self, other: Histogram) -> None:
         self._h.add(other._h)
 
+    def recorded(self) -> tuple[np.ndarray, np.ndarray]:
+        """The recorded buckets: (highest equivalent value in us, count), non-empty only.
+
+        The same values HdrHistogram's recorded iterator yields, from the counts array
+        at once (the iterator costs about 30 ms per 10^5 values in pure Python).
+        """
+        counts = self._counts()
+        high = _bucket_values()[0]
+        if len(counts) != len(high):  # a histogram of other parameters: iterate
+            items = list(self._h.get_recorded_iterator())
+            return (np.array([i.value_iterated_to for i in items], dtype=np.float64),
+                    np.array([i.count_added_in_this_iter_step for i in items], dtype=np.int64))
+        nz = np.flatnonzero(counts)
+        return high[nz], counts[nz].astype(np.int64)
+
     def encode(self) -> bytes:
         """A compact form for sending between processes."""
         return bytes(self._h.encode())

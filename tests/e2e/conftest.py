@@ -63,7 +63,15 @@ async def services() -> AsyncIterator[list[Proc]]:
 
 async def run_cli(*args: str, timeout: float = 240, env: dict[str, str] | None = None,
                   signal_after: tuple[Any, int] | None = None) -> tuple[int, str, str]:
-    """Run `loadcaller ARGS` as a subprocess; optionally signal it when a condition holds."""
+    """Run `loadcaller ARGS` as a subprocess; optionally signal it when a condition holds.
+
+    ``run`` and ``demo`` get ``--saturation-lag-ms 1000`` unless the test gives its own:
+    this shared 2-core machine's load is not what these tests test, and a few late
+    ticks in a short run must not turn their exit 0 or 1 into a 3 (the swarm tests do
+    the same; the saturation verdict itself is tested with explicit thresholds).
+    """
+    if args and args[0] in ("run", "demo") and "--saturation-lag-ms" not in args:
+        args = (*args, "--saturation-lag-ms", "1000")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "loadcaller", *args,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,

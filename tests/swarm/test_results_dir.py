@@ -62,7 +62,8 @@ def test_demo_with_overwrite_keeps_nothing_of_the_previous_ground_truth(tmp_path
     (out / "agent_turns.jsonl").write_text(old_truth)  # the agent appends to this file
     proc = subprocess.run([sys.executable, "-m", "loadcaller", "demo", "--results-dir", str(out),
                            "--overwrite", "--duration", "3s", "--users", "2", "--no-chaos",
-                           "--metrics-port", "-1"], capture_output=True, text=True, timeout=150,
+                           "--metrics-port", "-1", "--saturation-lag-ms", "1000"],
+                          capture_output=True, text=True, timeout=150,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.returncode == 0, proc.stderr
     truth = (out / "agent_turns.jsonl").read_text()

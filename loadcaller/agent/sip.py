@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from loadcaller.agent.server import ReferenceAgent
 from loadcaller.agent.session import AgentSession
-from loadcaller.media.frames import FRAME_NS, SILENCE_FRAME, PlayedFrame
+from loadcaller.media.frames import FRAME_NS, SILENCE_FRAME, PlayedFrame, SilenceGrid
 from loadcaller.sip import events as ev
 from loadcaller.sip.errors import ParseError, SipError
 from loadcaller.sip.rtp import Codec, RtpReceiver, RtpSender
@@ -67,23 +67,20 @@ class _Leg:
     rtp: asyncio.DatagramTransport
     receiver: RtpReceiver
     session: AgentSession
-    grid: int = 0  # when the next 20 ms of the caller's audio is due
+    silence: SilenceGrid = field(default_factory=lambda: SilenceGrid(GAP_NS))
 
     def hear(self, frames: list[PlayedFrame]) -> None:
         for frame in frames:
             if frame.audio:
                 self.session.on_audio(frame.audio, frame.t_ns)
-            self.grid = frame.t_ns + FRAME_NS
+        self.silence.heard(frames)
         for digit in self.receiver.take_dtmf():
             self.session.on_dtmf(digit.digit, digit.t_ns, digit.duration_ms)
 
     def fill_silence(self, now: int) -> None:
         """A caller that stops sending RTP (silence suppression) is heard as silence."""
-        if not self.grid:
-            return
-        while self.grid + FRAME_NS + GAP_NS <= now:
-            self.session.on_audio(SILENCE_FRAME, self.grid)
-            self.grid += FRAME_NS
+        for frame in self.silence.fill(now, SILENCE_FRAME):
+            self.session.on_audio(frame.audio, frame.t_ns)
 
 
 class SipAgent:

@@ -30,6 +30,7 @@ __all__ = [
     "SILENCE_FRAME",
     "SILENT",
     "PlayedFrame",
+    "SilenceGrid",
 ]
 
 FRAME_NS: Final = FRAME_MS * NS_PER_MS
@@ -44,3 +45,37 @@ class PlayedFrame:
 
     t_ns: int
     audio: bytes
+
+
+class SilenceGrid:
+    """Silence heard on the 20 ms grid while a packet stream pauses.
+
+    An RTP sender with silence suppression (many SIP agents, and callers that
+    pause) simply stops sending; the listener's VAD must still see time pass,
+    or a turn never ends. Frames are made up only ``hold_ns`` after they were
+    due, so a packet that is merely late (inside the receive window) is never
+    doubled by made-up silence. Sans-I/O: frames and ``now`` in, frames out.
+    """
+
+    __slots__ = ("grid", "hold_ns")
+
+    def __init__(self, hold_ns: int, *, start_ns: int = 0) -> None:
+        self.hold_ns = hold_ns
+        self.grid = start_ns  # when the next frame is due; 0: not started
+
+    def heard(self, frames: list[PlayedFrame]) -> None:
+        """Real frames arrived: the grid moves past the last one."""
+        if frames:
+            self.grid = max(self.grid, frames[-1].t_ns + FRAME_NS)
+
+    def fill(self, now_ns: int, audio: bytes = SILENT) -> list[PlayedFrame]:
+        """The silence frames due by ``now_ns`` (none before the grid has started)."""
+        grid = self.grid
+        if not grid or grid + FRAME_NS + self.hold_ns > now_ns:
+            return []
+        out = []
+        while grid + FRAME_NS + self.hold_ns <= now_ns:
+            out.append(PlayedFrame(grid, audio))
+            grid += FRAME_NS
+        self.grid = grid
+        return out

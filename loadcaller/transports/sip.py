@@ -38,7 +38,7 @@ from pydantic import Field, field_validator
 from chaos.packet import Impairment
 from loadcaller.config import Duration, Secret
 from loadcaller.errors import SetupFailed
-from loadcaller.media.frames import FRAME_NS, SILENCE_FRAME, PlayedFrame
+from loadcaller.media.frames import SILENCE_FRAME, PlayedFrame, SilenceGrid
 from loadcaller.media.impair import Held
 from loadcaller.media.outcomes import CallOutcome
 from loadcaller.sip import events as ev
@@ -180,7 +180,8 @@ class SipTransport(CallTransport):
         self._receiver: RtpReceiver | None = None
         self._dtmf: DtmfSender | None = None
         self._heard: list[PlayedFrame] = []
-        self._grid = 0  # when the next frame is due to be heard
+        self._silence = SilenceGrid(HOLD_NS)
+        self._awaiting_media = True  # no RTP heard yet (checked against no_media_timeout)
         self._t_answer = 0
         self._prev_silent = True
         self._early_packets = 0
@@ -194,6 +195,7 @@ class SipTransport(CallTransport):
         self._impair_in: Impairment | None = None
         self._held_out: Held[bytes] = Held()  # RTP the outbound model holds back
         self._held_in: Held[tuple[bytes, tuple[str, int]]] = Held()
+        self._core_closed: asyncio.Future[None] | None = None  # set while lingering
 
     def with_impairment(self, *, outbound: Impairment | None,
                         inbound: Impairment | None) -> SipTransport:
@@ -277,7 +279,7 @@ class SipTransport(CallTransport):
 
     def _start_media(self, media: Negotiated) -> None:
         self._media = media
-        self._t_answer = self._grid = now_ns()
+        self._t_answer = self._silence.grid = now_ns()
         self._sender = RtpSender.random(self.rng, media.payload_type, Codec(media.codec))
         if media.telephone_event is not None:
             self._dtmf = DtmfSender(self._sender, media.telephone_event)
@@ -323,15 +325,18 @@ class SipTransport(CallTransport):
         if receiver is not None:
             frames += receiver.flush(now)
         if frames:
-            self._grid = max(self._grid, frames[-1].t_ns + FRAME_NS)
+            self._silence.heard(frames)
+            self._awaiting_media = False
         elif self._media is not None:
             # no packet for a while: the caller hears silence pass (silence suppression)
-            while self._grid + FRAME_NS + HOLD_NS <= now:
-                frames.append(PlayedFrame(self._grid, b""))
-                self._grid += FRAME_NS
-            if (now - self._t_answer > self.target.no_media_timeout * NS_PER_S
-                    and (receiver is None or receiver.stats().received == 0)):
-                self._no_media()
+            frames = self._silence.fill(now)
+            if (self._awaiting_media
+                    and now - self._t_answer > self.target.no_media_timeout * NS_PER_S):
+                # checked once: RTP without audio yet (DTMF only, held packets) is media
+                if receiver is not None and receiver.stats().received:
+                    self._awaiting_media = False
+                else:
+                    self._no_media()
         return frames
 
     def send_dtmf(self, digit: str) -> None:
@@ -405,6 +410,8 @@ class SipTransport(CallTransport):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if core.closed and self._core_closed is not None and not self._core_closed.done():
+            self._core_closed.set_result(None)
         when = core.get_timer()
         if when is not None and not core.closed:
             self._timer = asyncio.get_running_loop().call_at(when, self._on_timer)
@@ -480,11 +487,13 @@ class SipTransport(CallTransport):
         task.add_done_callback(_LINGERING.discard)
 
     async def _linger(self, core: SipCall) -> None:
-        loop = asyncio.get_running_loop()
-        until = loop.time() + LINGER_S
+        self._core_closed = asyncio.get_running_loop().create_future()
         try:
-            while not core.closed and loop.time() < until:
-                await asyncio.sleep(0.1)
+            if not core.closed:
+                async with asyncio.timeout(LINGER_S):
+                    await self._core_closed  # resolved by _pump when the core closes
+        except TimeoutError:
+            pass
         finally:
             self._close_sockets()
 

@@ -36,7 +36,7 @@ or jitter gives 4.40 with no loss, 4.32 at 1 % random loss, 3.91 at 5 %.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 
 __all__ = [
     "BPL_G711",
@@ -107,18 +107,18 @@ def mos_from_r(r: float) -> float:
     return max(1.0, 1.0 + 0.035 * r + r * (r - 60.0) * (100.0 - r) * 7e-6)
 
 
-def mos(
-    loss_ratio: float,
-    *,
-    jitter_ms: float = 0.0,
-    delay_ms: float = 0.0,
-    burst_r: float = 1.0,
-    plc: bool = True,
-) -> float:
+class Link(TypedDict, total=False):
+    """What the network did besides loss (``r_factor``'s and ``mos``'s keywords)."""
+
+    jitter_ms: float
+    delay_ms: float
+    burst_r: float
+    plc: bool
+
+
+def mos(loss_ratio: float, **link: Unpack[Link]) -> float:
     """The E-model MOS estimate of a G.711 call (see the module docstring)."""
-    return mos_from_r(
-        r_factor(loss_ratio, jitter_ms=jitter_ms, delay_ms=delay_ms, burst_r=burst_r, plc=plc)
-    )
+    return mos_from_r(r_factor(loss_ratio, **link))
 
 
 def burst_ratio(loss_ratio: float, lost: int, loss_runs: int) -> float:

@@ -222,6 +222,18 @@ async def test_reinvite_hold_and_moved_port_are_answered_and_the_call_carries_on
     assert len(sipp.received("BYE")) == 1
 
 
+async def one_failed_setup(tmp_path, scenario) -> tuple[Sipp, int, list, list, dict]:
+    """One call to SIPp running ``scenario``; the run exits 1 and the call failed setup."""
+    async with Sipp(tmp_path / "sipp", scenario, calls=1) as sipp:
+        profile = sip_profile(tmp_path / "p.yaml", url=sipp.url, steps=ONE_TURN)
+        code, _, err = await run_loadcaller(profile, tmp_path / "r")
+        sipp_rc = await sipp.wait(10)
+    assert code == 1, err  # its only call failed: the run says so (exit 1)
+    calls, turns, summary = results(tmp_path / "r")
+    assert calls and calls[0]["outcome"] == "failed_setup", calls
+    return sipp, sipp_rc, calls, turns, summary
+
+
 @pytest.mark.parametrize(("status", "text", "kind"), [
     (486, "Busy Here", "busy"),
     (503, "Service Unavailable", "unavailable"),
@@ -230,13 +242,7 @@ async def test_reinvite_hold_and_moved_port_are_answered_and_the_call_carries_on
 async def test_rejections_are_failed_setup_with_status_and_class(tmp_path, status, text,
                                                                  kind):
     xml = scenario_copy(tmp_path, "uas_reject", {"486 Busy Here": f"{status} {text}"})
-    async with Sipp(tmp_path / "sipp", xml, calls=1) as sipp:
-        profile = sip_profile(tmp_path / "p.yaml", url=sipp.url, steps=ONE_TURN)
-        code, _, err = await run_loadcaller(profile, tmp_path / "r")
-        sipp_rc = await sipp.wait(10)
-    assert code == 1, err  # its only call failed: the run says so (exit 1)
-    calls, turns, summary = results(tmp_path / "r")
-    assert calls and calls[0]["outcome"] == "failed_setup", calls
+    sipp, sipp_rc, calls, turns, summary = await one_failed_setup(tmp_path, xml)
     reason = calls[0]["reason"]
     assert kind in reason and str(status) in reason and text in reason, reason
     assert not turns and "media" not in calls[0]
@@ -317,13 +323,7 @@ async def test_the_487_after_our_cancel_is_acked(tmp_path):
 ])
 async def test_unusable_answer_fails_setup_and_is_acked_then_hung_up(tmp_path, scenario,
                                                                      kind, words):
-    async with Sipp(tmp_path / "sipp", scenario, calls=1) as sipp:
-        profile = sip_profile(tmp_path / "p.yaml", url=sipp.url, steps=ONE_TURN)
-        code, _, err = await run_loadcaller(profile, tmp_path / "r")
-        sipp_rc = await sipp.wait(10)
-    assert code == 1, err  # its only call failed: the run says so (exit 1)
-    calls, turns, _ = results(tmp_path / "r")
-    assert calls and calls[0]["outcome"] == "failed_setup", calls
+    sipp, sipp_rc, calls, turns, _ = await one_failed_setup(tmp_path, scenario)
     reason = calls[0]["reason"]
     assert kind in reason and words in reason and "200" in reason, reason
     assert not turns

@@ -102,19 +102,24 @@ class Run:
     out_dir: Path
     metrics_port: int
     final_text: str = ""  # the exposition scraped by finish(), as served
+    waited: tuple[int, str, str] | None = None  # what wait() returned
 
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def wait(self, timeout: float = 120.0) -> tuple[int, str, str]:
+        """The exit code, stdout and stderr once it exits (kept: a second call returns them)."""
+        if self.waited is not None:
+            return self.waited
         try:
             out, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, err = self.proc.communicate()
             raise AssertionError(f"loadcaller did not finish in {timeout}s:\n{err}") from None
-        return self.proc.returncode, out, err
+        self.waited = (self.proc.returncode, out, err)
+        return self.waited
 
     def finish(self, timeout: float = 90.0) -> tuple[int, str, str, dict[str, float]]:
         """Wait for summary.json, scrape the lingering /metrics once, wait for the exit."""

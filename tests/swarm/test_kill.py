@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 from .conftest import (
     Agent,
+    Run,
     children_of,
     http_get,
     metric_sum,
@@ -66,31 +69,35 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_completes(tmp_path, age
     assert any(c["t_end"] > t_kill + 5 for c in calls)  # the survivor went on calling
 
 
-def test_workers_leave_within_seconds_when_the_master_is_killed(tmp_path, agent: Agent):
+@contextlib.contextmanager
+def _two_workers_calling(tmp_path, agent: Agent) -> Iterator[tuple[Run, list[int]]]:
+    """A --processes 2 run with calls going on both workers; afterwards nothing is left."""
     profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=4, duration="60s",
                             turns=3)
     run = start_run(profile, tmp_path / "r", "--processes", "2", *TRUSTING)
     workers: list[int] = []
     try:
         wait_until(lambda: _calls_going(run), 60, "calls on both workers")
-        workers = _workers_of(run.proc.pid)
-        run.proc.kill()
-        run.proc.wait(10)
-        wait_until(lambda: not any(process_alive(p) for p in workers), 5,
-                   "the workers to leave after their master's SIGKILL")
+        workers += _workers_of(run.proc.pid)
+        yield run, workers
     finally:
+        for pid in workers:  # a stopped worker must go on to find its master gone
+            if process_alive(pid):
+                os.kill(pid, signal.SIGCONT)
         _kill_leftovers(workers)
         run.wait(10)  # the pipes close once every writer is gone
 
 
+def test_workers_leave_within_seconds_when_the_master_is_killed(tmp_path, agent: Agent):
+    with _two_workers_calling(tmp_path, agent) as (run, workers):
+        run.proc.kill()
+        run.proc.wait(10)
+        wait_until(lambda: not any(process_alive(p) for p in workers), 5,
+                   "the workers to leave after their master's SIGKILL")
+
+
 def test_a_second_ctrl_c_exits_at_once(tmp_path, agent: Agent):
-    profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=4, duration="60s",
-                            turns=3)
-    run = start_run(profile, tmp_path / "r", "--processes", "2", *TRUSTING)
-    workers: list[int] = []
-    try:
-        wait_until(lambda: _calls_going(run), 60, "calls on both workers")
-        workers = _workers_of(run.proc.pid)
+    with _two_workers_calling(tmp_path, agent) as (run, workers):
         for pid in workers:  # stuck workers: the first Ctrl-C would wait for them
             os.kill(pid, signal.SIGSTOP)
         run.signal(signal.SIGINT)
@@ -105,10 +112,5 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path, agent: Agent):
             os.kill(pid, signal.SIGCONT)
         wait_until(lambda: not any(process_alive(p) for p in workers), 5,
                    "the workers to leave after their master exited")
-    finally:
-        for pid in workers:
-            if process_alive(pid):
-                os.kill(pid, signal.SIGCONT)
-        _kill_leftovers(workers)
-        _, _, err = run.wait(10)
+    _, _, err = run.wait()
     assert "again: exiting now" in err

@@ -107,7 +107,7 @@ REFUSED = {
     "bare_say": "scenarios: [{name: a, steps: [say]}]\n",
     "dtmf_too_long": "scenarios: [{name: a, steps: [{dtmf: '" + "1" * 65 + "'}]}]\n",
     "unknown_transport": "scenarios: [{name: a, steps: [hangup]}]\n"
-                         "target: {transport: webrtc}\n",
+                         "target: {transport: pigeon}\n",
     "sip_field_on_twilio": "scenarios: [{name: a, steps: [hangup]}]\n"
                            "target: {transport: twilio, codecs: [PCMU]}\n",
 }

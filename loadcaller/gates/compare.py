@@ -1,0 +1,242 @@
+"""``loadcaller compare RUN_A RUN_B``: did B regress against A?
+
+Both results directories' turns.jsonl are grouped the same ways: all turns,
+each scenario's turn index (turn 2 of a scenario is the same question asked
+every call), and each chaos phase (the turns a fault was active for; ``none``:
+no fault). A group regressed when the change is both large enough to matter
+and unlikely to be noise:
+
+- its p95 rose by more than the effect threshold (``--min-increase-ms``, and
+  ``--min-increase-ratio`` of A's p95, whichever is larger) and a bootstrap's
+  lower confidence bound of the rise is above zero (the tail moved; only from
+  :data:`MIN_TAIL_SAMPLES` latencies a side);
+- or its median rose by more than the threshold (of A's median) and the
+  Mann-Whitney U test says B's latencies tend to be larger (the body moved);
+- or its answered ratio fell by more than ``--max-answered-drop`` and a
+  two-proportion test says so.
+
+Every test is one more chance of a false alarm, so each is held to ``alpha``
+(default 0.01: a nightly comparison that cries wolf one night in twenty is soon
+ignored) divided by the number of tests, three per group (Bonferroni). A group with
+fewer than ``--min-samples`` latencies on a side is reported as too few
+samples, not judged. Exit codes: 0 no regression, 1 a regression, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+import numpy as np
+
+from loadcaller.gates import stats
+from loadcaller.gates.parse import NO_FAULT_PHASE
+
+EXIT_OK: Final = 0
+EXIT_REGRESSION: Final = 1
+EXIT_BAD_INPUT: Final = 2
+MAX_TURNS: Final = 1_000_000
+"""Turns read from each run (about 300 bytes of memory each); the rest are left out."""
+MIN_TAIL_SAMPLES: Final = 100
+"""The p95 test needs this many latencies a side (five of them in the tail): a bootstrap
+of a p95 from 20 values flagged 2 of 100 identical pairs where alpha allowed 1 in 300."""
+TESTS_PER_GROUP: Final = 3  # p95 (bootstrap), median (Mann-Whitney), answered ratio
+
+
+class CompareInputError(ValueError):
+    """A results directory that cannot be compared (missing, no turns.jsonl, no turns)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    alpha: float = 0.01
+    min_increase_ms: float = 50.0
+    min_increase_ratio: float = 0.10
+    max_answered_drop: float = 0.02
+    min_samples: int = 20
+    seed: int = 0
+
+
+@dataclass
+class Group:
+    """One side's turns of a group: latencies (ms) and answered/total counts."""
+
+    latencies: list[float]
+    answered: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    name: str
+    n_a: int
+    n_b: int
+    p50_a: float | None
+    p50_b: float | None
+    p95_a: float | None
+    p95_b: float | None
+    p_value: float | None  # Mann-Whitney, B greater
+    answered_a: float | None
+    answered_b: float | None
+    verdict: str
+
+    @property
+    def regressed(self) -> bool:
+        return self.verdict.startswith("REGRESSION")
+
+
+def read_run(directory: Path) -> dict[str, Group]:
+    """Group a results directory's turns; raise CompareInputError when there are none."""
+    if not directory.is_dir():
+        raise CompareInputError(f"{directory}: no such results directory")
+    path = directory / "turns.jsonl"
+    if not path.is_file():
+        raise CompareInputError(f"{directory}: no turns.jsonl (not a loadcaller results "
+                                "directory, or a run that measured nothing)")
+    groups: dict[str, Group] = defaultdict(lambda: Group([]))
+    turns = 0
+    scenarios: set[str] = set()
+    rows: list[tuple[str, int, list[str], bool, float | None]] = []
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a run killed mid-write leaves half a line
+            if not isinstance(rec, dict):
+                continue
+            if turns >= MAX_TURNS:
+                print(f"loadcaller compare: {path}: only its first {MAX_TURNS:,} turns are "
+                      "compared", file=sys.stderr)
+                break
+            turns += 1
+            raw_lat, raw_faults, raw_turn = (rec.get(k) for k in ("latency_ms", "faults", "turn"))
+            lat = (float(raw_lat) if isinstance(raw_lat, int | float)
+                   and not isinstance(raw_lat, bool) and raw_lat >= 0 else None)
+            faults = [str(x) for x in raw_faults] if isinstance(raw_faults, list) else []
+            scenario = str(rec.get("scenario", "?"))
+            scenarios.add(scenario)
+            turn = raw_turn if isinstance(raw_turn, int) else -1
+            rows.append((scenario, turn, faults, rec.get("outcome") == "answered", lat))
+    if not turns:
+        raise CompareInputError(f"{path}: holds no turns")
+    any_fault = any(r[2] for r in rows)
+    for scenario, turn, faults, answered, lat in rows:
+        keys = ["overall", f"turn {turn}" if len(scenarios) == 1 else f"{scenario} turn {turn}"]
+        if any_fault:
+            keys += [f"phase {f}" for f in faults] or [f"phase {NO_FAULT_PHASE}"]
+        for key in keys:
+            g = groups[key]
+            g.total += 1
+            g.answered += answered
+            if lat is not None:
+                g.latencies.append(lat)
+    return dict(groups)
+
+
+def _pct(x: np.ndarray, q: float) -> float | None:
+    return float(np.percentile(x, q)) if len(x) else None
+
+
+def _judge(name: str, a: Group, b: Group, s: Settings, alpha: float,
+           rng: np.random.Generator) -> Row:
+    xa, xb = np.asarray(a.latencies, dtype=np.float64), np.asarray(b.latencies, dtype=np.float64)
+    p50_a, p50_b, p95_a, p95_b = _pct(xa, 50), _pct(xb, 50), _pct(xa, 95), _pct(xb, 95)
+    ans_a = a.answered / a.total if a.total else None
+    ans_b = b.answered / b.total if b.total else None
+    common = dict(name=name, n_a=len(xa), n_b=len(xb), p50_a=p50_a, p50_b=p50_b, p95_a=p95_a,
+                  p95_b=p95_b, answered_a=ans_a, answered_b=ans_b)
+    reasons: list[str] = []
+    if min(a.total, b.total) >= s.min_samples and ans_a is not None and ans_b is not None:
+        p_ans = stats.proportion_drop(a.answered, a.total, b.answered, b.total)
+        if ans_a - ans_b > s.max_answered_drop and p_ans < alpha:
+            reasons.append(f"answered {100 * ans_a:.1f}% -> {100 * ans_b:.1f}%")
+    if min(len(xa), len(xb)) < s.min_samples:
+        verdict = ("REGRESSION: " + "; ".join(reasons) if reasons
+                   else f"too few samples (need {s.min_samples} latencies a side)")
+        return Row(**common, p_value=None, verdict=verdict)  # type: ignore[arg-type]
+    p_value, _ = stats.mann_whitney_greater(xa, xb)
+    assert p50_a is not None and p50_b is not None and p95_a is not None and p95_b is not None
+    tail = max(s.min_increase_ms, s.min_increase_ratio * p95_a)
+    if (min(len(xa), len(xb)) >= MIN_TAIL_SAMPLES and p95_b - p95_a > tail
+            and stats.p95_shift_lower_bound(xa, xb, alpha, rng) > 0):
+        reasons.append(f"p95 +{p95_b - p95_a:,.0f} ms")
+    body = max(s.min_increase_ms, s.min_increase_ratio * p50_a)
+    if p50_b - p50_a > body and p_value < alpha:
+        reasons.append(f"median +{p50_b - p50_a:,.0f} ms")
+    verdict = "REGRESSION: " + "; ".join(reasons) if reasons else "ok"
+    return Row(**common, p_value=p_value, verdict=verdict)  # type: ignore[arg-type]
+
+
+def _order(name: str) -> tuple[int, str, int, str]:
+    """overall, then turns (turn 2 before turn 10), then phases."""
+    head, _, last = name.rpartition(" ")
+    rank = 0 if name == "overall" else 2 if name.startswith("phase ") else 1
+    return rank, head, int(last) if last.isdigit() else 0, name
+
+
+def compare_runs(a: dict[str, Group], b: dict[str, Group], s: Settings) -> list[Row]:
+    """One row per group present in both runs, overall first."""
+    names = sorted(set(a) & set(b), key=_order)
+    tested = sum(min(len(a[n].latencies), len(b[n].latencies)) >= s.min_samples
+                 or min(a[n].total, b[n].total) >= s.min_samples for n in names)
+    alpha = s.alpha / (TESTS_PER_GROUP * max(1, tested))
+    rng = np.random.default_rng(s.seed)
+    return [_judge(n, a[n], b[n], s, alpha, rng) for n in names]
+
+
+def _f(v: float | None, spec: str = ",.0f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def print_table(rows: list[Row], out: TextIO) -> None:
+    w = min(60, max([len("group"), *(len(r.name) for r in rows)])) + 2
+    head = (f"  {'group':<{w}}{'n A':>7}{'n B':>7}{'p50 A':>9}{'p50 B':>9}{'p95 A':>9}"
+            f"{'p95 B':>9}{'answ A':>8}{'answ B':>8}{'p (MWU)':>10}  verdict")
+    print(head, file=out)
+    for r in rows:
+        ans_a = "-" if r.answered_a is None else f"{100 * r.answered_a:.1f}%"
+        ans_b = "-" if r.answered_b is None else f"{100 * r.answered_b:.1f}%"
+        print(f"  {r.name[:w - 2]:<{w}}{r.n_a:>7}{r.n_b:>7}{_f(r.p50_a):>9}{_f(r.p50_b):>9}"
+              f"{_f(r.p95_a):>9}{_f(r.p95_b):>9}{ans_a:>8}{ans_b:>8}"
+              f"{_f(r.p_value, '.2g'):>10}  {r.verdict}", file=out)
+
+
+def run_compare(run_a: Path, run_b: Path, settings: Settings | None = None,
+                out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """The ``compare`` command: print the table; return 0, 1 (regression) or 2."""
+    s = settings or Settings()
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        a, b = read_run(run_a), read_run(run_b)
+    except CompareInputError as exc:
+        print(f"loadcaller compare: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"loadcaller compare: cannot read: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    rows = compare_runs(a, b, s)
+    print(f"  A: {run_a}\n  B: {run_b}\n  latencies in ms; a regression is significant at "
+          f"alpha {s.alpha:g} (Bonferroni over groups and tests) and larger than "
+          f"{s.min_increase_ms:g} ms and {100 * s.min_increase_ratio:g}%\n", file=out)
+    print_table(rows, out)
+    regressed = [r for r in rows if r.regressed]
+    if regressed:
+        print(f"\nloadcaller compare: B regressed against A in {len(regressed)} of "
+              f"{len(rows)} groups: {', '.join(r.name for r in regressed)}", file=err)
+        return EXIT_REGRESSION
+    few = [r for r in rows if r.verdict.startswith("too few")]
+    print(f"\n  no regression{f' ({len(few)} groups had too few samples to judge)' if few else ''}",
+          file=out)
+    return EXIT_OK
+
+
+def settings_from(args: Any) -> Settings:
+    """Settings from ``loadcaller compare``'s options."""
+    return Settings(alpha=args.alpha, min_increase_ms=args.min_increase_ms,
+                    min_increase_ratio=args.min_increase_ratio,
+                    max_answered_drop=args.max_answered_drop, min_samples=args.min_samples)

@@ -1,0 +1,72 @@
+"""The gates' part of a run's end: judge, print, write JUnit, push.
+
+Called by :func:`loadcaller.swarm.run.run_swarm` on the process that wrote the
+summary: :func:`judge_gates` before summary.json is written (it adds
+``gates``), :func:`print_gates` after the results table, and
+:func:`publish` once the exit code is known.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from loadcaller.gates.evaluate import GateResult, evaluate, format_value
+from loadcaller.gates.parse import Gate
+
+_RUN_PROBLEMS = {130: "stopped by SIGINT", 143: "stopped by SIGTERM",
+                 3: "the generator saturated: its own lag may have set the numbers",
+                 4: "the master did not get its workers"}
+
+
+def judge_gates(gates: Sequence[Gate], summary: dict[str, Any],
+                results_dir: Path | None) -> list[GateResult]:
+    """Evaluate ``gates`` and record them in ``summary["gates"]`` (always a list)."""
+    turns = None if results_dir is None else results_dir / "turns.jsonl"
+    results = evaluate(gates, summary, turns)
+    summary["gates"] = [r.to_json() for r in results]
+    return results
+
+
+def print_gates(results: Sequence[GateResult], out: TextIO | None = None,
+                err: TextIO | None = None) -> int:
+    """Print each gate's verdict (stdout) and a line naming the failed ones (stderr).
+
+    Returns how many failed.
+    """
+    if not results:
+        return 0
+    out, err = out or sys.stdout, err or sys.stderr
+    print("  SLO gates:", file=out)
+    for r in results:
+        print(f"    {r.line()}", file=out)
+    print(file=out, flush=True)
+    failed = [r for r in results if not r.passed]
+    if failed:
+        names = "; ".join(f"{r.gate.label} (measured {format_value(r.gate, r.value)})"
+                          for r in failed)
+        print(f"loadcaller: {len(failed)} of {len(results)} SLO gates failed: {names}",
+              file=err, flush=True)
+    return len(failed)
+
+
+def publish(results: Sequence[GateResult], summary: dict[str, Any], *, code: int,
+            junit: Path | None, pushgateway: str | None, err: TextIO | None = None) -> None:
+    """Write ``--junit`` and push to ``--pushgateway``; either failing is a warning."""
+    err = err or sys.stderr
+    if junit is not None:
+        from loadcaller.gates.junit import write_junit
+
+        problem = _RUN_PROBLEMS.get(code) or summary.get("failure")
+        try:
+            write_junit(junit, results, summary, run_problem=problem)
+        except OSError as exc:
+            print(f"loadcaller: warning: could not write {junit}: {exc}", file=err, flush=True)
+    if pushgateway is not None:
+        from loadcaller.gates.push import push_run
+
+        warning = push_run(pushgateway, summary, results, code)
+        if warning is not None:
+            print(f"loadcaller: warning: {warning}", file=err, flush=True)

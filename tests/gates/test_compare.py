@@ -1,0 +1,160 @@
+"""``loadcaller compare`` on synthetic runs whose answer is known."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from loadcaller.cli import main
+from loadcaller.gates import stats
+from loadcaller.gates.compare import Settings, read_run, run_compare
+
+
+def write_run(directory: Path, latencies: np.ndarray, *, turns: int = 3,
+              faults: list[list[str]] | None = None, unanswered: int = 0) -> Path:
+    """A results directory whose turns.jsonl holds ``latencies`` (ms), spread over turns."""
+    directory.mkdir(parents=True)
+    with (directory / "turns.jsonl").open("w") as f:
+        for i, lat in enumerate(latencies):
+            f.write(json.dumps({
+                "call_id": f"c{i // turns}", "scenario": "order", "turn": i % turns,
+                "outcome": "answered", "latency_ms": round(float(lat), 3),
+                "faults": faults[i] if faults else []}) + "\n")
+        for i in range(unanswered):
+            f.write(json.dumps({"call_id": f"u{i}", "scenario": "order", "turn": i % turns,
+                                "outcome": "no_response", "latency_ms": None,
+                                "faults": []}) + "\n")
+    return directory
+
+
+def lognormal(rng: np.random.Generator, n: int, median_ms: float,
+              sigma: float = 0.35) -> np.ndarray:
+    return rng.lognormal(np.log(median_ms), sigma, n)
+
+
+def _compare(a: Path, b: Path, **kw: float) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run_compare(a, b, Settings(**kw), out, err)  # type: ignore[arg-type]
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_the_same_distribution_resampled_does_not_flag(tmp_path: Path) -> None:
+    # twenty pairs of runs drawn from one distribution: none may flag (alpha 0.05 over the
+    # groups, and a rise has to exceed 50 ms and 10% as well)
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        a = write_run(tmp_path / f"a{seed}", lognormal(rng, 300, 800))
+        b = write_run(tmp_path / f"b{seed}", lognormal(rng, 300, 800))
+        code, out, _ = _compare(a, b)
+        assert code == 0, out
+        assert "REGRESSION" not in out
+
+
+def test_a_shifted_distribution_flags(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    a = write_run(tmp_path / "a", lognormal(rng, 300, 800))
+    b = write_run(tmp_path / "b", lognormal(rng, 300, 1000))  # +25 % everywhere
+    code, out, err = _compare(a, b)
+    assert code == 1
+    overall = next(line for line in out.splitlines() if line.strip().startswith("overall"))
+    assert "REGRESSION" in overall and "median +" in overall and "p95 +" in overall
+    assert "B regressed against A in" in err and "overall" in err
+
+
+def test_a_tail_that_moved_flags_by_its_p95(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    base = lognormal(rng, 600, 800, sigma=0.2)
+    slow = base.copy()
+    slow[rng.choice(600, 60, replace=False)] += 2000  # 10 % of turns 2 s slower
+    a = write_run(tmp_path / "a", lognormal(rng, 600, 800, sigma=0.2))
+    b = write_run(tmp_path / "b", slow)
+    code, out, _ = _compare(a, b)
+    assert code == 1
+    overall = next(line for line in out.splitlines() if line.strip().startswith("overall"))
+    assert "p95 +" in overall and "median" not in overall
+
+
+def test_a_trivial_difference_does_not_flag_however_significant(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    a = write_run(tmp_path / "a", lognormal(rng, 5000, 800, sigma=0.1))
+    b = write_run(tmp_path / "b", lognormal(rng, 5000, 815, sigma=0.1))  # +15 ms
+    code, out, _ = _compare(a, b)
+    assert code == 0, out
+
+
+def test_per_turn_and_per_phase_groups(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    n = 600
+    faults = [["crm-slow"] if i % 3 == 1 else [] for i in range(n)]
+    lat_a = lognormal(rng, n, 800)
+    lat_b = lognormal(rng, n, 800)
+    lat_b[1::3] += 1500  # turn 1 slowed, which is also the crm-slow phase
+    a = write_run(tmp_path / "a", lat_a, faults=faults)
+    b = write_run(tmp_path / "b", lat_b, faults=faults)
+    code, out, _ = _compare(a, b)
+    assert code == 1
+    verdicts = {line.split()[0] + " " + line.split()[1]: line for line in out.splitlines()
+                if line.startswith("  turn ") or line.startswith("  phase ")}
+    assert "REGRESSION" in verdicts["turn 1"]
+    assert "REGRESSION" in verdicts["phase crm-slow"]
+    assert "REGRESSION" not in verdicts["turn 0"] and "REGRESSION" not in verdicts["turn 2"]
+    assert "REGRESSION" not in verdicts["phase none"]
+
+
+def test_fewer_answered_turns_flag(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    a = write_run(tmp_path / "a", lognormal(rng, 300, 800))
+    b = write_run(tmp_path / "b", lognormal(rng, 270, 800), unanswered=30)
+    code, out, _ = _compare(a, b)
+    assert code == 1
+    assert "answered 100.0% -> 90.0%" in out
+
+
+def test_too_few_samples_says_so_and_does_not_flag(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    a = write_run(tmp_path / "a", lognormal(rng, 9, 800))
+    b = write_run(tmp_path / "b", lognormal(rng, 9, 3000))
+    code, out, _ = _compare(a, b)
+    assert code == 0
+    assert "too few samples (need 20 latencies a side)" in out
+    assert "groups had too few samples to judge" in out
+
+
+def test_bad_input_exits_2_through_the_command_line(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(7)
+    good = write_run(tmp_path / "good", lognormal(rng, 30, 800))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "blank").mkdir()
+    (tmp_path / "blank" / "turns.jsonl").write_text("\n")
+    assert main(["compare", str(good), str(tmp_path / "nope")]) == 2
+    assert "nope: no such results directory" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "empty"), str(good)]) == 2
+    assert "empty: no turns.jsonl" in capsys.readouterr().err
+    assert main(["compare", str(good), str(tmp_path / "blank")]) == 2
+    assert "turns.jsonl: holds no turns" in capsys.readouterr().err
+    assert main(["compare", str(good), str(good)]) == 0
+
+
+def test_read_run_skips_a_half_written_last_line(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "a", np.array([100.0, 200.0, 300.0]))
+    with (run / "turns.jsonl").open("a") as f:
+        f.write('{"call_id": "x", "lat')
+    groups = read_run(run)
+    assert groups["overall"].latencies == [100.0, 200.0, 300.0]
+    assert set(groups) == {"overall", "turn 0", "turn 1", "turn 2"}
+
+
+def test_mann_whitney_matches_a_hand_computed_case() -> None:
+    # A = [1, 2, 3], B = [4, 5, 6]: U_B = 9 = n_A n_B, so superiority 1.0;
+    # z = (9 - 4.5 - 0.5) / sqrt(5.25)
+    p, sup = stats.mann_whitney_greater(np.array([1.0, 2, 3]), np.array([4.0, 5, 6]))
+    assert sup == 1.0
+    assert p == pytest.approx(0.5 * math.erfc(4 / 5.25 ** 0.5 / 2 ** 0.5))
+    p_same, sup_same = stats.mann_whitney_greater(np.ones(5), np.ones(5))
+    assert (p_same, sup_same) == (1.0, 0.5)

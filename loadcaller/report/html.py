@@ -155,5 +155,5 @@ def write_run_report(directory: Path | None, exit_code: int | None) -> Path | No
         print(f"loadcaller: warning: could not write the report: {type(exc).__name__}: "
               f"{exc}", file=sys.stderr, flush=True)
         return None
-    print(f"loadcaller: report {path}", file=sys.stderr, flush=True)
+    print(f"  report: {path}", flush=True)  # stdout, beside the summary: stderr ends with why
     return path

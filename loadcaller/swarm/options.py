@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from loadcaller.calls.clock import SATURATION_LAG_MS
+from loadcaller.calls.stretches import WINDOW_S
 
 DEFAULT_METRICS_PORT = 9646
 DEFAULT_WEB_PORT = 8089
@@ -14,9 +15,10 @@ DEFAULT_MASTER_PORT = 5557
 
 # exit codes (also in ``loadcaller --help``)
 EXIT_OK = 0
-EXIT_FAILED = 1  # no call connected, or more than max_failed_ratio of the calls failed
+EXIT_FAILED = 1  # no call connected, more than max_failed_ratio of the calls failed, or a gate
 EXIT_SATURATED = 3
 EXIT_NO_WORKERS = 4
+EXIT_RESULTS_LOST = 5  # summary.json or call records could not be written
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +45,12 @@ class SwarmOptions:
     expect_workers: int = 1
     expect_workers_timeout_s: float = 60.0
     saturation_lag_ms: float = SATURATION_LAG_MS
+    saturation_window_s: float = WINDOW_S  # the media clock is judged per window this long
     max_failed_ratio: float = 0.5  # more failed calls than this fails the run (exit 1)
     progress_every_s: float = 2.0
     csv_prefix: str | None = None  # Locust's --csv
     html_path: Path | None = None  # Locust's --html
     overwrite: bool = False  # a non-empty results_dir is refused unless this is set
+    junit_path: Path | None = None  # --junit: one JUnit test case per SLO gate
+    pushgateway_url: str | None = None  # --pushgateway: the run's final figures pushed there
     extra_run_info: dict[str, Any] = field(default_factory=dict)

@@ -81,7 +81,7 @@ async def test_help_lists_every_exit_code():
     code, out, _ = await run_cli("run", "--help", timeout=60)
     assert code == 0
     for line in ("  1    the calls failed the run", "--max-failed-ratio", "  3    the generator",
-                 "130/143 first, then 3"):
+                 "  5    the results are incomplete", "130/143 first, then 5, then 3"):
         assert line in out, line
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from .conftest import Agent, Run, free_port, write_profile
 
 PROBE = Path(__file__).with_name("ship_probe.py")
-FILE_LIMIT = 3200  # bytes per file: summary.json (~2.5 kB) fits, calls.jsonl will not
+FILE_LIMIT = 12_000  # bytes per file: summary.json (~5 kB) fits, calls.jsonl will not
 
 
 def test_records_survive_a_snapshot_timeout_and_a_failed_send(tmp_path):
@@ -44,7 +44,7 @@ def _complete_lines(path: Path) -> list[dict[str, object]]:
 
 
 def test_a_full_disk_still_writes_the_summary_and_says_what_was_lost(tmp_path, agent: Agent):
-    profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=8, duration="10s")
+    profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=24, duration="15s")
     out_dir = tmp_path / "r"
     port = free_port()
     proc = subprocess.Popen(
@@ -54,7 +54,7 @@ def test_a_full_disk_still_writes_the_summary_and_says_what_was_lost(tmp_path, a
         env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"},
         preexec_fn=_limit_file_size)
     code, _, err = Run(proc, out_dir, port).wait(120)
-    assert code == 0, err
+    assert code == 5, err  # the results are incomplete: the exit code says so
     assert "Traceback" not in err
     summary = json.loads((out_dir / "summary.json").read_text())
     swarm = summary["swarm"]

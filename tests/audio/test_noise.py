@@ -99,12 +99,14 @@ def test_vad_onsets_at_10db_snr_within_40ms_when_noise_is_under_its_release_leve
     assert all(e is not None and e <= 40 for e in errors), errors
 
 
-def test_vad_cannot_find_onsets_when_noise_is_above_its_threshold() -> None:
+@pytest.mark.parametrize("kind", ["white", "pink"])
+def test_vad_finds_onsets_when_noise_is_above_its_fixed_threshold(kind: str) -> None:
     # the same SNR at a normal speaking level (-21 dBFS): the noise alone (-31 dBFS) is
-    # "speech" to a fixed-threshold VAD, which then never sees the caller start. Pinned
-    # so that the day the VAD learns its noise floor, this test says so.
-    errors = onset_errors_ms("white", 0.0, n=3)
-    assert all(e is None or e >= 500 for e in errors), errors
+    # over the fixed -40 dBFS, which a fixed-threshold VAD took for one endless run; the
+    # VAD learns the bed in its first second and raises its thresholds over it
+    # (tests/audio/test_vad_noise.py measures every kind and phrase)
+    errors = onset_errors_ms(kind, 0.0, n=5)
+    assert all(e is not None and e <= 40 for e in errors), errors
 
 
 def test_band_limit_removes_out_of_band_energy() -> None:

@@ -17,7 +17,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    GetJsonSchemaHandler,
+    SecretStr,
+    WithJsonSchema,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from chaos.units import parse_duration
 
@@ -116,3 +125,14 @@ Secret = Annotated[
 ]
 """A password or token: never printed (``**********``), from the profile, ``${VAR}``
 or ``{file: PATH}``; ``.get_secret_value()`` where it is used."""
+
+
+class AlsoAccepts:
+    """JSON Schema: the type's own schema, or ``alternatives`` (forms a validator converts)."""
+
+    def __init__(self, *alternatives: dict[str, Any]) -> None:
+        self.alternatives = alternatives
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"anyOf": [handler(schema), *self.alternatives]}

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from loadcaller.calls import asr
-from loadcaller.config import Duration
+from loadcaller.config import AlsoAccepts, Duration
 from loadcaller.config import Model as _Model
 from loadcaller.media.outcomes import TurnOutcome
 
@@ -90,8 +90,10 @@ class BargeInArgs(_Model):
     into the agent's reply as heard; the agent still speaking ``stop_timeout``
     after the interruption began is ``not_stopped``."""
 
-    say: Annotated[SayArgs, BeforeValidator(lambda v: {"text": v} if isinstance(v, str) else v)]
-    after: Annotated[Duration | DurationRange, BeforeValidator(_range)] = 0.5
+    say: Annotated[SayArgs, BeforeValidator(lambda v: {"text": v} if isinstance(v, str) else v),
+                   AlsoAccepts({"type": "string", "minLength": 1})]
+    after: Annotated[Duration | DurationRange, BeforeValidator(_range),
+                     AlsoAccepts({"type": "string", "pattern": r"^[^.]+\.\.[^.]+$"})] = 0.5
     stop_timeout: Duration = Field(3.0, gt=0)
     timeout: Duration | None = Field(None, description="for the reply to begin "
                                      "(default: call.turn_timeout)")
@@ -109,7 +111,7 @@ class IfArgs(_Model):
     """Run ``then`` when the last measured turn's outcome is ``outcome`` (or one of a
     list), else ``else``. Before any turn the outcome is ``none``."""
 
-    outcome: list[str] = Field(min_length=1)
+    outcome: Annotated[list[str], AlsoAccepts({"enum": list(IF_OUTCOMES)})] = Field(min_length=1)
     then: list[Step] = Field(min_length=1)
     else_: list[Step] = Field(default_factory=list, alias="else")
 

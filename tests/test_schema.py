@@ -84,6 +84,10 @@ ACCEPTED = {
     "sip_with_transport": "target: {transport: sip, url: 'sips:bot@example.com', "
                           "rtp_ports: [20000, 20999]}\n",
     "secret_forms": "target: {url: 'ws://127.0.0.1:1/x', auth_token: {file: token.txt}}\n",
+    "behaviour_step_shorthands": "scenarios: [{name: b, steps: [wait_for_agent, "
+                                 "{barge_in: {say: 'wait, no', after: 300ms..900ms}}, "
+                                 "{if: {outcome: no_response, then: [{say: hello?}]}}, "
+                                 "{repeat: {times: 2, steps: [{silence: 2s}]}}, hangup]}]\n",
     "dtmf_and_pause": "scenarios: [{name: c, steps: [{dtmf: '12#*AD'}, {pause: 500ms}]}]\n",
     "load_shape": "load: {shape: {type: open, rate: 2.5, late_after: 250ms}}\n",
     "media_and_chaos": "media: {inbound: [{type: loss, loss: 0.02}]}\n"

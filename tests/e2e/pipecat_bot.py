@@ -33,7 +33,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import uvicorn
@@ -106,6 +106,40 @@ class Responder(FrameProcessor):
             self._record["replies"].append(time.monotonic())
 
 
+async def run_pipeline(transport: Any, analyzer: SileroVADAnalyzer, *, greeting: bytes,
+                       reply: bytes, record: dict[str, Any], rate: int, log: IO[str] | None
+                       ) -> None:
+    """transport.input() -> VAD -> Responder -> transport.output(), greeting the caller
+    when the client connects; the call's ``record`` is logged when the call ends."""
+    pipeline = Pipeline([transport.input(), VADProcessor(vad_analyzer=analyzer),
+                         Responder(reply, record), transport.output()])
+    worker = PipelineWorker(
+        pipeline,
+        params=PipelineParams(audio_in_sample_rate=rate, audio_out_sample_rate=rate),
+        idle_timeout_secs=60,
+    )
+
+    @transport.event_handler("on_client_connected")
+    async def on_client_connected(transport: Any, client: Any) -> None:
+        record["t_connected"] = time.monotonic()
+        await worker.queue_frames([OutputAudioRawFrame(greeting, PACK_RATE, 1)])
+        record["greeted"] = time.monotonic()
+
+    @transport.event_handler("on_client_disconnected")
+    async def on_client_disconnected(transport: Any, client: Any) -> None:
+        record["t_disconnected"] = time.monotonic()
+        await worker.cancel()
+
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(worker)
+    try:
+        await runner.run()
+    finally:
+        if log is not None:
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+
+
 def build_app(args: argparse.Namespace) -> FastAPI:
     app = FastAPI()
     greeting = pack_pcm(GREETING, args.max_pause_ms)
@@ -154,43 +188,16 @@ def build_app(args: argparse.Namespace) -> FastAPI:
             analyzer = await asyncio.to_thread(SileroVADAnalyzer, params=vad_params)
         else:
             analyzer = SileroVADAnalyzer(params=vad_params)
-        vad = VADProcessor(vad_analyzer=analyzer)
-        pipeline = Pipeline([transport.input(), vad, Responder(reply, record), transport.output()])
-        worker = PipelineWorker(
-            pipeline,
-            params=PipelineParams(
-                audio_in_sample_rate=rate, audio_out_sample_rate=rate
-            ),
-            idle_timeout_secs=60,
-        )
-
-        @transport.event_handler("on_client_connected")
-        async def on_client_connected(transport: Any, client: Any) -> None:
-            record["t_connected"] = time.monotonic()
-            await worker.queue_frames([OutputAudioRawFrame(greeting, PACK_RATE, 1)])
-            record["greeted"] = time.monotonic()
-
-        @transport.event_handler("on_client_disconnected")
-        async def on_client_disconnected(transport: Any, client: Any) -> None:
-            record["t_disconnected"] = time.monotonic()
-            await worker.cancel()
-
-        runner = WorkerRunner(handle_sigint=False)
-        await runner.add_workers(worker)
-        try:
-            await runner.run()
-        finally:
-            if log is not None:
-                log.write(json.dumps(record) + "\n")
-                log.flush()
+        await run_pipeline(transport, analyzer, greeting=greeting, reply=reply,
+                           record=record, rate=rate, log=log)
 
     return app
 
 
-async def serve(args: argparse.Namespace) -> None:
-    config = uvicorn.Config(
-        build_app(args), host="127.0.0.1", port=args.port, log_level="warning", lifespan="off"
-    )
+async def serve_app(app: FastAPI, port: int, ready: str) -> None:
+    """Serve ``app`` on 127.0.0.1:port; print ``READY`` + ``ready`` (``{port}`` filled)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="off")
     server = uvicorn.Server(config)  # exits on SIGINT/SIGTERM
     task = asyncio.ensure_future(server.serve())
     for _ in range(300):  # up to 30 s to start listening
@@ -199,32 +206,41 @@ async def serve(args: argparse.Namespace) -> None:
         await asyncio.sleep(0.1)
     if not server.started:
         task.cancel()
-        raise SystemExit("pipecat_bot: uvicorn did not start")
-    port = server.servers[0].sockets[0].getsockname()[1]
-    print(f"READY ws://127.0.0.1:{port}/ws", flush=True)
+        raise SystemExit(f"{sys.argv[0]}: uvicorn did not start")
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    print("READY " + ready.format(port=bound), flush=True)
     await task
+
+
+def common_args(parser: argparse.ArgumentParser) -> None:
+    """The options both bots take (port, log, Silero's stop, pauses, log level)."""
+    parser.add_argument("port", type=int, help="port on 127.0.0.1 (0 picks a free one)")
+    parser.add_argument("--log", type=Path, help="append one JSON line per call here")
+    parser.add_argument("--vad-stop-secs", type=float, default=0.2,
+                        help="Silero VADParams.stop_secs (Pipecat's default 0.2)")
+    parser.add_argument("--max-pause-ms", type=int, default=None,
+                        help="shorten pauses inside the greeting and reply to this long")
+    parser.add_argument("--log-level", default="WARNING", help="loguru level for Pipecat")
+
+
+def run_main(parser: argparse.ArgumentParser, build: Any, ready: str) -> None:
+    args = parser.parse_args()
+    logger.remove()
+    logger.add(sys.stderr, level=args.log_level)
+    asyncio.run(serve_app(build(args), args.port, ready))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("port", type=int, help="port on 127.0.0.1 (0 picks a free one)")
-    parser.add_argument("--log", type=Path, help="append one JSON line per call here")
+    common_args(parser)
     parser.add_argument("--sample-rate", type=int, default=8000,
                         help="pipeline audio in/out rate (8000 as in Pipecat's Twilio "
                         "examples; 16000 makes the serializer resample); a call's "
                         "customParameters.pipeline_sample_rate overrides it")
-    parser.add_argument("--vad-stop-secs", type=float, default=0.2,
-                        help="Silero VADParams.stop_secs (Pipecat's default 0.2)")
     parser.add_argument("--vad-load", choices=("inline", "thread"), default="inline",
                         help="build SileroVADAnalyzer on the event loop, as Pipecat's examples "
                         "do (inline), or in a worker thread (thread)")
-    parser.add_argument("--max-pause-ms", type=int, default=None,
-                        help="shorten pauses inside the greeting and reply to this long")
-    parser.add_argument("--log-level", default="WARNING", help="loguru level for Pipecat")
-    args = parser.parse_args()
-    logger.remove()
-    logger.add(sys.stderr, level=args.log_level)
-    asyncio.run(serve(args))
+    run_main(parser, build_app, "ws://127.0.0.1:{port}/ws")
 
 
 if __name__ == "__main__":

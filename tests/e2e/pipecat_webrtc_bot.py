@@ -26,27 +26,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-import uvicorn
 from fastapi import BackgroundTasks, FastAPI
-from loguru import logger
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
-from pipecat.frames.frames import (
-    Frame,
-    OutputAudioRawFrame,
-    VADUserStartedSpeakingFrame,
-    VADUserStoppedSpeakingFrame,
-)
-from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.processors.audio.vad_processor import VADProcessor
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.request_handler import (
@@ -55,32 +40,14 @@ from pipecat.transports.smallwebrtc.request_handler import (
     SmallWebRTCRequestHandler,
 )
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
-from pipecat.workers.runner import WorkerRunner
-from pipecat_bot import PACK_RATE, pack_pcm  # the Twilio bot's audio (run as a script: same dir)
-
-GREETING = "agent_greeting"  # "Thanks for calling Acme support. How can I help you today?"
-REPLY = "agent_ask_number"  # "Sure. What is your order number?"
-
-
-class Responder(FrameProcessor):
-    """Says a fixed reply each time the VAD reports the user stopped speaking."""
-
-    def __init__(self, reply: bytes, record: dict[str, Any]) -> None:
-        super().__init__()
-        self._reply = reply
-        self._record = record
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        await self.push_frame(frame, direction)
-        if direction is not FrameDirection.DOWNSTREAM:
-            return
-        if isinstance(frame, VADUserStartedSpeakingFrame):
-            self._record["vad_start"].append(time.monotonic())
-        elif isinstance(frame, VADUserStoppedSpeakingFrame):
-            self._record["vad_stop"].append(time.monotonic())
-            await self.push_frame(OutputAudioRawFrame(self._reply, PACK_RATE, 1))
-            self._record["replies"].append(time.monotonic())
+from pipecat_bot import (  # the Twilio bot's (run as a script: same directory)
+    GREETING,
+    REPLY,
+    common_args,
+    pack_pcm,
+    run_main,
+    run_pipeline,
+)
 
 
 def _codec(connection: SmallWebRTCConnection) -> str | None:
@@ -119,34 +86,8 @@ def build_app(args: argparse.Namespace) -> FastAPI:
         # busy machine): in a thread, so that other calls' audio keeps flowing.
         analyzer = await asyncio.to_thread(
             SileroVADAnalyzer, params=VADParams(stop_secs=args.vad_stop_secs))
-        pipeline = Pipeline([transport.input(), VADProcessor(vad_analyzer=analyzer),
-                             Responder(reply, record), transport.output()])
-        worker = PipelineWorker(
-            pipeline,
-            params=PipelineParams(audio_in_sample_rate=args.sample_rate,
-                                  audio_out_sample_rate=args.sample_rate),
-            idle_timeout_secs=60,
-        )
-
-        @transport.event_handler("on_client_connected")
-        async def on_client_connected(transport: Any, client: Any) -> None:
-            record["t_connected"] = time.monotonic()
-            await worker.queue_frames([OutputAudioRawFrame(greeting, PACK_RATE, 1)])
-            record["greeted"] = time.monotonic()
-
-        @transport.event_handler("on_client_disconnected")
-        async def on_client_disconnected(transport: Any, client: Any) -> None:
-            record["t_disconnected"] = time.monotonic()
-            await worker.cancel()
-
-        runner = WorkerRunner(handle_sigint=False)
-        await runner.add_workers(worker)
-        try:
-            await runner.run()
-        finally:
-            if log is not None:
-                log.write(json.dumps(record) + "\n")
-                log.flush()
+        await run_pipeline(transport, analyzer, greeting=greeting, reply=reply,
+                           record=record, rate=args.sample_rate, log=log)
 
     @app.post("/api/offer")
     async def offer(request: SmallWebRTCRequest,
@@ -165,40 +106,13 @@ def build_app(args: argparse.Namespace) -> FastAPI:
     return app
 
 
-async def serve(args: argparse.Namespace) -> None:
-    config = uvicorn.Config(
-        build_app(args), host="127.0.0.1", port=args.port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)  # exits on SIGINT/SIGTERM
-    task = asyncio.ensure_future(server.serve())
-    for _ in range(300):  # up to 30 s to start listening
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.1)
-    if not server.started:
-        task.cancel()
-        raise SystemExit("pipecat_webrtc_bot: uvicorn did not start")
-    port = server.servers[0].sockets[0].getsockname()[1]
-    print(f"READY http://127.0.0.1:{port}/api/offer", flush=True)
-    await task
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("port", type=int, help="port on 127.0.0.1 (0 picks a free one)")
-    parser.add_argument("--log", type=Path, help="append one JSON line per call here")
+    common_args(parser)
     parser.add_argument("--sample-rate", type=int, default=16000,
                         help="pipeline audio in/out rate (16000, as Pipecat's WebRTC examples "
                         "run Silero; the transport resamples from and to the wire's 48 kHz)")
-    parser.add_argument("--vad-stop-secs", type=float, default=0.2,
-                        help="Silero VADParams.stop_secs (Pipecat's default 0.2)")
-    parser.add_argument("--max-pause-ms", type=int, default=None,
-                        help="shorten pauses inside the greeting and reply to this long")
-    parser.add_argument("--log-level", default="WARNING", help="loguru level for Pipecat")
-    args = parser.parse_args()
-    logger.remove()
-    logger.add(sys.stderr, level=args.log_level)
-    asyncio.run(serve(args))
+    run_main(parser, build_app, "http://127.0.0.1:{port}/api/offer")
 
 
 if __name__ == "__main__":

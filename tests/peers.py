@@ -9,9 +9,14 @@ nothing, so the test fails instead, naming what to install.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
 from typing import NoReturn
 
 import pytest
@@ -51,3 +56,35 @@ def require_module(name: str, package: str) -> str:
         missing_peer(f"the Python module {name} is not installed: install the PyPI "
                      f"package {package} (pip install '{package}')")
     return name
+
+
+@contextlib.contextmanager
+def serving(argv: list[str], ready_url: str, what: str,
+            timeout: float = 30.0) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a real server (Prometheus, a Pushgateway) until its ``ready_url`` answers 200;
+    terminate it afterwards (killed if it will not stop)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(ready_url, timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                raise AssertionError(f"{what} exited with {proc.returncode}: {err[-2000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} was not ready within {timeout:g}s")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from tests.grafana.helpers import RULES, dashboards, queries
-from tests.peers import require_binary
+from tests.peers import require_binary, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -95,21 +95,11 @@ rule_files:
 {rule_files}scrape_configs:
 {jobs}""")
     port = free_port()
-    proc = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: "Ready" in http_get(f"{base}/-/ready"), 30, "Prometheus ready")
+    with serving([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                  f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                 f"{base}/-/ready", "Prometheus"):
         yield base, sd
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def announce_targets(log: Path, sd: Path, proc: subprocess.Popen[bytes]) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from loadcaller.gates.evaluate import evaluate
 from loadcaller.gates.parse import parse_gate
 from loadcaller.gates.push import check_url, push_run
 from tests.gates.test_evaluate import summary
-from tests.peers import require_binary
+from tests.peers import require_binary, serving
 
 
 def _free_port() -> int:
@@ -28,30 +27,10 @@ def _free_port() -> int:
 def pushgateway() -> Iterator[str]:
     binary = require_binary("prometheus-pushgateway", "prometheus-pushgateway")
     port = _free_port()
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}",
-                             "--persistence.file=", "--log.level=warn"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "the Pushgateway did not become ready"
-            time.sleep(0.1)
+    with serving([binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file=",
+                  "--log.level=warn"], f"{url}/-/ready", "the Pushgateway", timeout=20):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _samples(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -14,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from loadcaller.metrics import CALL_SETUP, GREETING_LATENCY, LATENCY_BUCKETS, TURN_LATENCY
-from tests.peers import require_binary
+from tests.peers import require_binary, serving
 
-from .conftest import Agent, free_port, http_get, read_jsonl, start_run, wait_until, write_profile
+from .conftest import Agent, free_port, http_get, read_jsonl, start_run, write_profile
 from .exposition import (
     Labels,
     Series,
@@ -40,21 +39,11 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:{target_port}"]
 """)
-    proc = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: "Ready" in http_get(f"{base}/-/ready"), 30, "Prometheus ready")
+    with serving([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                  f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                 f"{base}/-/ready", "Prometheus"):
         yield base, target_port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def query(base: str, promql: str, at: str | None = None) -> list[dict]:

@@ -5,7 +5,9 @@
 The target (benchmarks/twilio_target.py) runs in another process. Each level
 holds N concurrent calls for --seconds (calls last longer than the window, so
 concurrency stays at N), then reports caller CPU % of one core, CPU per call,
-and the media clock's lag p50/p99 and tick duration p99. Goal: 500 concurrent
+the media clock's lag p50/p99, sub-tick duration p99, send jitter p99 and the
+periods it skipped (a clock that skips sends fewer frames: its CPU per call is
+then not comparable). Goal: 500 concurrent
 calls in one process with lag p99 < 5 ms.
 """
 
@@ -55,12 +57,15 @@ async def level(url: str, n: int, seconds: float, target_pid: int = 0) -> dict[s
     await asyncio.sleep(2.0)  # settle
     engine.clock.lag = type(engine.clock.lag)()
     engine.clock.spread = type(engine.clock.spread)()
+    engine.clock.send_jitter = type(engine.clock.send_jitter)()
+    skipped0 = engine.clock.skipped
     c0, t0 = cpu(), time.monotonic()
     tc0 = cpu_seconds(target_pid) if target_pid else 0.0
     await asyncio.sleep(seconds)
     c1, t1 = cpu(), time.monotonic()
     tc1 = cpu_seconds(target_pid) if target_pid else 0.0
     lag, spread = engine.clock.lag.summary_ms(), engine.clock.spread.summary_ms()
+    jitter = engine.clock.send_jitter.summary_ms()
     turns = engine.results.turn_latency.count
     for t in tasks:
         t.cancel()
@@ -69,6 +74,7 @@ async def level(url: str, n: int, seconds: float, target_pid: int = 0) -> dict[s
     cpu_pct = 100 * (c1 - c0) / (t1 - t0)
     return {"calls": n, "cpu_pct": cpu_pct, "cpu_ms_per_call_s": 10 * cpu_pct / n,
             "lag_p50": lag["p50"], "lag_p99": lag["p99"], "tick_p99": spread["p99"],
+            "jitter_p99": jitter["p99"], "skipped": engine.clock.skipped - skipped0,
             "ticks": lag["count"], "turns_done": turns,
             "target_cpu_pct": 100 * (tc1 - tc0) / (t1 - t0), "load": os.getloadavg()[0]}
 
@@ -88,11 +94,14 @@ async def main() -> None:
         url = target.stdout.readline().split()[1]
         print(f"target {url} (separate process)")
         print(f"{'calls':>6} {'CPU %':>7} {'CPU ms/call/s':>14} {'lag p50':>8} {'lag p99':>8} "
-              f"{'tick p99':>9} {'target CPU %':>13} {'loadavg':>8}")
+              f"{'tick p99':>9} {'jitter p99':>10} {'skipped':>8} {'target CPU %':>13} "
+              f"{'loadavg':>8}")
         for n in args.calls:
             r = await level(url, n, args.seconds, target.pid)
             print(f"{r['calls']:>6} {r['cpu_pct']:>7.1f} {r['cpu_ms_per_call_s']:>14.3f} "
                   f"{r['lag_p50']:>8.2f} {r['lag_p99']:>8.2f} {r['tick_p99']:>9.2f} "
+                  f"{'-' if r['jitter_p99'] is None else format(r['jitter_p99'], '.2f'):>10} "
+                  f"{r['skipped']:>8} "
                   f"{r['target_cpu_pct']:>13.1f} {r['load']:>8.2f}", flush=True)
     finally:
         target.terminate()

@@ -1,7 +1,7 @@
 """``loadcaller``: load and chaos testing for voice AI agents.
 
-Subcommands: demo, run, validate, agent, backend, schema. ``run`` and ``demo`` drive the
-callers with Locust (``loadcaller/swarm/``); the exit codes are in
+Subcommands: demo, run, validate, report, compare, agent, backend, schema. ``run`` and
+``demo`` drive the callers with Locust (``loadcaller/swarm/``); the exit codes are in
 :data:`EXIT_CODES_HELP`.
 """
 
@@ -27,22 +27,40 @@ EXIT_CODES_HELP = """exit codes:
   0    the run finished and its numbers can be trusted
   1    the calls failed the run: no call connected, or more than --max-failed-ratio of
        them failed (the last line says why, e.g. "no call connected: 37 failed_setup:
-       connect to 127.0.0.1:1 failed: ..."); for the demo also: the callers' numbers
-       disagree with the agent's own ground truth
-  2    bad input: the profile or an option is invalid
-  3    the generator saturated (media clock lag p99 above --saturation-lag-ms with at
-       least 10 late ticks, skipped media ticks, or Locust's CPU warning): the numbers
-       may be the tool's, not the agent's
+       connect to 127.0.0.1:1 failed: ..."); or an SLO gate failed (each gate is printed
+       with its measured value, PASS or FAIL); for the demo also: the callers' numbers
+       disagree with the agent's own ground truth; for compare: B regressed against A
+  2    bad input: the profile, a --gate or an option is invalid (compare: a results
+       directory is missing or holds no turns)
+  3    the generator saturated in any --saturation-window of the run (media clock lag
+       p99 above --saturation-lag-ms with at least 10 late ticks, or skipped media
+       ticks), or Locust's CPU warning: the numbers may be the tool's, not the agent's
   4    a master did not get its --expect-workers workers in time
+  5    the results are incomplete: summary.json or some call records could not be
+       written (disk full, file too large); the summary printed on screen counts them all
   130  stopped by SIGINT (Ctrl-C): calls hung up, summary written
   143  stopped by SIGTERM: calls hung up, summary written
-When several apply: 130/143 first, then 3 (even the failures may be the tool's), then 1."""
+When several apply: 130/143 first, then 5, then 3 (even the failures may be the tool's), then 1
+(failed calls or failed gates), then 0; bad input (2) stops the command before any call."""
 
 
 def _ratio(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _window(text: str) -> float:
+    """--saturation-window: "5s", "500ms" or seconds, 0.2 s to 1 min (a window holds its
+    ticks' lags until it closes: up to 1,000 a second)."""
+    from loadcaller.config import _duration
+    try:
+        value = _duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 0.2 <= value <= 60:
+        raise argparse.ArgumentTypeError("must be between 200ms and 1m")
     return value
 
 
@@ -74,9 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="agent think time distribution (default lognormal:250:0.3)")
     d.add_argument("--backend-latency", default="lognormal:60:0.5",
                    help="mock backend latency distribution (default lognormal:60:0.5)")
-    d.add_argument("--transport", choices=("twilio", "sip"), default="twilio",
+    d.add_argument("--transport", choices=("twilio", "sip", "webrtc"), default="twilio",
                    help="how the callers reach the agent: twilio (Media Streams websocket, "
-                   "the default) or sip (SIP/RTP, with 1%% packet loss each way on the media)")
+                   "the default), sip (SIP/RTP, with 1%% packet loss each way on the media) "
+                   "or webrtc (aiortc, Pipecat SmallWebRTC signalling)")
     d.add_argument("--no-chaos", action="store_true",
                    help="no chaos proxy (by default the backend sits behind one that adds "
                    "1.2 s of latency, then renames a field, midway through the run)")
@@ -117,9 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--host", default="127.0.0.1")
     a.add_argument("--port", type=int, default=8080,
                    help="0 picks a free port (a UDP port for --transport sip)")
-    a.add_argument("--transport", choices=("twilio", "sip"), default="twilio",
+    a.add_argument("--transport", choices=("twilio", "sip", "webrtc"), default="twilio",
                    help="twilio: Media Streams websocket on ws://HOST:PORT/media; "
-                   "sip: a SIP UAS on udp HOST:PORT with G.711 over RTP")
+                   "sip: a SIP UAS on udp HOST:PORT with G.711 over RTP; "
+                   "webrtc: POST http://HOST:PORT/api/offer (Pipecat SmallWebRTC) "
+                   "and /whip (WHIP), PCMU or Opus")
     a.add_argument("--think", default="300ms", help="think time: 300ms, uniform:200:400, "
                    "normal:300:50, lognormal:300:0.4")
     a.add_argument("--greeting-delay", default="200ms", help="delay before the greeting")
@@ -129,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--auth-token", help="require a valid X-Twilio-Signature")
     a.add_argument("--public-url", help="URL the signature is computed over (default wss://Host/path)")
     a.add_argument("--seed", type=int)
+    a.add_argument("--max-calls", type=_positive_int, default=200,
+                   help="webrtc: peer connections at once; more offers get 503 (default 200)")
+    a.add_argument("--bargein-reaction", default="0ms", metavar="DURATION|never",
+                   help="talked over, stop this long after the caller's onset (default 0ms: "
+                   "at the next frame); never: talk on")
+    a.add_argument("--reprompt-after", metavar="DURATION",
+                   help="reprompt after this much dead air (default: never)")
+    a.add_argument("--wrong-reply-ratio", type=float, default=0.0, metavar="R",
+                   help="answer this share of turns (0-1) with a wrong phrase, logged in the "
+                   "ground truth (for expect: checks)")
 
     b = sub.add_parser("backend", help="run the mock backend API the reference agent calls")
     b.add_argument("--host", default="127.0.0.1")
@@ -142,6 +173,32 @@ def build_parser() -> argparse.ArgumentParser:
                        "speech synthesis. Prints `ok FILE` for each valid one; otherwise every "
                        "error as FILE:LINE: FIELD: MESSAGE on stderr, and exits 2.")
     v.add_argument("profiles", type=Path, nargs="+", metavar="PROFILE")
+    c = sub.add_parser("compare", help="flag latency regressions of one run against another "
+                       "(exit 0, 1: regression, 2: bad input)",
+                       description="Compare two results directories' turns.jsonl overall, per "
+                       "turn and per chaos phase: a group regressed when its p95 (bootstrap) "
+                       "or median (Mann-Whitney U) rose significantly and by more than the "
+                       "thresholds, or its answered ratio fell. Exit 0: no regression; 1: B "
+                       "regressed against A; 2: a directory is missing or holds no turns.")
+    c.add_argument("run_a", type=Path, metavar="RUN_A", help="the baseline results directory")
+    c.add_argument("run_b", type=Path, metavar="RUN_B", help="the results directory to judge")
+    c.add_argument("--alpha", type=_ratio, default=0.01,
+                   help="significance level over all groups and tests (default 0.01)")
+    c.add_argument("--min-increase-ms", type=float, default=50.0, metavar="MS",
+                   help="a smaller rise is not a regression (default 50)")
+    c.add_argument("--min-increase-ratio", type=float, default=0.10, metavar="R",
+                   help="nor a rise under this share of A's figure (default 0.10)")
+    c.add_argument("--max-answered-drop", type=_ratio, default=0.02, metavar="R",
+                   help="answered ratio falling more than this is a regression (default 0.02)")
+    c.add_argument("--min-samples", type=_positive_int, default=20, metavar="N",
+                   help="fewer latencies a side: too few samples, not judged (default 20)")
+    rep = sub.add_parser("report", help="write a run's HTML report (self-contained, offline)",
+                         description="Write one self-contained HTML file from a results "
+                         "directory (runs write it at the end; this writes it again). "
+                         "docs/report.md says how to read it.")
+    rep.add_argument("results_dir", type=Path, metavar="RESULTS_DIR")
+    rep.add_argument("-o", "--output", type=Path, metavar="FILE",
+                     help="default RESULTS_DIR/report.html")
     sub.add_parser("schema", help="print the profile JSON Schema (for editors)")
     return parser
 
@@ -162,12 +219,24 @@ def _swarm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--html", type=Path, metavar="FILE", help="Locust's HTML report at the end")
     p.add_argument("--saturation-lag-ms", type=float, default=5.0, metavar="MS",
                    help="media clock lag p99 above this marks the run untrustworthy (exit 3)")
+    p.add_argument("--saturation-window", type=_window, default=5.0, metavar="DURATION",
+                   help="judge the media clock over windows this long (default 5s): any "
+                   "saturated window makes the run untrustworthy (exit 3) and tags its turns")
     p.add_argument("--max-failed-ratio", type=_ratio, default=0.5, metavar="R",
                    help="more than this share of failed calls fails the run (exit 1; default "
                    "0.5; 1: never). A run in which no call connected always fails")
     p.add_argument("--overwrite", action="store_true",
                    help="reuse a --results-dir that already holds files (a non-empty one is "
                    "refused otherwise)")
+    p.add_argument("--gate", action="append", metavar="GATE",
+                   help="an SLO gate added to the profile's, e.g. 'turn_latency_p95 < 1.5s' or "
+                   "'turn_latency_p95 < 2.5s during FAULT' (repeatable; a failed one exits 1; "
+                   "docs/profiles.md, gates)")
+    p.add_argument("--junit", type=Path, metavar="FILE",
+                   help="write JUnit XML at the end: one test case per gate, for CI")
+    p.add_argument("--pushgateway", metavar="URL",
+                   help="push the run's final figures and gate results to this Prometheus "
+                   "Pushgateway (http://HOST:9091); unreachable: a warning")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,6 +266,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "validate":
         return _validate(args.profiles)
+    if args.command == "compare":
+        import io
+
+        from loadcaller.gates.compare import run_compare, settings_from
+
+        table = io.StringIO()  # printed by _stdout: `compare A B | head` is no error
+        code = run_compare(args.run_a, args.run_b, settings_from(args), out=table)
+        if table.getvalue():
+            _stdout(table.getvalue().rstrip("\n"))
+        return code
+    if args.command == "report":
+        return _report(args.results_dir, args.output)
     if args.command in ("run", "demo"):
         from loadcaller.swarm import bootstrap
 
@@ -211,7 +292,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_demo(users=args.users, duration=args.duration, results_dir=args.results_dir,
                         think=args.think, backend_latency=args.backend_latency,
                         swarm=swarm_options(args), chaos=not args.no_chaos,
-                        transport=args.transport)
+                        transport=args.transport, gates=args.gate or ())
     if args.command == "run":
         return _run(args)
     if args.command == "agent":
@@ -257,6 +338,7 @@ def _validate(paths: list[Path]) -> int:
 
 def swarm_options(args: argparse.Namespace, results_dir: Path | None = None) -> Any:
     """The :class:`~loadcaller.swarm.options.SwarmOptions` the command line asks for."""
+    from loadcaller.gates.push import check_url
     from loadcaller.swarm.options import SwarmOptions
 
     if args.processes < 0:
@@ -280,8 +362,11 @@ def swarm_options(args: argparse.Namespace, results_dir: Path | None = None) -> 
         expect_workers=getattr(args, "expect_workers", 1),
         expect_workers_timeout_s=getattr(args, "expect_workers_timeout", 60.0),
         saturation_lag_ms=args.saturation_lag_ms, max_failed_ratio=args.max_failed_ratio,
+        saturation_window_s=args.saturation_window,
         progress_every_s=getattr(args, "progress_every", 2.0),
         csv_prefix=args.csv, html_path=args.html, overwrite=args.overwrite,
+        junit_path=args.junit,
+        pushgateway_url=None if args.pushgateway is None else check_url(args.pushgateway),
     )
 
 
@@ -290,6 +375,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from loadcaller.compile import compile_profile
     from loadcaller.engine import planned_users
+    from loadcaller.gates.parse import cli_gates, fault_names
     from loadcaller.profile import load_profile
     from loadcaller.swarm.run import run_swarm
 
@@ -302,9 +388,18 @@ def _run(args: argparse.Namespace) -> int:
         overrides["load.duration"] = args.duration
     profile = load_profile(args.profile, overrides)
     spec = compile_profile(profile, source=str(args.profile), base_dir=args.profile.parent)
+    spec = dataclasses.replace(spec, gates=spec.gates + cli_gates(args.gate,
+                                                                  fault_names(profile.chaos)))
     out = args.results_dir or Path("loadcaller-results") / (
         f"{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     opts = swarm_options(args)
+    if opts.role == "local" and not opts.processes and spec.target.transport == "webrtc":
+        from loadcaller.transports.webrtc import default_processes
+
+        procs, why = default_processes(planned_users(spec), getattr(spec.target, "codec", "PCMU"))
+        if procs:
+            opts = dataclasses.replace(opts, processes=procs)
+            print(f"loadcaller run: {why}", file=sys.stderr, flush=True)
     if opts.role == "local":
         _warn_open_files(-(-planned_users(spec) // max(1, opts.processes)))
     if opts.role == "worker":
@@ -312,12 +407,35 @@ def _run(args: argparse.Namespace) -> int:
               f"-> {redact_url(spec.target.url)}", file=sys.stderr, flush=True)
     else:
         opts = dataclasses.replace(opts, results_dir=out)
+        _keep_profile(profile, out, overwrite=opts.overwrite)
         shape = f"{type(spec.shape).__name__.lower()} shape" if spec.shape else (
             f"{spec.plan.users} callers")
         print(f"loadcaller run {args.profile}: {shape} -> {redact_url(spec.target.url)} "
               f"for {spec.plan.duration_s:g}s; results in {out}", file=sys.stderr, flush=True)
     _, code = run_swarm(spec, opts)
     return code
+
+
+def _keep_profile(profile: Any, out: Path, *, overwrite: bool) -> None:
+    """Claim the results directory and keep the profile used there (redacted)."""
+    from loadcaller.report.profile_copy import write_profile_copy
+    from loadcaller.swarm.resultsdir import claim_results_dir
+
+    claim_results_dir(out, overwrite=overwrite)
+    write_profile_copy(profile, out)
+
+
+def _report(results_dir: Path, output: Path | None) -> int:
+    """``loadcaller report``: 0, or 2 when the directory or the output is unusable."""
+    from loadcaller.report.html import write_report
+
+    try:
+        path = write_report(results_dir, output)
+    except OSError as exc:  # not a results directory, or the output cannot be written
+        print(f"loadcaller: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    _stdout(str(path))
+    return 0
 
 
 def _warn_open_files(users_per_process: int) -> None:
@@ -342,14 +460,24 @@ async def _until_signalled() -> None:
 async def _agent(args: argparse.Namespace) -> int:
     from loadcaller.agent.dist import parse_distribution
     from loadcaller.agent.server import ReferenceAgent
-    from loadcaller.agent.session import AgentConfig
+    from loadcaller.agent.session import AgentConfig, reprompt_voice
+    from loadcaller.config import _duration
 
+    reaction = (None if args.bargein_reaction == "never"
+                else 1000 * _duration(args.bargein_reaction))  # ValueError: exit 2, one line
+    reprompt = None if args.reprompt_after is None else _duration(args.reprompt_after)
+    if not 0.0 <= args.wrong_reply_ratio <= 1.0:
+        raise ValueError("--wrong-reply-ratio is a share, 0 to 1")
     config = AgentConfig(think=parse_distribution(args.think),
                          greeting_delay=parse_distribution(args.greeting_delay),
-                         backend_url=args.backend_url, backend_timeout_s=args.backend_timeout)
+                         backend_url=args.backend_url, backend_timeout_s=args.backend_timeout,
+                         bargein_reaction_ms=reaction, reprompt_after_s=reprompt,
+                         reprompt=None if reprompt is None else reprompt_voice(),
+                         wrong_reply_ratio=args.wrong_reply_ratio)
     truth = args.ground_truth.open("a", encoding="utf-8") if args.ground_truth else None
     agent = ReferenceAgent(config, truth=truth, auth_token=args.auth_token,
                            public_url=args.public_url, seed=args.seed)
+    hang_up = None  # an async close of the calls in progress (WebRTC)
     if args.transport == "sip":
         from loadcaller.agent.sip import SipAgent
 
@@ -358,6 +486,14 @@ async def _agent(args: argparse.Namespace) -> int:
         port = await sip.start(args.port)
         url, stop = f"sip:agent@{args.host}:{port}", sip.close
         where = f"SIP on udp {args.host}:{port}"
+    elif args.transport == "webrtc":
+        from loadcaller.agent.webrtc import WebRtcAgent
+
+        rtc = WebRtcAgent(agent, host=args.host, max_calls=args.max_calls)
+        port = await rtc.start(args.port)
+        url = f"webrtc+http://{args.host}:{port}/api/offer"
+        where = f"WebRTC on http://{args.host}:{port}/api/offer and /whip"
+        stop, hang_up = (lambda: None), rtc.close
     else:
         server, port = await agent.start(args.host, args.port)
         url = f"ws://{args.host}:{port}/media"
@@ -369,6 +505,8 @@ async def _agent(args: argparse.Namespace) -> int:
         await _until_signalled()
     finally:
         stop()
+        if hang_up is not None:
+            await hang_up()
         await agent.close()
         if truth is not None:
             truth.close()

@@ -12,11 +12,13 @@ def progress_line(elapsed_s: float, duration_s: float, active: int, summary: dic
     p50 = "-" if lat["p50"] is None else f"{lat['p50']:.0f}"
     p95 = "-" if lat["p95"] is None else f"{lat['p95']:.0f}"
     lag = gen["media_clock_lag_ms"]["p99"]
+    jitter = (gen.get("send_jitter_ms") or {}).get("p99")
     return (
         f"[{elapsed_s:5.0f}s/{duration_s:.0f}s] active {active:4d} | calls {calls['finished']:5d} "
         f"done {calls['failed']:4d} failed | turns {turns['count']:5d} "
         f"({turns['answered']} answered) p50 {p50} ms p95 {p95} ms | "
         f"clock lag p99 {0.0 if lag is None else lag:.1f} ms"
+        + ("" if jitter is None else f", send jitter p99 {jitter:.1f} ms")
         + ("  GENERATOR SATURATED" if gen["saturated"] else "")
     )
 
@@ -34,6 +36,24 @@ def _pct(ratio: float | None) -> str:
     return "-" if ratio is None else f"{100 * ratio:.2f}%"
 
 
+MAX_LISTED = 10  # saturated stretches printed; summary.json has them all
+
+
+def _cpu(gen: dict[str, Any]) -> str:
+    """The run's CPU (busiest process), or the last interval's from an older summary."""
+    if isinstance(gen.get("cpu_ratio_mean"), int | float):
+        return (f"CPU mean {100 * gen['cpu_ratio_mean']:.0f}%, "
+                f"peak {100 * gen.get('cpu_ratio_peak', 0.0):.0f}% of a core")
+    return f"CPU {gen.get('cpu_percent', 0.0):.0f}%"
+
+
+def _when(w: dict[str, Any]) -> str:
+    since = w.get("since_start_s")
+    if since:
+        return f"{since[0]:7.1f}s to {since[1]:7.1f}s after the start"
+    return f"monotonic {w['from']:.1f}s to {w['to']:.1f}s"
+
+
 def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
     """The end-of-run table."""
     p = lambda line="": print(line, file=out)  # noqa: E731
@@ -41,6 +61,8 @@ def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
     p()
     p(f"  {'latency (ms)':<22}{'count':>7}  {'p50':>9}  {'p95':>9}  {'p99':>9}  {'max':>9}")
     p(_row("turn latency", turns["latency_ms"]))
+    if turns.get("generator_saturated") and turns.get("latency_ms_unsaturated"):
+        p(_row("  unsaturated turns", turns["latency_ms_unsaturated"]))
     p(_row("greeting latency", summary["greeting_latency_ms"]))
     p(_row("call setup", summary["setup_ms"]))
     p()
@@ -71,8 +93,19 @@ def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
               f"{miss:>10}  {'-' if fb is None else fb:>15}")
         p()
     lag = gen["media_clock_lag_ms"]
+    jit = gen.get("send_jitter_ms") or {}
     p(f"  generator: media clock lag p50 {lag['p50'] or 0:.2f} ms, p99 {lag['p99'] or 0:.2f} ms, "
-      f"CPU {gen['cpu_percent']:.0f}%")
+      f"send jitter p99 {jit.get('p99') or 0:.2f} ms, {_cpu(gen)}")
+    windows = gen.get("saturated_windows") or []
+    if windows:
+        tagged = turns.get("generator_saturated", 0)
+        p(f"  saturated stretches ({len(windows)}; {tagged} turns measured in them are left out "
+          "of 'unsaturated turns'):")
+        for w in windows[:MAX_LISTED]:
+            p(f"    {_when(w)}  lag p99 {w['lag_p99_ms']:.1f} ms  "
+              f"({', '.join(w['processes'])})")
+        if len(windows) > MAX_LISTED:
+            p(f"    ... and {len(windows) - MAX_LISTED} more (summary.json)")
     if gen["saturated"]:
         p("  !! THE GENERATOR WAS SATURATED: its own lag, not the agent, may have set these "
           "numbers. Use fewer calls per process or more processes.")

@@ -18,14 +18,19 @@ import json
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from loadcaller import metrics
 from loadcaller.compile import compile_profile
+from loadcaller.gates.parse import cli_gates, fault_names
 from loadcaller.profile import parse_profile
 from loadcaller.redact import redact_url
 from loadcaller.report.groundtruth import check_lines, compare, out_of_bounds
+from loadcaller.report.html import write_run_report
+from loadcaller.report.profile_copy import write_profile_copy
 from loadcaller.swarm.options import SwarmOptions
 from loadcaller.swarm.procs import ProcService, start_process_service
 from loadcaller.swarm.resultsdir import claim_results_dir
@@ -45,10 +50,33 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def demo_chaos(port: int, upstream: str, duration_s: float) -> dict[str, Any]:
-    """The demo's chaos: backend latency, then a renamed field, then calm again."""
+# Where grafana/prometheus/prometheus.yml looks for the demo's chaos proxy and agent
+CHAOS_CONTROL_PORT = metrics.CHAOS_CONTROL_PORT
+AGENT_PORT = metrics.AGENT_METRICS_PORT
+
+
+def port_or_free(preferred: int) -> int:
+    """``preferred`` if nothing listens there on 127.0.0.1, else a free port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
+
+
+def demo_chaos(port: int, upstream: str, duration_s: float,
+               control_port: int | None = None) -> dict[str, Any]:
+    """The demo's chaos: backend latency, then a renamed field, then calm again.
+
+    With ``control_port`` the proxy also serves its control API there, whose
+    ``/metrics`` (chaos_fault_active, injections) the Grafana dashboards read.
+    """
     q = duration_s / 4
+    control = {} if control_port is None else {
+        "control": {"listen": f"127.0.0.1:{control_port}"}}
     return {
+        **control,
         "routes": [{"name": "backend", "kind": "http", "listen": f"127.0.0.1:{port}",
                     "upstream": upstream}],
         "faults": [
@@ -86,8 +114,9 @@ def add_agent_fallbacks(phases: list[dict[str, Any]], truth: Path) -> None:
 
 def run_demo(*, users: int | None, duration: str | None, results_dir: Path | None,
              think: str, backend_latency: str, swarm: SwarmOptions | None = None,
-             chaos: bool = True, transport: str = "twilio") -> int:
-    """Run the demo; return the process exit code."""
+             chaos: bool = True, transport: str = "twilio", gates: Sequence[str] = ()) -> int:
+    """Run the demo; return the process exit code. ``gates``: ``--gate`` texts."""
+    gate_list = cli_gates(list(gates), fault_names(demo_chaos(0, "", 1.0)) if chaos else [])
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = results_dir or Path("loadcaller-results") / f"demo-{stamp}"
     base = swarm or SwarmOptions()
@@ -108,23 +137,30 @@ def run_demo(*, users: int | None, duration: str | None, results_dir: Path | Non
         if chaos:
             port = free_port()
             seconds = parse_profile(demo_profile_text(), "demo.yaml", overrides).load.duration
-            overrides["chaos"] = demo_chaos(port, backend.url, seconds)
+            control_port = port_or_free(CHAOS_CONTROL_PORT)
+            overrides["chaos"] = demo_chaos(port, backend.url, seconds, control_port)
             backend_url = f"http://127.0.0.1:{port}"
+        agent_port = port_or_free(AGENT_PORT) if transport == "twilio" else 0
         agent = start_process_service("reference agent", [
-            "agent", "--transport", transport, "--port", "0",
+            "agent", "--transport", transport, "--port", str(agent_port),
             "--backend-url", f"{backend_url}/v1/turn",
             "--think", think, "--ground-truth", str(out / "agent_turns.jsonl")])
         say(f"  mock backend  {backend.url}  (latency {backend_latency})")
         if chaos:
             say(f"  chaos proxy   {backend_url}  (backend latency +1.2 s, then a renamed "
                 "field, midway)")
+            say(f"  chaos metrics http://127.0.0.1:{control_port}/metrics")
         say(f"  agent         {redact_url(agent.url)}  (think {think})")
+        if transport == "twilio":
+            say(f"  agent metrics http://127.0.0.1:{agent_port}/metrics")
         overrides["target.url"] = agent.url
         if transport == "sip" and chaos:
             overrides["media"] = SIP_MEDIA
             say("  media path    1% packet loss each way, in bursts (Gilbert-Elliott)")
         profile = parse_profile(demo_profile_text(), "demo.yaml", overrides)
         spec = compile_profile(profile, source="demo.yaml")
+        spec = dataclasses.replace(spec, gates=spec.gates + gate_list)
+        write_profile_copy(profile, out)
         say(f"  callers       {spec.plan.users} concurrent, {spec.plan.duration_s:g}s, "
             f"{len(spec.scenarios)} scenarios")
         opts = dataclasses.replace(base, role="local", results_dir=out,
@@ -137,12 +173,14 @@ def run_demo(*, users: int | None, duration: str | None, results_dir: Path | Non
             summary["ground_truth"] = gt
             add_agent_fallbacks(summary.get("phases") or [], out / "agent_turns.jsonl")
 
-        summary, code = run_swarm(spec, opts, on_summary=check)
+        summary, code = run_swarm(spec, opts, on_summary=check, report=False)
         lines, passed = check_lines(summary.get("ground_truth", {}))
         print("".join(f"  {line}\n" for line in lines))
         (out / "demo.json").write_text(json.dumps({"backend": redact_url(backend.url),
                                                    "agent": redact_url(agent.url)}))
-        return EXIT_CHECK_FAILED if code == 0 and not passed else code
+        code = EXIT_CHECK_FAILED if code == 0 and not passed else code
+        write_run_report(out, code)
+        return code
     finally:
         if agent is not None:
             agent.stop()

@@ -21,6 +21,7 @@ local: too many open files ...``, not the agent's ``failed_setup``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import logging
 import random
@@ -34,10 +35,13 @@ from chaos.faultset import FaultSet
 from chaos.packet import build_impairment
 from chaos.proxy import ChaosProxy
 from loadcaller.calls.call import Call, CallRecord
-from loadcaller.calls.clock import MediaClock
+from loadcaller.calls.callerdata import target_for_row
+from loadcaller.calls.clock import SATURATION_LAG_MS, MediaClock
 from loadcaller.calls.histogram import warm_histograms
 from loadcaller.calls.load import SETUP_BACKOFF_S
 from loadcaller.calls.results import Results
+from loadcaller.calls.scenario import CallPolicy, Scenario
+from loadcaller.calls.stretches import WINDOW_S, WindowedLag
 from loadcaller.compile import RunSpec
 from loadcaller.media.impair import Impairment
 from loadcaller.media.outcomes import CallOutcome
@@ -89,15 +93,20 @@ def open_file_warning(users_per_process: int) -> str | None:
 class Engine:
     """Places calls and owns the process's media clock and results."""
 
-    def __init__(self, spec: RunSpec, results_dir: Path | None) -> None:
+    def __init__(self, spec: RunSpec, results_dir: Path | None, *,
+                 saturation_lag_ms: float = SATURATION_LAG_MS,
+                 saturation_window_s: float = WINDOW_S) -> None:
         self.spec = spec
         raise_open_file_limit()
         warm_histograms()  # build lookup tables now, not inside a tick
         self.clock = MediaClock()
+        self.windows = self.clock.windows = WindowedLag(threshold_ms=saturation_lag_ms,
+                                                        window_s=saturation_window_s)
         self.results = Results(results_dir, phases=spec.chaos is not None)
         self.rng = random.Random(spec.seed)
         self.active: set[Call] = set()
         self._weights = [s.weight for s in spec.scenarios]
+        self._persona_weights = [p.weight for p in spec.personas]
         self._t0 = time.monotonic()
         self._cpu0 = _cpu_s()
         # hooks (metrics, the swarm's record shipping): called in the loop with each record
@@ -150,6 +159,7 @@ class Engine:
         return build_impairment(spec, random.Random(seed))
 
     def _finished(self, rec: CallRecord) -> None:
+        self.tag_saturated(rec)
         try:
             self.results.record_call(rec)
             for hook in self.on_call_end:
@@ -157,16 +167,52 @@ class Engine:
         except Exception:  # e.g. the disk is full: say so, and let the calls go on
             log.exception("recording call %s failed", rec.call_id)
 
-    def new_transport(self, call_id: str) -> CallTransport:
+    def tag_saturated(self, rec: CallRecord) -> None:
+        """Tag the turns measured while this process's generator was saturated.
+
+        Decided as the call ends, by every window overlapping the turn's measured
+        span (speech end to reply onset; speech end alone for an unanswered turn):
+        closed windows by their verdict, the open one by its ticks so far, which
+        include every tick of the turn. Lag that comes later did not touch it.
+        """
+        stretches = self.windows.all_stretches()
+        if not stretches:
+            return
+        rec.turns = [dataclasses.replace(t, generator_saturated=True)
+                     if self.windows.saturated_between(
+                         t.t_speech_end_ns, t.t_reply_onset_ns or t.t_speech_end_ns, stretches)
+                     else t for t in rec.turns]
+
+    def pick(self, user: int | None = None) -> tuple[Scenario, CallPolicy, str, int | None]:
+        """A call's scenario, policy, persona name and caller-data row (seeded choices).
+
+        The scenario by its weight; its persona the one it names, else by the
+        personas' weights; the row by ``data.order`` (``user``: the Locust user's index).
+        """
+        spec = self.spec
+        si = self.rng.choices(range(len(spec.scenarios)), self._weights)[0]
+        if not spec.personas:
+            return spec.scenarios[si], spec.policy, "", None
+        named = spec.scenario_persona[si] if spec.scenario_persona else None
+        persona = spec.personas[named] if named is not None else self.rng.choices(
+            spec.personas, self._persona_weights)[0]
+        row = None if spec.data is None else spec.data.pick(
+            calls=self._calls - 1, rng=self.rng, user=user)
+        return persona.scenarios[row or 0][si], persona.policy, persona.name, row
+
+    def new_transport(self, call_id: str, row: int | None = None) -> CallTransport:
         """The target's transport for one call, inside the profile's media impairments."""
-        transport = self.spec.target.new_transport(call_id=call_id)
+        target = self.spec.target
+        if row is not None and self.spec.data is not None:
+            target = target_for_row(target, self.spec.data.rows[row])
+        transport = target.new_transport(call_id=call_id)
         outbound = self._impairment(self.spec.media_outbound, 0)
         inbound = self._impairment(self.spec.media_inbound, 1)
         if outbound is None and inbound is None:
             return transport
         return transport.with_impairment(outbound=outbound, inbound=inbound)
 
-    async def place_call(self, call_id: str) -> CallRecord:
+    async def place_call(self, call_id: str, user: int | None = None) -> CallRecord:
         """Place one call and run its scenario to the end; the record is written.
 
         Never raises but for cancellation: see the module docstring.
@@ -174,19 +220,20 @@ class Engine:
         await self.start()
         self.clock.start()
         self._calls += 1
-        scenario = self.rng.choices(self.spec.scenarios, self._weights)[0]
+        scenario, policy, persona, row = self.pick(user)
         self.results.calls_started += 1
         t_start = now_ns()
         try:
-            call = Call(call_id=call_id, transport=self.new_transport(call_id),
-                        scenario=scenario, clock=self.clock, policy=self.spec.policy,
+            call = Call(call_id=call_id, transport=self.new_transport(call_id, row),
+                        scenario=scenario, clock=self.clock, policy=policy,
                         on_finish=self._finished,
                         faults_now=self.faults_now if self.spec.chaos is not None else None)
+            call.record.persona = persona
         except Exception as exc:
             rec = CallRecord(call_id, self.spec.transport, scenario.name, CallOutcome.ERROR,
                              f"local: cannot start the call's transport: "
                              f"{type(exc).__name__}: {exc}", t_start_ns=t_start,
-                             t_end_ns=now_ns())
+                             t_end_ns=now_ns(), persona=persona)
             self._finished(rec)
             await asyncio.sleep(self.setup_backoff_s)
             return rec
@@ -211,10 +258,11 @@ class Engine:
         return {
             "media_clock_lag_ms": lag,
             "tick_ms": self.clock.spread.summary_ms(),
+            "send_jitter_ms": self.clock.send_jitter.summary_ms(),
             "skipped_ticks": self.clock.skipped,
             "member_errors": self.clock.member_errors,
             "cpu_percent": round(100.0 * (_cpu_s() - self._cpu0) / wall, 1),
-            "saturated": self.clock.saturated(),
+            "saturated": bool(self.windows.all_stretches()),  # any window (stretches.py)
         }
 
     async def close(self) -> None:

@@ -8,6 +8,10 @@ from finished call records, plus each caller process's latest health report;
 scrape, in a :class:`~prometheus_client.CollectorRegistry` of our own. A
 histogram merged from workers is therefore exactly the sum of their bucket
 counts. No label identifies a call.
+
+A process's ``process`` label is its index in the order processes first
+reported (``0``, ``1``, ...; ``local`` in a run without workers), not Locust's
+per-run client id: a dashboard's series stay the same from one run to the next.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ from loadcaller.calls.histogram import Histogram
 
 TURN_LATENCY = "loadcaller_turn_latency_seconds"  # labels: scenario, transport, turn
 TURNS_TOTAL = "loadcaller_turns"  # _total added by the client; labels: outcome
+BARGEIN_REACTION = "loadcaller_bargein_reaction_seconds"  # labels: scenario, transport, turn
+BARGEINS_TOTAL = "loadcaller_bargeins"  # labels: outcome (stopped, not_stopped, ...)
+EXPECTATION_FAILED = "loadcaller_turn_expectation_failed"  # labels: scenario, transport
 GREETING_LATENCY = "loadcaller_greeting_latency_seconds"  # labels: scenario, transport
 CALL_SETUP = "loadcaller_call_setup_seconds"  # labels: transport
 CALLS_TOTAL = "loadcaller_calls"  # labels: outcome
@@ -40,13 +47,27 @@ CALLS_NOT_STARTED = "loadcaller_calls_not_started"  # open model: missed their s
 ACTIVE_CALLS = "loadcaller_active_calls"
 USERS = "loadcaller_users"
 WORKERS = "loadcaller_workers"
-BARGEIN_REACTION = "loadcaller_bargein_reaction_seconds"  # reserved: barge-in steps
 MEDIA_CLOCK_LAG = "loadcaller_media_clock_lag_seconds"
+SEND_JITTER = "loadcaller_send_jitter_seconds"  # each frame's distance from its ideal instant
 LOOP_LAG = "loadcaller_event_loop_lag_seconds"
 HUB_LAG = "loadcaller_gevent_hub_lag_seconds"
 BRIDGE_HANDOFF = "loadcaller_bridge_handoff_seconds"  # labels: direction
-CPU_PERCENT = "loadcaller_generator_cpu_percent"  # labels: process
-SATURATED = "loadcaller_generator_saturated"
+CPU_RATIO = "loadcaller_generator_cpu_ratio"  # labels: process (0, 1, ... or "local")
+SATURATED = "loadcaller_generator_saturated"  # 0/1: the current (or last) window
+SATURATED_WINDOWS = "loadcaller_generator_saturated_windows"  # counter (_total), all processes
+# Always 1; its labels name the run (run: the results directory's name, profile). Dashboards
+# join it on (job, instance) to pick one run: the other series carry no run label, so a
+# run's cardinality does not depend on how it is named.
+RUN_INFO = "loadcaller_run_info"  # labels: run, profile
+# served by the reference agent (loadcaller/agent/metrics.py), not by the callers
+AGENT_REPLIES = "loadcaller_agent_replies"  # _total; labels: reply (backend, fallback)
+AGENT_FALLBACKS = "loadcaller_agent_fallbacks"  # _total; labels: reason (timeout, error)
+
+# ---- ports grafana/prometheus/prometheus.yml scrapes ------------------------------
+
+METRICS_PORT = 9646  # a run's /metrics (--metrics-port)
+CHAOS_CONTROL_PORT = 9100  # the chaos proxy's control API (the demo's, when free)
+AGENT_METRICS_PORT = 9647  # the reference agent's /metrics (the demo's agent, when free)
 
 # ---- buckets ---------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ from pydantic import (
     Discriminator,
     Field,
     GetJsonSchemaHandler,
+    PlainSerializer,
+    PlainValidator,
     PrivateAttr,
     Tag,
     ValidationError,
@@ -43,9 +45,28 @@ from pydantic_core import CoreSchema, core_schema
 from yaml.nodes import Node
 
 from loadcaller import yamlload
-from loadcaller.config import Duration
+from loadcaller.audio.persona import Persona
+from loadcaller.audio.persona import Voice as Voice  # profiles' voice: pf.Voice
+from loadcaller.calls.callerdata import DataSpec
+from loadcaller.config import AlsoAccepts, Duration
 from loadcaller.config import Model as _Model
 from loadcaller.errors import ProfileError
+from loadcaller.gates.parse import (
+    GATE_JSON_SCHEMA,
+    Gate,
+    fault_names,
+    gate_from_yaml,
+    phase_problem,
+)
+from loadcaller.stepmodels import (
+    BargeInStep,
+    ExpectArgs,
+    IfStep,
+    RepeatStep,
+    SilenceStep,
+    resolve_step_type,
+    step_cap_problem,
+)
 from loadcaller.transports import ports
 from loadcaller.transports.registry import TRANSPORT_NAMES, AnyTarget, target_override
 from loadcaller.transports.twilio_stream import TwilioTarget
@@ -56,17 +77,6 @@ MAX_SAY_TEXT: Final = 2000
 MAX_ERRORS_SHOWN: Final = 100
 
 Loc = tuple[str | int, ...]
-
-
-class _AlsoAccepts:
-    """JSON Schema: the type's own schema, or ``alternatives`` (forms a validator converts)."""
-
-    def __init__(self, *alternatives: dict[str, Any]) -> None:
-        self.alternatives = alternatives
-
-    def __get_pydantic_json_schema__(self, schema: CoreSchema,
-                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        return {"anyOf": [handler(schema), *self.alternatives]}
 
 
 class _AnyOfTargets:
@@ -85,14 +95,6 @@ class _AnyOfTargets:
         if alternatives is not None:
             out["anyOf"] = alternatives
         return out
-
-
-class Voice(_Model):
-    """The synthetic caller's voice (espeak-ng voice name, words/min, pitch 0-99)."""
-
-    name: str = Field("en-us", max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_+\-]*$")
-    rate: int = Field(165, ge=80, le=450)
-    pitch: int = Field(50, ge=0, le=99)
 
 
 class ConstantShape(_Model):
@@ -179,13 +181,15 @@ class SayArgs(_Model):
     text: str | None = Field(None, max_length=MAX_SAY_TEXT)
     phrase: str | None = None
     wav: str | None = None
+    recording: str | None = Field(None, max_length=200,
+                                  description="a file named in recordings/'s manifest")
     voice: Voice | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> SayArgs:
-        given = [k for k in ("text", "phrase", "wav") if getattr(self, k)]
+        given = [k for k in ("text", "phrase", "wav", "recording") if getattr(self, k)]
         if len(given) != 1:
-            raise ValueError("say needs exactly one of text, phrase or wav")
+            raise ValueError("say needs exactly one of text, phrase, wav or recording")
         return self
 
 
@@ -195,17 +199,19 @@ def _say_args(v: Any) -> Any:
 
 class SayStep(_Model):
     say: Annotated[SayArgs, BeforeValidator(_say_args),
-                   _AlsoAccepts({"type": "string", "maxLength": MAX_SAY_TEXT,
+                   AlsoAccepts({"type": "string", "maxLength": MAX_SAY_TEXT,
                                  "description": "text to speak"})]
 
 
 class WaitArgs(_Model):
     timeout: Duration | None = None
+    expect: ExpectArgs | None = Field(None, description="words or a regex the reply must "
+                                      "contain (speech recognition: loadcaller[asr])")
 
 
 class WaitStep(_Model):
     wait_for_agent: Annotated[WaitArgs, BeforeValidator(lambda v: v or {}),
-                              _AlsoAccepts({"type": "null"})]
+                              AlsoAccepts({"type": "null"})]
 
 
 class PauseStep(_Model):
@@ -234,7 +240,8 @@ class HangupStep(_Model):
     hangup: None = None
 
 
-STEP_KINDS = ("say", "wait_for_agent", "pause", "dtmf", "hangup")
+STEP_KINDS = ("say", "wait_for_agent", "pause", "dtmf", "hangup", "barge_in", "silence", "if",
+              "repeat")
 
 
 def _step_kind(v: Any) -> str | None:
@@ -244,7 +251,8 @@ def _step_kind(v: Any) -> str | None:
         key = next(iter(v))
         return key if key in STEP_KINDS else None
     if isinstance(v, BaseModel):
-        return next(iter(type(v).model_fields))
+        name, info = next(iter(type(v).model_fields.items()))
+        return info.alias or name
     return None
 
 
@@ -257,15 +265,20 @@ Step = Annotated[
     | Annotated[WaitStep, Tag("wait_for_agent")]
     | Annotated[PauseStep, Tag("pause")]
     | Annotated[DtmfStep, Tag("dtmf")]
-    | Annotated[HangupStep, Tag("hangup")],
+    | Annotated[HangupStep, Tag("hangup")]
+    | Annotated[BargeInStep, Tag("barge_in")]
+    | Annotated[SilenceStep, Tag("silence")]
+    | Annotated[IfStep, Tag("if")]
+    | Annotated[RepeatStep, Tag("repeat")],
     Discriminator(
         _step_kind,
         custom_error_type="unknown_step",
         custom_error_message="a step is one of: " + ", ".join(STEP_KINDS),
     ),
     BeforeValidator(_bare_step),
-    _AlsoAccepts({"enum": ["wait_for_agent", "hangup"]}),
+    AlsoAccepts({"enum": ["wait_for_agent", "hangup"]}),
 ]
+resolve_step_type(Step, SayArgs)  # if and repeat hold steps; barge_in says like say
 
 
 class MediaImpairments(_Model):
@@ -293,10 +306,27 @@ class MediaImpairments(_Model):
         return self
 
 
+def _gate_as_yaml(gate: Gate) -> Any:
+    """A gate as a profile writes it (the results directory's profile.yaml)."""
+    return gate.text if gate.phase is None else {"gate": gate.text, "phase": gate.phase}
+
+
+GateItem = Annotated[Gate, PlainValidator(gate_from_yaml), WithJsonSchema(GATE_JSON_SCHEMA),
+                     PlainSerializer(_gate_as_yaml, return_type=Any)]
+
+
 class Scenario(_Model):
     name: str = Field(max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
     weight: float = Field(1.0, gt=0)
+    persona: str | None = Field(None, description="always this persona (default: the mix)")
     steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Scenario:
+        problem = step_cap_problem(self.steps)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 class Profile(_Model):
@@ -313,8 +343,34 @@ class Profile(_Model):
         None, description="impair the caller's own media path (any transport, no proxy)")
     chaos: dict[str, Any] | None = Field(
         None, description="a chaos proxy started with the callers (docs/faults.md schema)")
+    gates: list[GateItem] = Field(
+        default_factory=list, description="SLO gates judged after the run (exit 1 when one "
+        "fails), e.g. 'turn_latency_p95 < 1.5s' or {gate: ..., phase: FAULT_NAME}")
+    persona: Persona | None = Field(None, description="every call's caller (docs/personas.md)")
+    personas: list[Persona] | None = Field(None, min_length=1, max_length=50,
+                                           description="a weighted mix of callers")
+    data: DataSpec | None = Field(None, description="per-call variables from a CSV file")
+    recordings: str | None = Field(None, description="a directory of WAV files with a "
+                                   "manifest.csv (file,text) for say: {recording: FILE}")
 
     _source: SourceMap | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _personas(self) -> Profile:
+        if self.persona is not None and self.personas is not None:
+            raise ValueError("give persona (one) or personas (a mix), not both")
+        names = [p.name for p in self.all_personas()]
+        if len(set(names)) != len(names):
+            raise ValueError("persona names must be unique")
+        for sc in self.scenarios:
+            if sc.persona is not None and sc.persona not in names:
+                raise ValueError(f"scenario {sc.name!r} names persona {sc.persona!r}; "
+                                 f"known: {', '.join(names) or '(none)'}")
+        return self
+
+    def all_personas(self) -> list[Persona]:
+        """The run's personas (``persona`` or ``personas``; empty for plain callers)."""
+        return [self.persona] if self.persona is not None else list(self.personas or [])
 
     def where(self, loc: Loc, source: str = "<profile>") -> str:
         """``file:line: field`` of the value at ``loc`` (the line when loaded from YAML)."""
@@ -447,6 +503,7 @@ def parse_profile(text: str, source: str = "<profile>",
     assert profile is not None
     if profile.chaos is not None:
         _check_chaos(profile.chaos, root, source)
+    _check_gate_phases(profile, root, source)
     profile._source = SourceMap(source, root)
     return profile
 
@@ -486,6 +543,19 @@ def _check_chaos(section: dict[str, Any], root: Node | None, source: str) -> Non
         line = yamlload.line_of(root, ("chaos",))
         raise ProfileError(_issue(source, line, ("chaos",), f"invalid chaos section "
                                   f"({type(exc).__name__}: {exc})")) from None
+
+
+def _check_gate_phases(profile: Profile, root: Node | None, source: str) -> None:
+    """A phase gate names one of the chaos section's faults (or none)."""
+    faults = fault_names(profile.chaos)
+    lines = []
+    for i, gate in enumerate(profile.gates):
+        problem = phase_problem(gate, faults)
+        if problem is not None:
+            loc: Loc = ("gates", i, "phase")
+            lines.append(_issue(source, yamlload.line_of(root, loc), loc, problem))
+    if lines:
+        raise ProfileError("\n".join(lines))
 
 
 def load_profile(path: Path, overrides: dict[str, Any] | None = None) -> Profile:

@@ -17,7 +17,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from loadcaller.agent.backend import REPLIES
-from loadcaller.agent.session import AgentConfig, AgentSession, GroundTruth
+from loadcaller.agent.metrics import CountingTruth
+from loadcaller.agent.session import AgentConfig, AgentSession
 from loadcaller.audio.pack import load_pack_audio
 from loadcaller.calls.utterance import Utterance, make_utterance
 from loadcaller.errors import RemoteProtocolError
@@ -60,7 +61,7 @@ class ReferenceAgent:
                  seed: int | None = None) -> None:
         self.config = config
         self.voice = agent_voice()
-        self.truth = GroundTruth(truth)
+        self.truth = CountingTruth(truth)  # also serves GET /metrics (agent fallbacks)
         self.auth_token = auth_token
         self.public_url = public_url
         self.rng = random.Random(seed)
@@ -83,6 +84,12 @@ class ReferenceAgent:
             await self.http.close()
 
     def _check(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.path == "/metrics" and "websocket" not in request.headers.get(
+                "Upgrade", "").lower():
+            response = connection.respond(200, self.truth.exposition().decode())
+            del response.headers["Content-Type"]  # Prometheus' text format, versioned
+            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+            return response
         if not self.auth_token:
             return None
         signature = request.headers.get("X-Twilio-Signature", "")
@@ -108,6 +115,9 @@ class ReferenceAgent:
                 elif isinstance(msg, tw.Start):
                     line.stream_sid = msg.stream_sid
                     session.on_start(msg.call_sid, t, msg.stream_sid)
+                    if msg.custom_parameters:  # logged: a caller's per-call data arrived
+                        self.truth.write({"call_sid": msg.call_sid,
+                                          "custom_parameters": msg.custom_parameters})
                 elif isinstance(msg, tw.Dtmf):
                     session.on_dtmf(msg.digit, t)
                 elif isinstance(msg, tw.Stop):

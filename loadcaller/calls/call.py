@@ -1,8 +1,9 @@
 """One call: set up, run the script on the media clock, classify the end.
 
 Thin glue around the sans-I/O :class:`~loadcaller.calls.script.CallScript`:
-:class:`Call` is the media clock's member (its :meth:`Call.tick` sends the
-script's frame, collects what the caller heard and steps the script) and the
+:class:`Call` is the media clock's member (its :meth:`Call.send` sends the
+script's frame and collects what the caller heard; :meth:`Call.take` steps the
+script once the clock has the levels of every call's heard frames) and the
 coroutine that connects, waits for the script or the far end to end the call,
 and hangs up. There is no coroutine per step and no wake-up per frame: the
 tick does all the work. Every way a call can end (script done, agent hangs up,
@@ -34,6 +35,7 @@ from loadcaller.calls.measure import TurnResult
 from loadcaller.calls.scenario import CallPolicy, Scenario
 from loadcaller.calls.script import LISTEN_VAD, CallScript, Finished, SendDtmf
 from loadcaller.errors import LocalError, SetupFailed
+from loadcaller.media.frames import PlayedFrame
 from loadcaller.media.outcomes import CallOutcome
 from loadcaller.timebase import NS_PER_MS, now_ns
 from loadcaller.transports.base import CallEnd, CallTransport, local_os_error
@@ -59,6 +61,8 @@ class CallRecord:
     greeting_ns: int | None = None
     turns: list[TurnResult] = field(default_factory=list)
     media: dict[str, Any] | None = None  # per-call media figures (RTP transports)
+    transcripts: list[tuple[int, str]] | None = None  # the agent's words, (arrival ns, text)
+    persona: str = ""  # the caller's persona (loadcaller.audio.persona), "" for none
 
 
 class Call:
@@ -90,20 +94,48 @@ class Call:
 
     # ---- the media clock's side (synchronous, hot) ---------------------------------
 
-    def tick(self, deadline_ns: int) -> None:
+    def send(self, deadline_ns: int) -> tuple[int, list[PlayedFrame]] | None:
+        """Send this period's frame; (the instant it was in the socket, frames heard).
+
+        That instant, taken right after the send, is what a turn's latency starts
+        from when the frame is the caller's last speech frame (see :meth:`take`).
+        """
         script = self.script
         if script is None:
-            return
+            return None
         transport = self.transport
         try:
             transport.send_audio(script.next_frame())
             now = now_ns()  # the frame is in the socket now
-            self._act(script.step(now, transport.heard(now)))
+            return now, transport.heard(now)
         except Exception as exc:
-            # our bug, not the agent's: end this call as an error (the clock counts it
-            # in member_errors and drops it) rather than leave it silent until cancelled
-            self._act([Finished(CallOutcome.ERROR, f"local: {type(exc).__name__}: {exc}")])
+            self._broken(exc)
             raise
+
+    def take(self, now: int, heard: list[PlayedFrame],
+             levels: Sequence[float] | None = None) -> None:
+        """Step the script: the frame left at ``now``; ``heard`` (at ``levels``) was heard."""
+        script = self.script
+        if script is None:
+            return
+        try:
+            self._act(script.step(now, heard, levels))
+        except Exception as exc:
+            self._broken(exc)
+            raise
+
+    def tick(self, deadline_ns: int) -> int | None:
+        """:meth:`send` then :meth:`take` for one call; the send instant."""
+        out = self.send(deadline_ns)
+        if out is None:
+            return None
+        self.take(out[0], out[1])
+        return out[0]
+
+    def _broken(self, exc: Exception) -> None:
+        # our bug, not the agent's: end this call as an error (the clock counts it
+        # in member_errors and drops it) rather than leave it silent until cancelled
+        self._act([Finished(CallOutcome.ERROR, f"local: {type(exc).__name__}: {exc}")])
 
     def _act(self, actions: list[SendDtmf | Finished]) -> None:
         for action in actions:
@@ -141,7 +173,7 @@ class Call:
 
     async def _answered(self) -> CallRecord:
         rec = self.record
-        t_answer = now_ns()
+        t_answer = self.transport.answered_ns or now_ns()
         rec.setup_ns = t_answer - rec.t_start_ns
         rec.remote_id = self.transport.remote_id
         self._done = asyncio.get_running_loop().create_future()
@@ -187,6 +219,7 @@ class Call:
         if self.script is not None:
             rec.greeting_ns = self.script.greeting_ns
         rec.media = self.transport.media_stats
+        rec.transcripts = self.transport.transcripts
         if self.on_finish is not None:
             self.on_finish(rec)
         return rec

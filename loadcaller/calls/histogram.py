@@ -38,9 +38,9 @@ class Histogram:
     def __init__(self) -> None:
         self._h = HdrHistogram(_LOWEST_US, _HIGHEST_US, _DIGITS)
 
-    def record_ns(self, value_ns: int) -> None:
+    def record_ns(self, value_ns: int, count: int = 1) -> None:
         us = max(_LOWEST_US, min(_HIGHEST_US, value_ns // 1000))
-        self._h.record_value(us)
+        self._h.record_value(us, count)
 
     @property
     def count(self) -> int:
@@ -70,11 +70,12 @@ class Histogram:
         return self.percentiles_ms((q,))[0]
 
     def summary_ms(self) -> dict[str, float | int | None]:
-        """count, p50, p95, p99, max and mean in milliseconds (None when empty)."""
+        """count, p50, p90, p95, p99, max and mean in milliseconds (None when empty)."""
         total = self.count
         if total == 0:
-            return {"count": 0, "p50": None, "p95": None, "p99": None, "max": None, "mean": None}
-        p50, p95, p99 = self.percentiles_ms((50, 95, 99))
+            return {"count": 0, "p50": None, "p90": None, "p95": None, "p99": None, "max": None,
+                    "mean": None}
+        p50, p90, p95, p99 = self.percentiles_ms((50, 90, 95, 99))
         counts = self._counts()
         high, mid = _bucket_values()
         last = int(np.flatnonzero(counts)[-1])
@@ -82,6 +83,7 @@ class Histogram:
         return {
             "count": total,
             "p50": p50,
+            "p90": p90,
             "p95": p95,
             "p99": p99,
             "max": round(float(high[last]) / 1000.0, 3),

@@ -15,6 +15,7 @@ feeds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from loadcaller.audio.vad import SpeechEnd, SpeechStart, StreamingVad, VadConfig, ulaw_frame_dbfs
@@ -34,12 +35,38 @@ class TurnResult:
     t_reply_onset_ns: int | None = None
     overlap: bool = False
     faults: tuple[str, ...] = ()  # chaos faults active while the turn ran
+    # "say", "barge_in" (the caller's turn began by talking over the agent) or "silence"
+    # (t_speech_end_ns: when the line went quiet; outcome reprompted or no_reprompt)
+    step: str = "say"
+    bargein: str | None = None  # a BargeInOutcome
+    t_bargein_ns: int | None = None  # the caller's first interrupting frame left
+    t_agent_stop_ns: int | None = None  # the end of the agent's audio as heard
+    t_reprompt_ns: int | None = None  # silence: the onset of the agent's reprompt
+    heard_text: str | None = None  # expect: what speech recognition heard in the reply
+    expect_ok: bool | None = None  # expect: the verdict (None: not checked)
+    expect_reason: str | None = None
+    # measured while this process's generator was saturated (calls/stretches.py)
+    generator_saturated: bool = False
 
     @property
     def latency_ns(self) -> int | None:
         if self.t_reply_onset_ns is None:
             return None
         return max(0, self.t_reply_onset_ns - self.t_speech_end_ns)
+
+    @property
+    def bargein_reaction_ns(self) -> int | None:
+        """From the caller's interrupting onset to the end of the agent's audio as heard."""
+        if self.t_bargein_ns is None or self.t_agent_stop_ns is None:
+            return None
+        return self.t_agent_stop_ns - self.t_bargein_ns
+
+    @property
+    def reprompt_ns(self) -> int | None:
+        """Silence: from the line going quiet to the agent's reprompt."""
+        if self.t_reprompt_ns is None:
+            return None
+        return max(0, self.t_reprompt_ns - self.t_speech_end_ns)
 
 
 class Listener:
@@ -52,12 +79,19 @@ class Listener:
         self.onsets: list[int] = []
         self.ends: list[int] = []
 
-    def hear(self, frames: list[PlayedFrame]) -> bool:
-        """Feed heard frames; True when an onset or an end was found."""
+    def hear(self, frames: list[PlayedFrame], levels: Sequence[float] | None = None) -> bool:
+        """Feed heard frames; True when an onset or an end was found.
+
+        ``levels``: the frames' levels in dBFS, one per frame, when the media
+        clock computed them in one batch for all its calls.
+        """
         changed = False
         vad = self._vad
-        for frame in frames:
-            dbfs = ulaw_frame_dbfs(frame.audio) if frame.audio else SILENCE_DBFS
+        for i, frame in enumerate(frames):
+            if levels is not None:
+                dbfs = levels[i]
+            else:
+                dbfs = ulaw_frame_dbfs(frame.audio) if frame.audio else SILENCE_DBFS
             event = vad.feed(dbfs, frame.t_ns)
             if event is None:
                 continue

@@ -16,6 +16,7 @@ from loadcaller.calls import measure
 from loadcaller.calls.call import CallRecord, turn_latency_ms
 from loadcaller.calls.histogram import Histogram
 from loadcaller.calls.media_totals import MediaTotals
+from loadcaller.calls.persona_totals import PersonaTotals
 from loadcaller.media.outcomes import NOT_FAILED, CallOutcome, TurnOutcome
 from loadcaller.timebase import NS_PER_MS, to_monotonic_s
 
@@ -26,7 +27,7 @@ def _ms(ns: int | None) -> float | None:
 
 def turn_line(rec: CallRecord, turn: measure.TurnResult) -> dict[str, Any]:
     onset = turn.t_reply_onset_ns
-    return {
+    line = {
         "call_id": rec.call_id,
         "scenario": rec.scenario,
         "transport": rec.transport,
@@ -39,6 +40,42 @@ def turn_line(rec: CallRecord, turn: measure.TurnResult) -> dict[str, Any]:
         "remote_id": rec.remote_id,
         "faults": list(turn.faults),
     }
+    if turn.generator_saturated:  # measured while the generator itself was behind
+        line["generator_saturated"] = True
+    if rec.transcripts:
+        line["agent_text"] = agent_text(rec, turn)
+    line.update(step_fields(turn))
+    if rec.persona:
+        line["persona"] = rec.persona
+    return line
+
+
+def _s(ns: int | None) -> float | None:
+    return None if ns is None else round(to_monotonic_s(ns), 6)
+
+
+def step_fields(turn: measure.TurnResult) -> dict[str, Any]:
+    """turns.jsonl's fields for barge-ins, silences and expect: checks."""
+    out: dict[str, Any] = {"step": turn.step}
+    if turn.step == "barge_in":
+        out.update(bargein=turn.bargein, bargein_reaction_ms=_ms(turn.bargein_reaction_ns),
+                   t_bargein=_s(turn.t_bargein_ns), t_agent_stop=_s(turn.t_agent_stop_ns))
+    elif turn.step == "silence":
+        out.update(reprompt_ms=_ms(turn.reprompt_ns), t_reprompt=_s(turn.t_reprompt_ns))
+    if turn.expect_ok is not None or turn.expect_reason is not None:
+        out.update(heard_text=turn.heard_text, expect_ok=turn.expect_ok,
+                   expect_reason=turn.expect_reason)
+    return out
+
+
+def agent_text(rec: CallRecord, turn: measure.TurnResult) -> str | None:
+    """What the agent said in ``turn`` by its own account (text that arrived between the
+    end of the caller's speech and the end of the caller's next), when it sends any."""
+    following = [t.t_speech_end_ns for t in rec.turns if t.index == turn.index + 1]
+    end = following[0] if following else None
+    parts = [text.strip() for at, text in rec.transcripts or ()
+             if at >= turn.t_speech_end_ns and (end is None or at < end)]
+    return " ".join(p for p in parts if p) or None
 
 
 def call_line(rec: CallRecord) -> dict[str, Any]:
@@ -59,6 +96,8 @@ def call_line(rec: CallRecord) -> dict[str, Any]:
     }
     if rec.media is not None:  # RTP transports: packets, loss, jitter, MOS
         line["media"] = rec.media
+    if rec.persona:
+        line["persona"] = rec.persona
     return line
 
 
@@ -101,9 +140,17 @@ class Results:
         self.call_outcomes: Counter[str] = Counter()
         self.turn_outcomes: Counter[str] = Counter()
         self.turn_latency = Histogram()
+        self.turn_latency_unsaturated = Histogram()  # without generator_saturated turns
+        self.turns_generator_saturated = 0
         self.greeting = Histogram()
         self.setup = Histogram()
+        self.bargein_reaction = Histogram()
+        self.bargein_outcomes: Counter[str] = Counter()
+        self.reprompt = Histogram()
+        self.silences: Counter[str] = Counter()  # silence steps: reprompted, no_reprompt
+        self.expect: Counter[str] = Counter()  # passed, failed, unchecked
         self.reasons: Counter[str] = Counter()
+        self.personas = PersonaTotals()
         self.media = MediaTotals()
         self._turns_f: IO[str] | None = None
         self._calls_f: IO[str] | None = None
@@ -128,10 +175,20 @@ class Results:
             self.greeting.record_ns(rec.greeting_ns)
         if rec.media is not None:
             self.media.add(rec.media)
+        self.personas.add(rec)
         for turn in rec.turns:
+            if turn.step == "silence":  # dead air, not a turn: summary.json's dead_air
+                self.silences[turn.outcome] += 1
+                if turn.reprompt_ns is not None:
+                    self.reprompt.record_ns(turn.reprompt_ns)
+                continue
             self.turn_outcomes[turn.outcome] += 1
             if turn.latency_ns is not None:
                 self.turn_latency.record_ns(turn.latency_ns)
+                if not turn.generator_saturated:
+                    self.turn_latency_unsaturated.record_ns(turn.latency_ns)
+            self.turns_generator_saturated += turn.generator_saturated
+            self._record_step(turn)
             if self._timeline is not None:
                 self._timeline.append(
                     (turn.t_speech_end_ns, tuple(turn.faults), turn.outcome, turn.latency_ns))
@@ -141,6 +198,30 @@ class Results:
             self._turns_f.flush()
             self._calls_f.write(json.dumps(call_line(rec)) + "\n")
             self._calls_f.flush()
+
+    def _record_step(self, turn: measure.TurnResult) -> None:
+        if turn.bargein is not None:
+            self.bargein_outcomes[turn.bargein] += 1
+            if turn.bargein_reaction_ns is not None:
+                self.bargein_reaction.record_ns(max(0, turn.bargein_reaction_ns))
+        if turn.expect_ok is not None:
+            self.expect["passed" if turn.expect_ok else "failed"] += 1
+        elif turn.expect_reason is not None:
+            self.expect["unchecked"] += 1
+
+    def behaviour_summary(self) -> dict[str, Any]:
+        """summary.json's barge-in, dead-air and expect: sections."""
+        return {
+            "bargein": {"count": sum(self.bargein_outcomes.values()),
+                        "outcomes": dict(self.bargein_outcomes),
+                        "reaction_ms": self.bargein_reaction.summary_ms()},
+            "dead_air": {"silences": sum(self.silences.values()),
+                         "reprompted": self.silences.get(TurnOutcome.REPROMPTED, 0),
+                         "reprompt_ms": self.reprompt.summary_ms()},
+            "expect": {"checked": self.expect["passed"] + self.expect["failed"],
+                       "passed": self.expect["passed"], "failed": self.expect["failed"],
+                       "unchecked": self.expect["unchecked"]},
+        }
 
     def summary(self, generator: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         """summary.json's content."""
@@ -162,8 +243,13 @@ class Results:
                 "count": sum(self.turn_outcomes.values()),
                 "answered": self.turn_outcomes.get(TurnOutcome.ANSWERED, 0),
                 "latency_ms": lat,
+                # the same with the turns measured while the generator was saturated left out
+                "latency_ms_unsaturated": self.turn_latency_unsaturated.summary_ms(),
+                "generator_saturated": self.turns_generator_saturated,
                 "outcomes": dict(self.turn_outcomes),
             },
+            **self.behaviour_summary(),
+            **({"personas": self.personas.summary()} if self.personas.by_name else {}),
             "phases": self.phases(),
             "greeting_latency_ms": self.greeting.summary_ms(),
             "setup_ms": self.setup.summary_ms(),

@@ -4,7 +4,7 @@ How this works: the call runner (:mod:`loadcaller.calls.call`) calls two
 methods on every 20 ms media clock tick, and nothing else moves the script:
 
 - :meth:`CallScript.next_frame` gives the frame to send now: the next frame of
-  the utterance being said, or silence;
+  the utterance being said, or silence (a persona's noise bed, looped, if any);
 - :meth:`CallScript.step` takes the instant the frame left (``now``) and the
   frames the caller heard since the last tick, feeds them to the caller's ear
   (:class:`~loadcaller.calls.measure.Listener`), and walks the scenario as far
@@ -17,8 +17,13 @@ A step is in one of these states::
                    turn's end of speech (the turn is then pending)
     WaitForAgent   waiting  -> the reply onset is known (or the timeout passed)
                    replying -> the reply's end is known (or max_reply passed)
+    BargeIn        waiting for the reply onset, then `after` into it, then a Say
+                   whose first frame starts a BargeInWatch (the agent's stop)
+    Silence        nothing said until the agent's reprompt begins (then heard out)
+                   or the duration passes: reprompted / no_reprompt
     Pause          until now >= its deadline (silence goes out meanwhile)
     Dtmf           the digits go out as actions; done at once
+    If, Repeat     push a branch or a loop body on the cursor's stack; done at once
     Hangup         finished
 
 Timing comes only from ``now`` and the heard frames' own stamps, so the script
@@ -26,22 +31,54 @@ runs on a fake clock in tests exactly as on the media clock; turn latency is
 ``reply onset - end of speech`` in nanoseconds, however coarse the tick. When the
 far end or the network ends the call first, :meth:`close` settles the pending
 turn (answered if a reply had begun, else dropped or agent_hangup).
+
+A persona's patience (``CallPolicy.patience_ns``) ends a wait whose reply has not
+begun that long after the caller stopped (or the call was answered): turn and
+call ``caller_abandoned``, decided once the VAD could have confirmed an onset.
+
+Speech turns are numbered by the caller's utterances (the reference agent
+numbers its turns by the caller's ends of speech, so the two match); a silence
+step's line carries the number of the utterance that follows it. ``expect:``
+checks go to a recognizer off the media clock's thread once the reply has been
+heard out; the verdict replaces the turn in :attr:`CallScript.turns` when it
+arrives, and the end of the script waits for them (bounded).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any, Final
 
 from loadcaller.audio.vad import VadConfig
+from loadcaller.calls import asr
+from loadcaller.calls.bargein import BargeInWatch
 from loadcaller.calls.measure import Listener, TurnResult, reply_onset
-from loadcaller.calls.scenario import CallPolicy, Dtmf, Hangup, Pause, Say, Scenario, WaitForAgent
+from loadcaller.calls.scenario import (
+    BargeIn,
+    CallPolicy,
+    Dtmf,
+    Expect,
+    Hangup,
+    If,
+    Pause,
+    Repeat,
+    Say,
+    Scenario,
+    Silence,
+    Step,
+    WaitForAgent,
+    flat_steps,
+)
 from loadcaller.calls.utterance import Utterance
-from loadcaller.media.frames import SILENCE_FRAME, PlayedFrame
+from loadcaller.media.frames import FRAME_NS, SILENCE_FRAME, PlayedFrame
 from loadcaller.media.outcomes import CallOutcome, TurnOutcome
 
 # The caller decides the agent has finished speaking after this much silence.
 LISTEN_VAD = VadConfig(hangover_ms=400)
+MAX_STEPS_RUN: Final = 100_000  # steps one call may run, loops included (profiles: fewer)
+RECOGNITION_WAIT_NS: Final = 15_000_000_000  # the script's end waits this for expect: verdicts
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +99,18 @@ class Finished:
 Action = SendDtmf | Finished
 
 _WAITING, _REPLYING = 0, 1
+_NOT_YET: Final = (-1, False)  # _await_reply: the answer is not known at this instant
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A caller utterance whose reply is not yet measured."""
+
+    index: int
+    t_end: int
+    faults: tuple[str, ...]
+    step: str = "say"
+    watch: BargeInWatch | None = None
 
 
 class CallScript:
@@ -69,26 +118,43 @@ class CallScript:
 
     def __init__(self, scenario: Scenario, *, t_answer_ns: int, policy: CallPolicy,
                  vad: VadConfig = LISTEN_VAD,
-                 faults_now: Callable[[], Sequence[str]] | None = None) -> None:
+                 faults_now: Callable[[], Sequence[str]] | None = None,
+                 rng: random.Random | None = None,
+                 recognizer: asr.Recognizer | None = None) -> None:
         self.scenario = scenario
         self.policy = policy
         self.t_answer_ns = t_answer_ns
         self.listener = Listener(vad)
         self.faults_now = faults_now
+        self.rng = rng if rng is not None else random.Random(t_answer_ns)
         self.turns: list[TurnResult] = []
         self.greeting_ns: int | None = None
         self.finished: Finished | None = None
-        self._step = -1  # index of the step in progress
+        self._stack: list[list[Any]] = [[scenario.steps, 0, 1]]  # [steps, index, rounds left]
+        self._ran = 0  # steps entered
         self._entered = False  # the step in progress has started
         self._utt: Utterance | None = None
         self._pos = 0
+        self._first_sent = False  # the frame just handed out begins the utterance
         self._last_sent = False  # the frame just handed out ends the utterance
-        self._deadline = 0  # Pause end, or WaitForAgent timeout / max reply
+        self._deadline = 0  # Pause end, wait timeout / max reply, silence end
         self._wait = _WAITING
+        self._phase = 0  # BargeIn: 0 await the reply, 1 until `after`, 2 speaking
         self._onset = 0
-        self._pending: tuple[int, int, tuple[str, ...]] | None = None  # index, t_end, faults
+        self._quiet_since = 0
+        self._speech = 0  # utterances said so far: the next speech turn's index
+        self._last_speech_ns = t_answer_ns
+        self._watch: BargeInWatch | None = None  # the barge-in being said
+        self._settle_ns = vad.hangover_ms * 1_000_000 + FRAME_NS
+        self._confirm_ns = vad.min_speech_frames * FRAME_NS
+        self._pending: _Pending | None = None
         self._misses = 0
         self._max_call_at = t_answer_ns + policy.max_call_ns
+        self._bed, self._bed_pos = policy.noise_bed, 0  # a persona's noise, else silence
+        self._audio: list[PlayedFrame] | None = None  # heard frames kept for an expect:
+        self._expect_pos: int | None = None  # the turn an expect: checks
+        self._checks = asr.Checks(recognizer)
+        self._checks_deadline: int | None = None
 
     # ---- the media clock's side -------------------------------------------------
 
@@ -96,22 +162,43 @@ class CallScript:
         """The frame to send on this tick."""
         utt = self._utt
         if utt is None:
-            return SILENCE_FRAME
+            if not self._bed:
+                return SILENCE_FRAME
+            self._bed_pos = (self._bed_pos + 1) % len(self._bed)
+            return self._bed[self._bed_pos]
         frame = utt.frames[self._pos]
+        self._first_sent = self._pos == 0
         self._pos += 1
         self._last_sent = self._pos == len(utt.frames)
         return frame
 
-    def step(self, now: int, heard: list[PlayedFrame]) -> list[Action]:
-        """The frame from :meth:`next_frame` left at ``now``; ``heard`` was heard."""
+    def step(self, now: int, heard: list[PlayedFrame],
+             levels: Sequence[float] | None = None) -> list[Action]:
+        """The frame from :meth:`next_frame` left at ``now``; ``heard`` was heard.
+
+        ``levels``: the heard frames' levels when the media clock computed them
+        for many calls at once (None: the listener computes them).
+        """
+        if self._first_sent:
+            self._first_sent = False
+            if self._watch is not None and not self._watch.t_first:
+                self._watch.started(now)  # the interruption's onset, as the agent gets it
         if self._last_sent:  # the last speech frame is in the socket: the turn's clock starts
             self._last_sent = False
             self._utt = None
-            self._pending = (len(self.turns), now, self._faults())
+            watch, self._watch = self._watch, None
+            self._pending = _Pending(self._speech, now, self._faults(),
+                                     "say" if watch is None else "barge_in", watch)
+            self._speech += 1
+            self._last_speech_ns = now
             self._entered = False
-            self._step += 1
+            self._next()
         if heard:
-            self.listener.hear(heard)
+            self.listener.hear(heard, levels)
+            if self._audio is not None:
+                self._audio.extend(heard)
+        if self._checks.pending:
+            self._poll_checks()
         if self.finished is not None:
             return []
         actions: list[Action] = []
@@ -125,33 +212,54 @@ class CallScript:
 
     def close(self, call_outcome: CallOutcome) -> None:
         """The far end or the network ended the call: settle the pending turn."""
-        if self._pending is None:
+        self._poll_checks(final=True)
+        pending = self._pending
+        if pending is None:
             return
-        index, t_end, before = self._pending
         self._pending = None
-        faults = self._merge(before)
-        found = reply_onset(self.listener, t_end, final=True)
+        found = reply_onset(self.listener, pending.t_end, final=True)
         if found is not None:  # the reply began before the line went dead
-            self.turns.append(
-                TurnResult(index, TurnOutcome.ANSWERED, t_end, found[0], found[1], faults))
+            self.turns.append(self._turn(pending, TurnOutcome.ANSWERED, found, final=True))
             return
         outcome = (TurnOutcome.AGENT_HANGUP if call_outcome == CallOutcome.AGENT_HANGUP
                    else TurnOutcome.DROPPED)
-        self.turns.append(TurnResult(index, outcome, t_end, faults=faults))
+        self.turns.append(self._turn(pending, outcome, None, final=True))
+
+    # ---- the cursor ---------------------------------------------------------------
+
+    def _current(self) -> Step | None:
+        """The step in progress (loops rewound, finished branches popped); None: the end."""
+        stack = self._stack
+        while stack:
+            top = stack[-1]
+            if top[1] < len(top[0]):
+                step: Step = top[0][top[1]]
+                return step
+            if top[2] > 1:
+                top[1], top[2] = 0, top[2] - 1
+            else:
+                stack.pop()
+        return None
+
+    def _next(self) -> None:
+        if self._stack:
+            self._stack[-1][1] += 1
 
     # ---- the state machine --------------------------------------------------------
 
     def _advance(self, now: int, actions: list[Action]) -> bool:
         """Run the current step at ``now``; True when it finished (go on to the next)."""
-        if self._step < 0:
-            self._step = 0
-        steps = self.scenario.steps
-        if self._step >= len(steps):
-            self._end_of_script()
+        step = self._current()
+        if step is None:
+            self._end_of_script(now)
             return False
-        step = steps[self._step]
         entering = not self._entered
         self._entered = True
+        if entering:
+            self._ran += 1
+            if self._ran > MAX_STEPS_RUN:
+                self._finish(CallOutcome.COMPLETED, f"step cap reached ({MAX_STEPS_RUN} steps)")
+                return False
         done = True
         if isinstance(step, Say):
             if entering:
@@ -161,60 +269,201 @@ class CallScript:
             if entering:
                 timeout = step.timeout_ns or self.policy.turn_timeout_ns
                 self._deadline, self._wait = now + timeout, _WAITING
-            done = self._waiting(now)
+                self._audio = [] if step.expect is not None else None
+            done = self._waiting(now, step)
+        elif isinstance(step, BargeIn):
+            done = self._barge_in(now, step, entering)
+        elif isinstance(step, Silence):
+            done = self._silence(now, step, entering)
         elif isinstance(step, Pause):
             if entering:
                 self._deadline = now + step.duration_ns
             done = now >= self._deadline
         elif isinstance(step, Dtmf):
             actions.extend(SendDtmf(d) for d in step.digits)
+        elif isinstance(step, If | Repeat):
+            self._next()
+            self._entered = False
+            if isinstance(step, If):
+                last = self.turns[-1].outcome if self.turns else "none"
+                body = step.then if last in step.outcomes else step.orelse
+                if body:
+                    self._stack.append([body, 0, 1])
+            elif step.times > 0 and step.steps:
+                self._stack.append([step.steps, 0, step.times])
+            return True
         elif isinstance(step, Hangup):
-            self._step = len(steps)
-            self._end_of_script()
+            self._stack.clear()
+            self._end_of_script(now)
             return False
         if done:
-            self._step += 1
+            self._next()
             self._entered = False
         return done
 
-    def _waiting(self, now: int) -> bool:
-        """WaitForAgent at ``now``: True once the reply (or greeting) has been heard out."""
-        if self._wait == _REPLYING:
-            return self.listener.end_after(self._onset) is not None or now >= self._deadline
+    def _await_reply(self, now: int, since: int | None = None) -> tuple[int, bool] | None:
+        """The reply onset after the pending utterance (or the answer, or ``since``):
+        (onset, overlap).
+
+        :data:`_NOT_YET` while unknown; None when no reply began in time (the turn is
+        settled as no_response, or the caller lost patience: see :attr:`finished`).
+        """
         pending = self._pending
-        after = pending[1] if pending else self.t_answer_ns
+        after = pending.t_end if pending is not None else since or self.t_answer_ns
         found = reply_onset(self.listener, after)
+        patience = self.policy.patience_ns
+        if patience is not None and (  # an onset is known a confirmation after it was heard
+                found[0] > after + patience if found is not None
+                else now >= after + patience + self._confirm_ns):
+            self._abandon(pending, patience)
+            return None
         if found is None:
             if now < self._deadline:
-                return False
+                return _NOT_YET
             found = reply_onset(self.listener, after, final=True)
         if pending is not None:
+            if pending.watch is not None and not pending.watch.poll(self.listener, now):
+                return _NOT_YET  # the agent's stop is not known yet: the turn waits for it
             self._pending = None
-            index, t_end, before = pending
-            faults = self._merge(before)
-            if found is None:
-                self.turns.append(TurnResult(index, TurnOutcome.NO_RESPONSE, t_end, faults=faults))
-            else:
-                self.turns.append(TurnResult(index, TurnOutcome.ANSWERED, t_end, found[0],
-                                             found[1], faults))
-        elif found is not None and self.greeting_ns is None:
-            self.greeting_ns = found[0] - self.t_answer_ns
+            outcome = TurnOutcome.NO_RESPONSE if found is None else TurnOutcome.ANSWERED
+            self.turns.append(self._turn(pending, outcome, found))
+            self._expect_pos = len(self.turns) - 1
+        else:
+            self._expect_pos = None
+            if found is not None and self.greeting_ns is None:
+                # audio before the answer (SIP early media) greets the caller at the answer
+                self.greeting_ns = max(0, found[0] - self.t_answer_ns)
         if found is None:
             self._misses += 1
             if self._misses >= self.policy.give_up_after_no_response:
                 self._finish(CallOutcome.NO_RESPONSE,
                              f"{self._misses} waits for the agent timed out; caller hung up")
-            return True
+            return None
         self._misses = 0
+        return found
+
+    def _waiting(self, now: int, step: WaitForAgent) -> bool:
+        """WaitForAgent at ``now``: True once the reply (or greeting) has been heard out."""
+        if self._wait == _REPLYING:
+            end = self.listener.end_after(self._onset)
+            if end is None and now < self._deadline:
+                return False
+            if step.expect is not None:
+                self._check(step.expect, end)
+            return True
+        found = self._await_reply(now)
+        if found is _NOT_YET:
+            return False
+        if found is None:
+            self._audio = None
+            return True
         self._onset = found[0]
         self._wait, self._deadline = _REPLYING, now + self.policy.max_reply_ns
-        return self._waiting(now)
+        return self._waiting(now, step)
 
-    def _end_of_script(self) -> None:
+    def _barge_in(self, now: int, step: BargeIn, entering: bool) -> bool:
+        if entering:
+            self._phase = 0
+            self._deadline = now + (step.timeout_ns or self.policy.turn_timeout_ns)
+            # nothing said since the last reply was heard out: the next reply, not that one
+            heard = self.greeting_ns is not None or bool(self.turns)
+            self._quiet_since = now if self._pending is None and heard else 0
+        if self._phase == 0:
+            found = self._await_reply(now, self._quiet_since or None)
+            if found is _NOT_YET or self.finished is not None:
+                return False
+            after = step.after_ns
+            if step.after_max_ns is not None:
+                after = self.rng.randint(step.after_ns, step.after_max_ns)
+            onset = None if found is None else found[0]
+            self._watch = BargeInWatch(onset, step.stop_timeout_ns, self._settle_ns)
+            self._onset = now if onset is None else onset + after
+            self._phase = 1
+        if self._phase == 1:
+            if now + FRAME_NS < self._onset:  # the first frame leaves on the next tick
+                return False
+            self._utt, self._pos, self._phase = step.utterance, 0, 2
+        return False  # ends in step() once its last frame has left
+
+    def _silence(self, now: int, step: Silence, entering: bool) -> bool:
+        listener = self.listener
+        if entering:
+            quiet = now
+            if len(listener.onsets) == len(listener.ends):  # the agent is not speaking
+                quiet = self._last_speech_ns
+                if listener.ends:
+                    quiet = max(quiet, listener.ends[-1] + FRAME_NS)
+                quiet = min(quiet, now)
+            self._quiet_since, self._wait = quiet, _WAITING
+            self._deadline = quiet + step.duration_ns
+        if self._wait == _WAITING:
+            onset = listener.onset_at_or_after(self._quiet_since)
+            if onset is not None and onset > self._deadline:
+                onset = None
+            if onset is None:
+                if now < self._deadline + self._confirm_ns:
+                    return False
+                self.turns.append(TurnResult(self._speech, TurnOutcome.NO_REPROMPT,
+                                             self._quiet_since, faults=self._faults(),
+                                             step="silence"))
+                return True
+            self.turns.append(TurnResult(self._speech, TurnOutcome.REPROMPTED, self._quiet_since,
+                                         faults=self._faults(), step="silence",
+                                         t_reprompt_ns=onset))
+            self._onset, self._wait = onset, _REPLYING
+            self._deadline = now + self.policy.max_reply_ns
+        return listener.end_after(self._onset) is not None or now >= self._deadline
+
+    def _turn(self, pending: _Pending, outcome: TurnOutcome, found: tuple[int, bool] | None,
+              *, final: bool = False) -> TurnResult:
+        watch = pending.watch
+        extra: dict[str, Any] = {}
+        if watch is not None:
+            if final:
+                watch.poll(self.listener, 0, final=True)
+            extra = {"bargein": watch.outcome, "t_bargein_ns": watch.t_first or None,
+                     "t_agent_stop_ns": watch.t_stop}
+        onset, overlap = found if found is not None else (None, False)
+        return TurnResult(pending.index, outcome, pending.t_end, onset, overlap,
+                          self._merge(pending.faults), step=pending.step, **extra)
+
+    def _abandon(self, pending: _Pending | None, patience_ns: int) -> None:
+        if pending is not None:
+            self._pending = None
+            self.turns.append(self._turn(pending, TurnOutcome.CALLER_ABANDONED, None, final=True))
+        self._finish(CallOutcome.CALLER_ABANDONED,
+                     f"no reply within the caller's patience ({patience_ns / 1e9:g} s); "
+                     "the caller hung up")
+
+    # ---- expect: ---------------------------------------------------------------------
+
+    def _check(self, expect: Expect, end: int | None) -> None:
+        """Send the reply as heard (onset to end) to the recognizer."""
+        frames, self._audio = self._audio or [], None
+        pos = self._expect_pos
+        if pos is None:  # a greeting: no turn to write the verdict on
+            return
+        audio = b"".join(f.audio for f in frames
+                         if f.t_ns >= self._onset and (end is None or f.t_ns <= end))
+        self._checks.submit(pos, audio, expect)
+
+    def _poll_checks(self, *, final: bool = False) -> None:
+        for pos, text, ok, reason in self._checks.poll(final=final):
+            self.turns[pos] = replace(self.turns[pos], heard_text=text, expect_ok=ok,
+                                      expect_reason=reason)
+
+    # ---- the end ------------------------------------------------------------------------
+
+    def _end_of_script(self, now: int) -> None:
+        if self._checks.pending:  # verdicts still being recognised: stay on the line a while
+            if self._checks_deadline is None:
+                self._checks_deadline = now + RECOGNITION_WAIT_NS
+            if now < self._checks_deadline:
+                return
         heard_any = self.greeting_ns is not None or any(
-            t.outcome == TurnOutcome.ANSWERED for t in self.turns)
-        steps = self.scenario.steps
-        expects_greeting = bool(steps) and isinstance(steps[0], WaitForAgent)
+            t.outcome in (TurnOutcome.ANSWERED, TurnOutcome.REPROMPTED) for t in self.turns)
+        steps = flat_steps(self.scenario.steps)
+        expects_greeting = bool(steps) and isinstance(steps[0], WaitForAgent | BargeIn)
         if not heard_any and (self.turns or expects_greeting):
             self._finish(CallOutcome.NO_RESPONSE, "the agent never spoke")
         else:
@@ -224,6 +473,8 @@ class CallScript:
         if self.finished is None:
             self.finished = Finished(outcome, reason)
             self._utt = None
+            if self._checks.pending:
+                self._poll_checks(final=True)
 
     def _faults(self) -> tuple[str, ...]:
         return tuple(self.faults_now()) if self.faults_now is not None else ()

@@ -107,7 +107,7 @@ def read_run(directory: Path) -> dict[str, Group]:
                 rec = json.loads(line)
             except ValueError:
                 continue  # a run killed mid-write leaves half a line
-            if not isinstance(rec, dict):
+            if not isinstance(rec, dict) or rec.get("step") == "silence":  # dead air: no turn
                 continue
             if turns >= MAX_TURNS:
                 print(f"loadcaller compare: {path}: only its first {MAX_TURNS:,} turns are "

@@ -62,6 +62,7 @@ class ImpairedTransport(CallTransport):
         self.inner = inner
         self.name = inner.name  # type: ignore[misc]  # the record names the real transport
         self.ended: asyncio.Future[CallEnd] = inner.ended
+        self.answered_ns: int | None = None
         self.outbound = outbound
         self.inbound = inbound
         self._held: Held[bytes] = Held()
@@ -74,8 +75,13 @@ class ImpairedTransport(CallTransport):
     def media_stats(self) -> dict[str, object] | None:
         return self.inner.media_stats
 
+    @property
+    def transcripts(self) -> list[tuple[int, str]] | None:
+        return self.inner.transcripts
+
     async def connect(self) -> None:
         await self.inner.connect()
+        self.answered_ns = self.inner.answered_ns
 
     async def hangup(self) -> None:
         await self.inner.hangup()

@@ -189,6 +189,8 @@ def _pass_turns(data: RunData, path: Path, top: int) -> dict[str, float]:
             heapq.heapreplace(heap, (value, cid))
 
     for obj in _lines(path, data.bad_lines):
+        if isinstance(obj, dict) and obj.get("step") == "silence":  # dead air, not a turn
+            continue
         turn = parse_turn(obj)
         cid = obj.get("call_id")
         if turn is None or not isinstance(cid, str):

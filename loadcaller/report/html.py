@@ -58,6 +58,7 @@ svg{width:100%;height:auto;display:block}
 .grid{stroke:#eef0f4}.axis,.tickmark{stroke:#9aa3b2}
 .tick,.label,.note,.bandlabel,.barlabel{font-size:11px;fill:var(--mut)}
 .band rect{fill:var(--band);opacity:.22}.bandlabel{fill:#8a4b00}
+.sat rect{fill:#7e57c2}.sat .bandlabel{fill:#4a2a8a}
 .series polyline{fill:none;stroke-width:2}.series.off{display:none}
 .s0 circle{fill:#3f6fd8;opacity:.55}.miss circle{fill:var(--bad)}
 .p50 polyline{stroke:#1b2a4a}.p95 polyline{stroke:#8e24aa;stroke-dasharray:5 3}

@@ -56,6 +56,21 @@ def chaos_windows(turns: Sequence[Turn]) -> list[Window]:
     return sorted(out, key=lambda w: (w.t0, w.name))[:MAX_WINDOWS]
 
 
+SATURATED = "generator saturated"
+
+
+def saturated_stretches(summary: dict[str, Any]) -> list[Window]:
+    """summary.json's saturated stretches of the generator (instants as turns'), as windows."""
+    gen = summary.get("generator")
+    rows = gen.get("saturated_windows") if isinstance(gen, dict) else None
+    out = []
+    for w in rows if isinstance(rows, list) else []:
+        a, b = (w.get("from"), w.get("to")) if isinstance(w, dict) else (None, None)
+        if isinstance(a, int | float) and isinstance(b, int | float) and a <= b:
+            out.append(Window(SATURATED, float(a), float(b)))
+    return out[:MAX_WINDOWS]
+
+
 def merge_windows(windows: Sequence[Window], gap_s: float) -> list[Window]:
     """Windows of the same fault less than ``gap_s`` apart, joined into one."""
     out: list[Window] = []
@@ -103,8 +118,10 @@ def thin(items: Sequence[Any], limit: int) -> list[Any]:
     return [items[round(i * (n - 1) / (limit - 1))] for i in range(limit)]
 
 
-def latency_over_time(data: RunData, windows: Sequence[Window]) -> tuple[str, int]:
-    """Each turn a dot at (end of speech, latency), rolling p50/p95, chaos shaded.
+def latency_over_time(data: RunData, windows: Sequence[Window],
+                      saturated: Sequence[Window] = ()) -> tuple[str, int]:
+    """Each turn a dot at (end of speech, latency), rolling p50/p95, chaos shaded, and
+    the generator's saturated stretches shaded in another colour.
 
     Unanswered turns sit on the top edge in red. Returns the SVG and the number of
     dots drawn (fewer than the turns when thinned).
@@ -115,14 +132,17 @@ def latency_over_time(data: RunData, windows: Sequence[Window]) -> tuple[str, in
         return empty_plot("latency-over-time", "Turn latency over time", "no turns measured"), 0
     answered = [(t.t - origin, t.latency_ms) for t in turns if t.latency_ms is not None]
     missed = [t.t - origin for t in turns if t.latency_ms is None]
-    ts = [t.t - origin for t in turns] + [w.t0 - origin for w in windows] + [
-        w.t1 - origin for w in windows]
+    shaded = [*windows, *saturated]
+    ts = [t.t - origin for t in turns] + [w.t0 - origin for w in shaded] + [
+        w.t1 - origin for w in shaded]
     xspan = span_of(ts, zero=True, pad=0.02)
     yspan = span_of([lat for _, lat in answered], zero=True, pad=0.1)
     chart = Chart.over("latency-over-time", "Turn latency over time (each dot a turn, at the "
                        "end of the caller's speech)", xspan, yspan)
     for i, w in enumerate(windows):
         chart.band(w.t0 - origin - 0.25, w.t1 - origin + 0.25, w.name, row=i % 3)
+    for w in saturated:  # exact window bounds, on the label row below the faults'
+        chart.band(w.t0 - origin, w.t1 - origin, w.name, "band sat", row=3)
     chart.axes("seconds since the first call", "turn latency (ms)")
     shown = thin(answered, MAX_POINTS)
     if shown:

@@ -139,7 +139,12 @@ def latency(data: RunData, windows: Sequence[plots.Window]) -> str:
         f = _d(fig)
         rows.append((label, f.get("count", 0), _ms(f.get("p50")), _ms(f.get("p95")),
                      _ms(f.get("p99")), _ms(f.get("max"))))
-    svg, drawn = plots.latency_over_time(data, windows)
+    unsat = _d(s.get("turns")).get("latency_ms_unsaturated")
+    if _d(s.get("turns")).get("generator_saturated") and isinstance(unsat, dict):
+        rows.insert(1, ("turn latency, unsaturated turns", unsat.get("count", 0),
+                        _ms(unsat.get("p50")), _ms(unsat.get("p95")), _ms(unsat.get("p99")),
+                        _ms(unsat.get("max"))))
+    svg, drawn = plots.latency_over_time(data, windows, plots.saturated_stretches(s))
     note = ""
     if drawn < len(data.turns.items):
         note = (f'<p class="note">{drawn:,} of {len(data.turns.items):,} turns drawn '
@@ -201,7 +206,10 @@ def health(data: RunData) -> str:
     if not gen:
         return section("generator", "Generator health", '<p class="note">Not recorded.</p>')
     lag, loop = _d(gen.get("media_clock_lag_ms")), _d(gen.get("event_loop_lag_ms"))
-    cpu = (f"{100 * gen['cpu_ratio']:.0f}%" if isinstance(gen.get("cpu_ratio"), int | float)
+    cpu = (f"mean {100 * gen['cpu_ratio_mean']:.0f}%, peak "
+           f"{100 * float(gen.get('cpu_ratio_peak') or 0):.0f}% of a core (busiest process)"
+           if isinstance(gen.get("cpu_ratio_mean"), int | float)
+           else f"{100 * gen['cpu_ratio']:.0f}%" if isinstance(gen.get("cpu_ratio"), int | float)
            else f"{gen['cpu_percent']:.0f}%" if isinstance(gen.get("cpu_percent"), int | float)
            else "-")
     rows = [("media clock lag", f"p50 {_ms(lag.get('p50'))}, p99 {_ms(lag.get('p99'))}, "
@@ -212,6 +220,9 @@ def health(data: RunData) -> str:
             ("saturation threshold", _ms(gen.get("saturation_lag_ms"))),
             ("saturated", "YES: " + "; ".join(str(r) for r in gen.get("saturation_reasons")
                                                or []) if gen.get("saturated") else "no")]
+    for w in plots.saturated_stretches(data.summary)[:20]:
+        rows.append(("saturated stretch", f"{w.t0 - (data.t_origin or 0.0):.1f} s to "
+                     f"{w.t1 - (data.t_origin or 0.0):.1f} s after the first call"))
     return section("generator", "Generator health", table(("", ""), rows, "kv"))
 
 

@@ -31,15 +31,20 @@ from loadcaller import metrics as m
 from loadcaller.calls.call import CallRecord
 from loadcaller.calls.histogram import Histogram
 from loadcaller.calls.results import Results
+from loadcaller.calls.stretches import MIN_LATE_TICKS, WINDOW_S, merge_stretches
 from loadcaller.media.outcomes import NOT_FAILED, TurnOutcome
-from loadcaller.swarm.wire import WireError, record_from_wire, record_to_wire, snapshot_from_wire
+from loadcaller.swarm.wire import (
+    CALL_OUTCOMES,
+    TURN_OUTCOMES,
+    WireError,
+    record_from_wire,
+    record_to_wire,
+    snapshot_from_wire,
+)
 from loadcaller.timebase import NS_PER_S
 
 log = logging.getLogger(__name__)
 
-# a run is saturated when its lag p99 is over the threshold and at least this many
-# ticks (200 ms of audio) were late
-MIN_LATE_TICKS = 10
 MAX_WARNINGS = 20  # rejected records and snapshots warned about; the rest are only counted
 MAX_NODES = 4096  # processes that may report (a flood of made-up ids is refused)
 
@@ -50,6 +55,7 @@ class Aggregate:
     """The run's totals, fed by records and per-process snapshots."""
 
     def __init__(self, results_dir: Path | None, *, saturation_lag_ms: float,
+                 saturation_window_s: float = WINDOW_S,
                  phases: bool = False, scenarios: Collection[str] | None = None,
                  transports: Collection[str] | None = None) -> None:
         self.results = Results(results_dir, phases=phases)
@@ -60,7 +66,11 @@ class Aggregate:
         self.write_error: str | None = None
         self.lost_workers: set[str] = set()
         self.saturation_lag_ms = saturation_lag_ms
+        self.saturation_window_s = saturation_window_s
+        self.t0_monotonic: float | None = None  # the load's start: stretches are listed from it
         self.nodes: dict[str, dict[str, Any]] = {}
+        self.process_index: dict[str, str] = {}  # node id -> /metrics' stable `process` label
+        self.run_labels: dict[str, str] = {}  # loadcaller_run_info's labels (run, profile)
         self.records_by_node: Counter[str] = Counter()
         self.turn_latency: dict[tuple[str, str, str], m.BucketHistogram] = {}
         self.greeting: dict[tuple[str, str], m.BucketHistogram] = {}
@@ -70,7 +80,26 @@ class Aggregate:
         self.locust_cpu_warning = False
         self.turn_outcomes: Counter[str] = Counter()  # /metrics: live turns included
         self._live_seen: dict[str, set[int]] = {}  # call id -> turn indexes seen live
+        # barge-in reaction by (scenario, transport, turn); barge-ins by outcome; failed
+        # expect: checks by (scenario, transport): from finished calls' records
+        self.bargein: dict[tuple[str, str, str], m.BucketHistogram] = {}
+        self.bargein_outcomes: Counter[str] = Counter()
+        self.expect_failed: Counter[tuple[str, str]] = Counter()
         self._merge_cache: dict[str, tuple[tuple[bytes, ...], Histogram]] = {}
+
+    def declare_series(self, turns_by_scenario: dict[str, int], transport: str) -> None:
+        """Export the run's latency histograms at zero before any call reports.
+
+        A series that first appears with its count already at 2 shows Prometheus no
+        increase (``rate()`` starts from its first sample): in a short run where
+        every call of a scenario finishes within one scrape, latency panels would
+        stay empty. Zero series from the start make every observation an increase.
+        """
+        self._hist(self.setup, (transport,))
+        for scenario, turns in turns_by_scenario.items():
+            self._hist(self.greeting, (scenario, transport))
+            for index in range(turns):
+                self._hist(self.turn_latency, (scenario, transport, str(index)))
 
     # ---- input -------------------------------------------------------------------
 
@@ -136,9 +165,19 @@ class Aggregate:
             self._hist(self.greeting, key).observe(rec.greeting_ns / NS_PER_S)
         seen = self._live_seen.pop(rec.call_id, set())  # turns already observed live
         for turn in rec.turns:
+            if turn.step == "silence":  # dead air (summary.json), not a turn
+                continue
             if turn.index not in seen:
                 self._observe_turn(rec.scenario, rec.transport, turn.index, turn.outcome,
                                    turn.latency_ns)
+            if turn.bargein is not None:
+                self.bargein_outcomes[turn.bargein] += 1
+                reaction = turn.bargein_reaction_ns
+                if reaction is not None:
+                    key = (rec.scenario, rec.transport, str(turn.index))
+                    self._hist(self.bargein, key).observe(max(0, reaction) / NS_PER_S)
+            if turn.expect_ok is False:
+                self.expect_failed[(rec.scenario, rec.transport)] += 1
 
     def _observe_turn(self, scenario: str, transport: str, index: int, outcome: str,
                       latency_ns: int | None) -> None:
@@ -154,6 +193,8 @@ class Aggregate:
         seen live are observed, so /metrics counts every turn exactly once.
         """
         for t in turns:
+            if t["outcome"] in SILENCE_OUTCOMES:  # a silence step's line, not a turn
+                continue
             seen = self._live_seen.setdefault(t["call_id"], set())
             if t["index"] in seen:
                 continue
@@ -185,6 +226,9 @@ class Aggregate:
             self.reject("snapshots", node_id, exc)
             return
         self.add_live_turns(snap.pop("live_turns"))
+        if node_id not in self.process_index:
+            workers = sum(1 for label in self.process_index.values() if label != "local")
+            self.process_index[node_id] = "local" if node_id == "local" else str(workers)
         self.nodes[node_id] = snap
 
     # ---- output ------------------------------------------------------------------
@@ -211,26 +255,36 @@ class Aggregate:
             return None
         return {k: sum(int(r.get(k, 0)) for r in rows) for k in ("scheduled", "started", "missed")}
 
-    def late_ticks(self) -> tuple[int, int]:
-        """(media clock ticks later than the saturation threshold, all ticks), merged."""
-        blobs = [s["media_clock_lag"] for s in self.nodes.values() if s.get("media_clock_lag")]
-        split = m.BucketHistogram.from_hdr(blobs, (self.saturation_lag_ms / 1000.0,))
-        return split.counts[1], split.count
+    def saturated_windows(self) -> list[dict[str, Any]]:
+        """The run's saturated stretches, every process's windows merged (stretches.py).
+
+        Each gets ``since_start_s`` ([from, to] in seconds since the load started)
+        when the start is known.
+        """
+        out = merge_stretches({n: s.get("stretches") or () for n, s in self.nodes.items()})
+        if self.t0_monotonic is not None:
+            for w in out:
+                w["since_start_s"] = [round(max(0.0, w["from"] - self.t0_monotonic), 1),
+                                      round(max(0.0, w["to"] - self.t0_monotonic), 1)]
+        return out
 
     def _saturation(self, lag: Histogram) -> tuple[float, list[str]]:
         """Lag p99 and the reasons, if any, not to trust the run.
 
-        Lag p99 above the threshold, with at least :data:`MIN_LATE_TICKS` late
-        ticks: one scheduling hiccup in a run of seconds is not saturation.
+        Each process judges its media clock per window (calls/stretches.py: lag
+        p99 above the threshold with at least :data:`MIN_LATE_TICKS` late ticks,
+        or a skipped tick): one saturated window anywhere is enough, whatever
+        the whole run's p99 says.
         """
         lag_p99 = lag.percentile_ms(99) if lag.count else 0.0
         skipped = sum(int(s.get("skipped_ticks", 0)) for s in self.nodes.values())
         reasons = []
-        if lag_p99 > self.saturation_lag_ms:
-            late, ticks = self.late_ticks()
-            if late >= MIN_LATE_TICKS:
-                reasons.append(f"media clock lag p99 {lag_p99:.1f} ms > "
-                               f"{self.saturation_lag_ms:g} ms ({late} of {ticks} ticks late)")
+        windows = self.saturated_windows()
+        if windows:
+            worst = max(w["lag_p99_ms"] for w in windows)
+            reasons.append(f"media clock lag p99 up to {worst:.1f} ms > "
+                           f"{self.saturation_lag_ms:g} ms (at least {MIN_LATE_TICKS} ticks "
+                           f"late) or skipped ticks in {len(windows)} stretch(es) of the run")
         if skipped:
             reasons.append(f"{skipped} media clock ticks skipped")
         if self.locust_cpu_warning:
@@ -238,7 +292,12 @@ class Aggregate:
         return lag_p99, reasons
 
     def saturated(self) -> bool:
+        """The final verdict: any window of any process saturated (or Locust's warning)."""
         return bool(self._saturation(self._merged("media_clock_lag"))[1])
+
+    def saturated_now(self) -> bool:
+        """The live verdict: a process's current or last window saturated."""
+        return any(bool(s.get("saturated_now")) for s in self.nodes.values())
 
     def progress(self) -> dict[str, Any]:
         """The few figures a progress line shows, cheaply.
@@ -249,14 +308,19 @@ class Aggregate:
         r = self.results
         lat = r.turn_latency
         p50, p95 = lat.percentiles_ms((50, 95)) if lat.count else (None, None)
-        lag_p99, reasons = self._saturation(self._merged("media_clock_lag"))
+        lag = self._merged("media_clock_lag")
+        lag_p99 = lag.percentile_ms(99) if lag.count else 0.0
+        jitter = self._merged("send_jitter")
         return {
             "calls": {"finished": r.calls_finished,
                       "failed": sum(n for o, n in r.call_outcomes.items() if o not in NOT_FAILED)},
             "turns": {"count": sum(r.turn_outcomes.values()),
                       "answered": r.turn_outcomes.get(TurnOutcome.ANSWERED, 0),
                       "latency_ms": {"p50": p50, "p95": p95}},
-            "generator": {"media_clock_lag_ms": {"p99": lag_p99}, "saturated": bool(reasons)},
+            "generator": {"media_clock_lag_ms": {"p99": lag_p99},
+                          "send_jitter_ms": {"p99": jitter.percentile_ms(99) if jitter.count
+                                             else 0.0},
+                          "saturated": self.saturated_now()},
         }
 
     def generator_health(self) -> dict[str, Any]:
@@ -265,18 +329,30 @@ class Aggregate:
         _, reasons = self._saturation(lag)
         skipped = sum(int(s.get("skipped_ticks", 0)) for s in self.nodes.values())
         cpu = {n: float(s.get("cpu_percent", 0.0)) for n, s in self.nodes.items()}
+        # the run's CPU per process (1 = one core busy); overall: the busiest process's,
+        # since a caller process saturates alone
+        runs = {n: {"mean": float(s.get("cpu_ratio_mean", 0.0)),
+                    "peak": float(s.get("cpu_ratio_peak", 0.0))} for n, s in self.nodes.items()}
         return {
             "media_clock_lag_ms": lag.summary_ms(),
+            "send_jitter_ms": self._merged("send_jitter").summary_ms(),
             "event_loop_lag_ms": self._merged("loop_lag").summary_ms(),
             "gevent_hub_lag_ms": self._merged("hub_lag").summary_ms(),
             "bridge_handoff_ms": {"to_loop": self._merged("handoff_to_loop").summary_ms(),
                                   "to_greenlet": self._merged("handoff_to_greenlet").summary_ms()},
             "skipped_ticks": skipped,
             "member_errors": sum(int(s.get("member_errors", 0)) for s in self.nodes.values()),
+            "cpu_ratio_mean": max((r["mean"] for r in runs.values()), default=0.0),
+            "cpu_ratio_peak": max((r["peak"] for r in runs.values()), default=0.0),
+            "cpu_ratio_by_process": runs,
+            # the last reporting interval's (the drain's), kept for older readers
             "cpu_percent": round(max(cpu.values(), default=0.0), 1),
             "cpu_percent_by_process": cpu,
             "processes": len(self.nodes),
             "saturation_lag_ms": self.saturation_lag_ms,
+            "saturation_window_s": self.saturation_window_s,
+            "windows_judged": sum(int(s.get("windows_judged", 0)) for s in self.nodes.values()),
+            "saturated_windows": self.saturated_windows(),
             "saturated": bool(reasons),
             "saturation_reasons": reasons,
         }
@@ -316,14 +392,25 @@ class Aggregate:
         yield m.histogram_family(m.TURN_LATENCY, "Caller end of speech to agent reply onset",
                                  ("scenario", "transport", "turn"),
                                  sorted(self.turn_latency.items()))
+        # every known outcome from zero, so that the first of each is an increase too
+        turn_outcomes = {**dict.fromkeys(TURN_OUTCOMES, 0), **self.turn_outcomes}
         yield m.counter_family(m.TURNS_TOTAL, "Turns measured, by outcome", ("outcome",),
-                               (((o,), n) for o, n in sorted(self.turn_outcomes.items())))
+                               (((o,), n) for o, n in sorted(turn_outcomes.items())))
+        yield m.histogram_family(m.BARGEIN_REACTION, "Caller's interrupting onset to the end "
+                                 "of the agent's audio as heard", ("scenario", "transport", "turn"),
+                                 sorted(self.bargein.items()))
+        yield m.counter_family(m.BARGEINS_TOTAL, "Barge-ins, by what the agent did", ("outcome",),
+                               (((o,), n) for o, n in sorted(self.bargein_outcomes.items())))
+        yield m.counter_family(m.EXPECTATION_FAILED, "Replies that did not say what expect: "
+                               "asked for", ("scenario", "transport"),
+                               sorted(self.expect_failed.items()))
         yield m.histogram_family(m.GREETING_LATENCY, "Call answered to first agent speech",
                                  ("scenario", "transport"), sorted(self.greeting.items()))
         yield m.histogram_family(m.CALL_SETUP, "Dial to call set up", ("transport",),
                                  sorted(self.setup.items()))
+        call_outcomes = {**dict.fromkeys(CALL_OUTCOMES, 0), **r.call_outcomes}
         yield m.counter_family(m.CALLS_TOTAL, "Calls finished, by outcome", ("outcome",),
-                               (((o,), n) for o, n in sorted(r.call_outcomes.items())))
+                               (((o,), n) for o, n in sorted(call_outcomes.items())))
         started = sum(int(s.get("started", 0)) for s in self.nodes.values())
         yield m.counter_family(m.CALLS_STARTED, "Calls started", (), [((), started)])
         open_model = self.open_model()
@@ -335,6 +422,8 @@ class Aggregate:
         yield m.gauge_family(m.WORKERS, "Caller processes reporting", (),
                              [((), len(self.nodes))])
         for name, key, doc in ((m.MEDIA_CLOCK_LAG, "media_clock_lag", "Media clock tick lateness"),
+                               (m.SEND_JITTER, "send_jitter",
+                                "Each frame's distance from its ideal send instant"),
                                (m.LOOP_LAG, "loop_lag", "asyncio loop timer lateness"),
                                (m.HUB_LAG, "hub_lag", "gevent hub timer lateness")):
             blobs = [s[key] for s in self.nodes.values() if s.get(key)]
@@ -347,11 +436,22 @@ class Aggregate:
             handoff.append(((direction,), m.BucketHistogram.from_hdr(blobs, m.LAG_BUCKETS)))
         yield m.histogram_family(m.BRIDGE_HANDOFF, "gevent/asyncio bridge hand-off delay",
                                  ("direction",), handoff)
-        yield m.gauge_family(m.CPU_PERCENT, "CPU of each caller process", ("process",),
-                             [((n,), float(s.get("cpu_percent", 0.0)))
-                              for n, s in sorted(self.nodes.items())])
-        yield m.gauge_family(m.SATURATED, "1 when the generator itself is the bottleneck", (),
-                             [((), 1.0 if self.saturated() else 0.0)])
+        yield m.gauge_family(m.CPU_RATIO, "CPU of each caller process (1 = one core busy)",
+                             ("process",),
+                             sorted(((self.process_index.get(n, n),),
+                                     float(s.get("cpu_percent", 0.0)) / 100.0)
+                                    for n, s in self.nodes.items()))
+        yield m.gauge_family(m.SATURATED, "1 when the generator itself is the bottleneck "
+                             "in a process's current (or last) window", (),
+                             [((), 1.0 if self.saturated_now() else 0.0)])
+        yield m.counter_family(m.SATURATED_WINDOWS, "Windows in which a caller process's "
+                               "generator saturated", (),
+                               [((), sum(int(s.get("windows_saturated", 0))
+                                         for s in self.nodes.values()))])
+        if self.run_labels:
+            labels = tuple(sorted(self.run_labels))
+            yield m.gauge_family(m.RUN_INFO, "Always 1: names the run this process serves",
+                                 labels, [(tuple(self.run_labels[k] for k in labels), 1.0)])
 
     def close(self) -> None:
         try:
@@ -360,3 +460,6 @@ class Aggregate:
             if self.write_error is None:
                 self.write_error = f"{type(exc).__name__}: {exc}"
             log.error("closing the results files failed: %s", exc)
+
+
+SILENCE_OUTCOMES = frozenset((TurnOutcome.REPROMPTED, TurnOutcome.NO_REPROMPT))

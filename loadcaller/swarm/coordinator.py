@@ -33,6 +33,7 @@ from locust.env import Environment
 from locust.runners import STATE_MISSING, STATE_STOPPED, MasterRunner, Runner
 from prometheus_client import make_wsgi_app
 
+from loadcaller.calls.scenario import Say
 from loadcaller.compile import RunSpec
 from loadcaller.console import print_summary, progress_line
 from loadcaller.metrics import make_registry
@@ -64,9 +65,16 @@ class Coordinator:
         self.t0 = time.monotonic()
         self.env: Environment = make_environment(spec, headless=not opts.web)
         self.agg = Aggregate(opts.results_dir, saturation_lag_ms=opts.saturation_lag_ms,
+                             saturation_window_s=opts.saturation_window_s,
                              phases=spec.chaos is not None,
                              scenarios=frozenset(sc.name for sc in spec.scenarios),
                              transports=frozenset((spec.transport,)))
+        # /metrics' loadcaller_run_info: the results directory names the run in Grafana
+        run_id = (opts.results_dir.name if opts.results_dir is not None
+                  else f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.agg.run_labels = {"run": run_id, "profile": spec.name}
+        self.agg.declare_series({sc.name: sum(isinstance(st, Say) for st in sc.steps)
+                                 for sc in spec.scenarios}, spec.transport)
         self.node: CallerNode | None = None
         self.signals: list[int] = []
         self.done = gevent.event.AsyncResult()
@@ -113,7 +121,9 @@ class Coordinator:
     def _on_init(self, environment: Environment, runner: Runner, **_kw: Any) -> None:
         if isinstance(runner, MasterRunner):
             return  # a master places no calls
-        self.node = CallerNode(self.spec, node_id="local")
+        self.node = CallerNode(self.spec, node_id="local",
+                               saturation_lag_ms=self.opts.saturation_lag_ms,
+                               saturation_window_s=self.opts.saturation_window_s)
         attach_node(self.node, self.spec)
 
     def _on_worker_report(self, client_id: str, data: Any) -> None:
@@ -264,6 +274,7 @@ class Coordinator:
 
     def start_load(self) -> None:
         self.t0 = time.monotonic()  # progress and elapsed count from here
+        self.agg.t0_monotonic = self.t0  # saturated stretches are listed from here too
         if self.env.shape_class is not None:
             self.runner.start_shape()
             self._greenlets.append(gevent.spawn(self._watch_shape))
@@ -297,9 +308,11 @@ class Coordinator:
         summary = self.agg.summary(self.run_info("signal" if self.signals else how))
         if on_summary is not None:
             on_summary(summary)
+        lost = False  # the files do not hold what was measured: say so in the exit code
         try:
             self.agg.results.write_summary(summary)
         except OSError as exc:
+            lost = True
             print(f"loadcaller: could not write summary.json: {exc}", file=sys.stderr)
         try:
             self.reports.finish()
@@ -308,6 +321,7 @@ class Coordinator:
         print_summary(summary)
         swarm = summary["swarm"]
         if swarm["records_not_written"]:
+            lost = True
             print(f"loadcaller: {swarm['records_not_written']} call records could not be "
                   f"written to calls.jsonl/turns.jsonl ({swarm['write_error']}); "
                   "summary.json counts them", file=sys.stderr)
@@ -321,6 +335,8 @@ class Coordinator:
                   "workers sent (malformed)".format(*rejected), file=sys.stderr)
         if self.signals:
             return summary, self.signals[0]
+        if lost:
+            return summary, o.EXIT_RESULTS_LOST
         if summary["generator"]["saturated"]:
             return summary, o.EXIT_SATURATED
         return summary, o.EXIT_OK

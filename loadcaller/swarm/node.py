@@ -26,7 +26,9 @@ from typing import Any
 import gevent
 
 from loadcaller.calls.call import CallRecord
+from loadcaller.calls.clock import SATURATION_LAG_MS
 from loadcaller.calls.histogram import Histogram
+from loadcaller.calls.stretches import WINDOW_S
 from loadcaller.compile import RunSpec
 from loadcaller.engine import Engine
 from loadcaller.swarm.bridge import LoopThread
@@ -40,11 +42,14 @@ SNAPSHOT_TIMEOUT_S = 10.0  # the loop thread answers in microseconds unless it i
 
 
 class CpuMeter:
-    """This process's CPU use over the last few seconds, in percent of one core."""
+    """This process's CPU use: over the last few seconds (percent of one core), and
+    the run's mean and peak (ratios, 1 = one core busy; the peak over whole
+    :data:`CPU_WINDOW_S` windows, the mean until one has passed)."""
 
     def __init__(self) -> None:
-        self._mark = (time.monotonic(), _cpu_s())
+        self._start = self._mark = (time.monotonic(), _cpu_s())
         self._last = 0.0
+        self.peak: float | None = None
 
     def percent(self) -> float:
         wall, cpu = time.monotonic(), _cpu_s()
@@ -53,7 +58,14 @@ class CpuMeter:
             self._last = round(100.0 * (cpu - self._mark[1]) / dt, 1)
         if dt >= CPU_WINDOW_S:
             self._mark = (wall, cpu)
+            self.peak = max(self.peak or 0.0, self._last / 100.0)
         return self._last
+
+    def run_ratios(self) -> tuple[float, float]:
+        """(mean, peak) CPU since this process started placing calls."""
+        wall, cpu = time.monotonic(), _cpu_s()
+        mean = (cpu - self._start[1]) / max(1e-9, wall - self._start[0])
+        return round(mean, 3), round(max(self.peak if self.peak is not None else mean, mean), 3)
 
 
 def _cpu_s() -> float:
@@ -64,14 +76,17 @@ def _cpu_s() -> float:
 class CallerNode:
     """Runs calls for Locust users in this process (see the module docstring)."""
 
-    def __init__(self, spec: RunSpec, *, node_id: str | None = None) -> None:
+    def __init__(self, spec: RunSpec, *, node_id: str | None = None,
+                 saturation_lag_ms: float = SATURATION_LAG_MS,
+                 saturation_window_s: float = WINDOW_S) -> None:
         self.spec = spec
         self.node_id = node_id or f"{os.uname().nodename}-{os.getpid()}"
         self._tag = uuid.uuid4().hex[:6]
         self._ids = itertools.count(1)
         self.loop = LoopThread()
         self.loop.start()
-        self.engine = Engine(spec, None)
+        self.engine = Engine(spec, None, saturation_lag_ms=saturation_lag_ms,
+                             saturation_window_s=saturation_window_s)
         self.engine.on_call_end.append(self._on_call_end)
         self._outbox: collections.deque[dict[str, Any]] = collections.deque()
         self._live_sent: dict[str, int] = {}  # call id -> turns already sent live
@@ -86,10 +101,13 @@ class CallerNode:
 
     # ---- calls -----------------------------------------------------------------
 
-    def place_call(self) -> CallRecord:
-        """Place one call from a greenlet; killing the greenlet hangs the call up."""
+    def place_call(self, user: int | None = None) -> CallRecord:
+        """Place one call from a greenlet; killing the greenlet hangs the call up.
+
+        ``user``: the Locust user's index in this process (caller data's per_user row).
+        """
         call_id = f"{self._tag}-{next(self._ids):06d}"
-        return self.loop.run(lambda: self.engine.place_call(call_id))
+        return self.loop.run(lambda: self.engine.place_call(call_id, user))
 
     def _on_call_end(self, rec: CallRecord) -> None:  # loop thread
         self._live_sent.pop(rec.call_id, None)
@@ -158,14 +176,22 @@ class CallerNode:
                 "turns": sum(results.turn_outcomes.values()),
                 "active": len(engine.active),
                 "media_clock_lag": engine.clock.lag.encode(),
+                "send_jitter": engine.clock.send_jitter.encode(),
                 "loop_lag": self.loop_lag.encode(),
                 "skipped_ticks": engine.clock.skipped,
                 "member_errors": engine.clock.member_errors,
                 "live_turns": self._live_turns(),
+                # the verdict per window (calls/stretches.py), the open one's so far
+                "stretches": [[s.start_ns, s.end_ns, s.lag_p99_ns, s.windows]
+                              for s in engine.windows.all_stretches()],
+                "saturated_now": engine.windows.saturated_now(),
+                "windows_judged": engine.windows.judged,
+                "windows_saturated": engine.windows.saturated_windows,
             }
 
         snap = self.loop.run(take, timeout_s=SNAPSHOT_TIMEOUT_S)
         snap["cpu_percent"] = self._cpu.percent()
+        snap["cpu_ratio_mean"], snap["cpu_ratio_peak"] = self._cpu.run_ratios()
         snap["hub_lag"] = self.hub_lag.encode()
         snap["handoff_to_loop"] = self.loop.to_loop.encode()
         snap["handoff_to_greenlet"] = self.loop.to_greenlet.encode()

@@ -20,7 +20,7 @@ from loadcaller.errors import LocalError
 _claimed: set[Path] = set()
 
 RUN_FILES = ("calls.jsonl", "turns.jsonl", "summary.json", "summary.tmp",
-             "agent_turns.jsonl", "demo.json")
+             "agent_turns.jsonl", "demo.json", "profile.yaml", "report.html")
 
 
 def claim_results_dir(path: Path, *, overwrite: bool) -> None:

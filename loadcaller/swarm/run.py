@@ -20,6 +20,9 @@ import gevent
 
 from loadcaller.calls.results import failure_verdict
 from loadcaller.compile import RunSpec
+from loadcaller.gates.evaluate import GateResult
+from loadcaller.gates.verdict import judge_gates, print_gates, publish
+from loadcaller.report.html import write_run_report
 from loadcaller.swarm import options as o
 from loadcaller.swarm.coordinator import Coordinator, OnSummary, run_coordinator
 from loadcaller.swarm.resultsdir import claim_results_dir
@@ -72,32 +75,44 @@ def _reap(pids: list[int], timeout_s: float = 15.0) -> None:
 
 
 def run_swarm(spec: RunSpec, opts: o.SwarmOptions, *, on_summary: OnSummary | None = None,
-              on_ready: Any = None) -> tuple[dict[str, Any], int]:
+              on_ready: Any = None, report: bool = True) -> tuple[dict[str, Any], int]:
     """Run ``spec`` in this process's role; return the summary (empty on a worker)
-    and the exit code (see :func:`judged_exit`)."""
+    and the exit code (see :func:`judged_exit`). With ``report`` the process that
+    wrote summary.json also writes report.html (the demo writes its own, later)."""
     failure: list[str | None] = []
+    gates: list[GateResult] = []
 
     def judge(summary: dict[str, Any]) -> None:  # before summary.json is written
         if on_summary is not None:
             on_summary(summary)
         summary["failure"] = failure_verdict(summary, max_failed_ratio=opts.max_failed_ratio)
         failure.append(summary["failure"])
+        gates.extend(judge_gates(spec.gates, summary, opts.results_dir))
 
     summary, code = _run_role(spec, opts, on_summary=judge, on_ready=on_ready)
-    return summary, judged_exit(code, failure[0] if failure else None)
+    gates_failed = print_gates(gates)
+    code = judged_exit(code, failure[0] if failure else None, gates_failed=gates_failed)
+    if failure:  # judged: this process wrote the summary
+        publish(gates, summary, code=code, junit=opts.junit_path,
+                pushgateway=opts.pushgateway_url)
+        if report:
+            write_run_report(opts.results_dir, code)
+    return summary, code
 
 
-def judged_exit(code: int, failure: str | None) -> int:
-    """The exit code once the calls are judged; prints why they failed the run.
+def judged_exit(code: int, failure: str | None, *, gates_failed: int = 0) -> int:
+    """The exit code once the calls and the SLO gates are judged; prints why calls failed.
 
     Precedence: a signal (130, 143), then the generator's saturation (3: even the
-    failures may be the tool's), then failed calls (1: ``failure``, from
-    :func:`~loadcaller.calls.results.failure_verdict`), then 0. A master that
-    never got its workers (4) has no calls to judge.
+    failures may be the tool's), then failed calls (``failure``, from
+    :func:`~loadcaller.calls.results.failure_verdict`) or failed gates (1), then 0.
+    Bad input (2) never gets this far. A master that never got its workers (4)
+    has no calls to judge.
     """
-    if failure is None:
+    if failure is not None:
+        print(f"loadcaller: {failure}", file=sys.stderr, flush=True)
+    if failure is None and not gates_failed:
         return code
-    print(f"loadcaller: {failure}", file=sys.stderr, flush=True)
     return o.EXIT_FAILED if code == o.EXIT_OK else code
 
 

@@ -10,6 +10,7 @@ results directory's full histograms, not from Locust's rounded figures.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from typing import ClassVar
@@ -43,9 +44,11 @@ class VoiceUser(User):
     node: ClassVar[CallerNode | None] = None
     open_shape: ClassVar[Open | None] = None
     wait_time = constant(0)
+    _started: ClassVar[itertools.count[int]] = itertools.count()
 
     def on_start(self) -> None:
         self._pacing: OpenPacing | None = None
+        self._index = next(self._started)  # caller data's per_user row
         shape = self.open_shape
         if shape is not None:
             interval = shape.per_user_interval_s
@@ -73,7 +76,7 @@ class VoiceUser(User):
             node.open_counts["missed"] += missed
             gevent.sleep(max(0.0, start - time.monotonic()))
             node.open_counts["started"] += 1
-        rec = node.place_call()
+        rec = node.place_call(self._index)
         self._report(rec)
         if rec.outcome == CallOutcome.FAILED_SETUP and self._pacing is None:
             gevent.sleep(SETUP_BACKOFF_S)
@@ -86,6 +89,8 @@ class VoiceUser(User):
              exception=CallFailed(f"{rec.outcome}: {rec.reason}") if failed else None,
              context={"call_id": rec.call_id})
         for turn in rec.turns:
+            if turn.step == "silence":  # dead air, not a turn (summary.json's dead_air)
+                continue
             lat = turn.latency_ns
             fire(request_type=TURN, name=f"{rec.scenario} turn {turn.index}",
                  response_time=0.0 if lat is None else lat / NS_PER_MS, response_length=0,

@@ -35,7 +35,8 @@ from hdrh.histogram import HdrHistogram
 from loadcaller.calls.call import CallRecord
 from loadcaller.calls.histogram import Histogram
 from loadcaller.calls.measure import TurnResult
-from loadcaller.media.outcomes import CallOutcome, TurnOutcome
+from loadcaller.calls.stretches import Stretch
+from loadcaller.media.outcomes import BargeInOutcome, CallOutcome, TurnOutcome
 
 PAYLOAD_KEY = "loadcaller"
 HANGUP_NOW = "loadcaller_hangup_now"
@@ -49,16 +50,21 @@ MAX_ID = 256  # call ids, remote ids, names
 MAX_REASON = 1_000  # longer reasons are cut, not rejected
 MAX_FAULTS = 64
 MAX_MEDIA_KEYS = 64
+MAX_TRANSCRIPTS = 2000  # the agent's texts per call (loadcaller.webrtc.datachannel.MAX_TEXTS)
 MAX_BLOB = 256 * 1024  # an encoded histogram, base64
 MAX_INFLATED = 2 * 1024 * 1024  # the same, decompressed
 MAX_CPU_PERCENT = 100.0 * 4096
 
 CALL_OUTCOMES = frozenset(o.value for o in CallOutcome)
 TURN_OUTCOMES = frozenset(o.value for o in TurnOutcome)
-HISTOGRAM_KEYS = ("media_clock_lag", "loop_lag", "hub_lag", "handoff_to_loop",
+HISTOGRAM_KEYS = ("media_clock_lag", "send_jitter", "loop_lag", "hub_lag", "handoff_to_loop",
                   "handoff_to_greenlet")
-COUNTER_KEYS = ("started", "finished", "turns", "active", "skipped_ticks", "member_errors")
-SNAPSHOT_KEYS = frozenset((*HISTOGRAM_KEYS, *COUNTER_KEYS, "cpu_percent", "live_turns", "open"))
+COUNTER_KEYS = ("started", "finished", "turns", "active", "skipped_ticks", "member_errors",
+                "windows_judged", "windows_saturated")
+CPU_RATIO_KEYS = ("cpu_ratio_mean", "cpu_ratio_peak")  # the run's, 1 = one core busy
+SNAPSHOT_KEYS = frozenset((*HISTOGRAM_KEYS, *COUNTER_KEYS, *CPU_RATIO_KEYS, "cpu_percent",
+                           "live_turns", "open", "stretches", "saturated_now"))
+MAX_STRETCHES = 1000  # loadcaller.calls.stretches.MAX_STRETCHES
 OPEN_KEYS = frozenset(("scheduled", "started", "missed"))
 LIVE_TURN_KEYS = frozenset(("call_id", "scenario", "transport", "index", "outcome",
                             "latency_ns"))
@@ -116,6 +122,8 @@ def record_from_wire(data: Any, *, scenarios: Collection[str] | None = None,
         greeting_ns=_int(d, "greeting_ns", 0, MAX_SPAN_NS, default=None, optional=True),
         turns=[_turn(t) for t in turns_data],
         media=_media(d.get("media")),
+        transcripts=_transcripts(d.get("transcripts")),
+        persona=_str(d, "persona", MAX_ID, default=""),
     )
 
 
@@ -133,10 +141,53 @@ def _turn(data: Any) -> TurnResult:
     if not isinstance(faults, (list, tuple)) or len(faults) > MAX_FAULTS or not all(
             isinstance(f, str) and len(f) <= MAX_ID for f in faults):
         raise WireError("turn faults is not a short list of names")
+    saturated = d.get("generator_saturated", False)
+    if not isinstance(saturated, bool):
+        raise WireError(f"turn generator_saturated is {type(saturated).__name__}, not a bool")
     return TurnResult(index=_int(d, "index", 0, MAX_TURNS),
                       outcome=TurnOutcome(_choice(d, "outcome", TURN_OUTCOMES)),
                       t_speech_end_ns=end, t_reply_onset_ns=onset, overlap=overlap,
-                      faults=tuple(faults))
+                      faults=tuple(faults), generator_saturated=saturated, **_step_fields(d))
+
+
+STEP_KINDS = frozenset(("say", "barge_in", "silence"))
+BARGEIN_OUTCOMES = frozenset(o.value for o in BargeInOutcome)
+
+
+def _step_fields(d: dict[str, Any]) -> dict[str, Any]:
+    """A turn's barge-in, silence and expect: fields, checked."""
+    out: dict[str, Any] = {"step": _choice(d, "step", STEP_KINDS) if "step" in d else "say"}
+    if d.get("bargein") is not None:
+        out["bargein"] = _choice(d, "bargein", BARGEIN_OUTCOMES)
+    for key in ("t_bargein_ns", "t_agent_stop_ns", "t_reprompt_ns"):
+        out[key] = _int(d, key, 0, MAX_INSTANT_NS, default=None, optional=True)
+    for key, limit in (("heard_text", MAX_REASON), ("expect_reason", MAX_REASON)):
+        value = d.get(key)
+        if value is not None and not isinstance(value, str):
+            raise WireError(f"turn {key} is {type(value).__name__}, not a string")
+        out[key] = None if value is None else value[:limit]
+    ok = d.get("expect_ok")
+    if ok is not None and not isinstance(ok, bool):
+        raise WireError(f"turn expect_ok is {type(ok).__name__}, not a bool")
+    out["expect_ok"] = ok
+    return out
+
+
+def _transcripts(data: Any) -> list[tuple[int, str]] | None:
+    """The agent's words as (arrival ns, text) pairs (WebRTC's RTVI texts), bounded."""
+    if data is None:
+        return None
+    if not isinstance(data, list) or len(data) > MAX_TRANSCRIPTS:
+        raise WireError("transcripts is not a short list")
+    out: list[tuple[int, str]] = []
+    for item in data:
+        if (not isinstance(item, (list, tuple)) or len(item) != 2
+                or isinstance(item[0], bool) or not isinstance(item[0], int)
+                or not 0 <= item[0] <= MAX_INSTANT_NS or not isinstance(item[1], str)
+                or len(item[1]) > MAX_REASON * 2):
+            raise WireError("a transcript is not an (instant, short text) pair")
+        out.append((item[0], item[1]))
+    return out
 
 
 def _media(data: Any) -> dict[str, Any] | None:
@@ -187,6 +238,19 @@ def snapshot_from_wire(data: Any, *, scenarios: Collection[str] | None = None,
                 or not 0.0 <= cpu <= MAX_CPU_PERCENT):  # NaN fails both comparisons
             raise WireError(f"cpu_percent = {cpu!r} is out of range")
         out["cpu_percent"] = float(cpu)
+    for key in CPU_RATIO_KEYS:
+        if key in d:
+            ratio = d[key]
+            if (isinstance(ratio, bool) or not isinstance(ratio, (int, float))
+                    or not 0.0 <= ratio <= MAX_CPU_PERCENT / 100.0):
+                raise WireError(f"{key} = {ratio!r} is out of range")
+            out[key] = float(ratio)
+    if "saturated_now" in d:
+        if not isinstance(d["saturated_now"], bool):
+            raise WireError("saturated_now is not a bool")
+        out["saturated_now"] = d["saturated_now"]
+    if "stretches" in d:
+        out["stretches"] = _stretches(d["stretches"])
     if d.get("open") is not None:
         o = _mapping(d["open"], "open", OPEN_KEYS, frozenset())
         out["open"] = {k: _int(o, k, 0, MAX_COUNT) for k in o}
@@ -194,6 +258,23 @@ def snapshot_from_wire(data: Any, *, scenarios: Collection[str] | None = None,
     if not isinstance(live, list) or len(live) > MAX_LIVE_TURNS:
         raise WireError("live_turns is not a list of turns")
     out["live_turns"] = [_live_turn(t, scenarios, transports) for t in live]
+    return out
+
+
+def _stretches(data: Any) -> list[Stretch]:
+    """A process's saturated stretches: [start_ns, end_ns, lag_p99_ns, windows] each."""
+    if not isinstance(data, list) or len(data) > MAX_STRETCHES:
+        raise WireError(f"stretches is not a list of at most {MAX_STRETCHES}")
+    out = []
+    for item in data:
+        if (not isinstance(item, (list, tuple)) or len(item) != 4
+                or any(isinstance(v, bool) or not isinstance(v, int) for v in item)):
+            raise WireError("a stretch is not four integers")
+        start, end, p99, windows = item
+        if not (0 <= start <= end <= MAX_INSTANT_NS and end - start <= MAX_SPAN_NS
+                and 0 <= p99 <= MAX_SPAN_NS and 1 <= windows <= MAX_COUNT):
+            raise WireError(f"stretch {item[:4]!r} is out of range")
+        out.append(Stretch(start, end, p99, windows))
     return out
 
 

@@ -63,6 +63,7 @@ class Worker:
 
     def __init__(self, spec: RunSpec, opts: o.SwarmOptions) -> None:
         self.spec = spec
+        self.opts = opts
         self.env: Environment = make_environment(spec, headless=True)
         self.node: CallerNode | None = None
         self.master_gone = False
@@ -82,7 +83,9 @@ class Worker:
 
     def _on_init(self, environment: Environment, runner: Any, **_kw: Any) -> None:
         # the loop thread is created here, after any fork
-        self.node = CallerNode(self.spec, node_id=runner.client_id)
+        self.node = CallerNode(self.spec, node_id=runner.client_id,
+                               saturation_lag_ms=self.opts.saturation_lag_ms,
+                               saturation_window_s=self.opts.saturation_window_s)
         attach_node(self.node, self.spec)
 
     def _on_report(self, client_id: str, data: dict[str, Any]) -> None:

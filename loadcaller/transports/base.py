@@ -80,6 +80,10 @@ class CallTransport(abc.ABC):
 
     def __init__(self) -> None:
         self.ended: asyncio.Future[CallEnd] = asyncio.get_running_loop().create_future()
+        # when the call was answered, taken where the answer arrived (a SIP 200, a WebRTC
+        # connection state), not when connect() resumed: a busy loop resumes it late,
+        # and the agent's greeting may already have been heard by then
+        self.answered_ns: int | None = None
 
     @property
     def remote_id(self) -> str:
@@ -89,6 +93,12 @@ class CallTransport(abc.ABC):
     @property
     def media_stats(self) -> dict[str, Any] | None:
         """Per-call media figures for calls.jsonl (packets, loss, jitter, MOS), if any."""
+        return None
+
+    @property
+    def transcripts(self) -> list[tuple[int, str]] | None:
+        """The agent's own words as ``(arrival ns, text)``, when it sends them beside its
+        audio (a WebRTC data channel's RTVI messages); turns.jsonl gives each turn its own."""
         return None
 
     @abc.abstractmethod

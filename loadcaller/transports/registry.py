@@ -16,8 +16,9 @@ from pydantic import BeforeValidator, Field
 from loadcaller.transports.base import Target
 from loadcaller.transports.sip import SipTarget
 from loadcaller.transports.twilio_stream import TwilioTarget
+from loadcaller.transports.webrtc import WebRtcTarget
 
-TARGETS: tuple[type[Target], ...] = (TwilioTarget, SipTarget)
+TARGETS: tuple[type[Target], ...] = (TwilioTarget, SipTarget, WebRtcTarget)
 TRANSPORT_NAMES = frozenset(str(t.model_fields["transport"].default) for t in TARGETS)
 
 
@@ -31,7 +32,7 @@ def _default_transport(value: Any) -> Any:
     return value
 
 
-AnyTarget = Annotated[TwilioTarget | SipTarget, Field(discriminator="transport"),
+AnyTarget = Annotated[TwilioTarget | SipTarget | WebRtcTarget, Field(discriminator="transport"),
                       BeforeValidator(_default_transport)]
 
 

@@ -430,6 +430,7 @@ class SipTransport(CallTransport):
             self._early = event.media
         elif isinstance(event, ev.Answered):
             if not self._answered.done():
+                self.answered_ns = now_ns()
                 self._answered.set_result(event.media)
         elif isinstance(event, ev.Failed):
             why = f"{event.outcome}: SIP {event.status} {event.reason}".strip()

@@ -281,6 +281,7 @@ class WebRtcTransport(CallTransport):
             return
         state = pc.connectionState
         if state == "connected" and not self._connected.done():
+            self.answered_ns = now_ns()
             self._connected.set_result(None)
         elif state == "failed":
             ice_failed = pc.iceConnectionState == "failed"

@@ -1,4 +1,5 @@
-"""Trust: the callers' per-turn latency matches the agent's own ground truth (Twilio, SIP)."""
+"""Trust: the callers' per-turn latency matches the agent's own ground truth (Twilio, SIP,
+WebRTC)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from loadcaller.report.groundtruth import (
 from .conftest import read_jsonl, run_cli, start, write_profile
 
 
-@pytest.mark.parametrize("transport", ["twilio", "sip"])
+@pytest.mark.parametrize("transport", ["twilio", "sip", "webrtc"])
 async def test_caller_latency_matches_agent_ground_truth_at_20_concurrent_calls(
         tmp_path, services, transport):
     backend = await start("backend", "--port", "0", "--latency", "30ms")

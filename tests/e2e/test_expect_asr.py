@@ -72,9 +72,13 @@ scenarios:
           f"heard e.g. {sorted({t['heard_text'] for t in right})[:4]}")
     assert summary["expect"]["failed"] == sum(not t["expect_ok"] for t in checked)
     assert caught >= FLOOR
+    # Measured 4 of 8 right replies passing (every "order number" turn; 3 of 3 wrong
+    # caught) with asr.RATES (1.0, 0.75): slowed to 0.75, the agent's espeak-ng
+    # en-us+f3 voice is heard as "sure what did your order number". "ships tomorrow"
+    # never passes ("keep"/"people tomorrow") nor does /thursday|nine/. At the
+    # model's own rate alone it was 0%. The floor below guards the rates trick.
+    assert passed >= 0.25, f"right replies passed only {passed:.0%}"
     if passed < FLOOR:
-        # Measured 0% on this machine: pocketsphinx's bundled US English model (16 kHz,
-        # natural voices) does not recognise the agent's espeak-ng voice at telephone
-        # bandwidth ("Sure. What is your order number?" is heard as "you look like the op
-        # in hamlet"). The plumbing above is checked; the recognizer is the limit.
+        # pocketsphinx's bundled US English model (16 kHz, natural voices) on a
+        # synthetic female voice at telephone bandwidth: the recognizer is the limit.
         pytest.xfail(f"right replies passed only {passed:.0%} (floor {FLOOR:.0%})")

@@ -23,7 +23,16 @@ _RUN_PROBLEMS = {130: "stopped by SIGINT", 143: "stopped by SIGTERM",
 
 def judge_gates(gates: Sequence[Gate], summary: dict[str, Any],
                 results_dir: Path | None) -> list[GateResult]:
-    """Evaluate ``gates`` and record them in ``summary["gates"]`` (always a list)."""
+    """Evaluate ``gates`` and record them in ``summary["gates"]`` (always a list).
+
+    A run that placed no call at all (``--duration 0s``: validate and compile
+    only, or stopped before its first call) has nothing to judge: its gates are
+    not evaluated, and it says so.
+    """
+    if gates and not summary.get("calls", {}).get("started"):
+        print(f"  SLO gates: {len(gates)} not judged: no call was placed", flush=True)
+        summary["gates"] = []
+        return []
     turns = None if results_dir is None else results_dir / "turns.jsonl"
     results = evaluate(gates, summary, turns)
     summary["gates"] = [r.to_json() for r in results]

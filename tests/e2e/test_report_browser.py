@@ -60,11 +60,11 @@ async def test_a_demo_report_renders_offline_in_chromium(tmp_path: Path) -> None
     driver = _browser(tmp_path)  # skips (or fails under CI) before the run if missing
     try:
         out = tmp_path / "demo"
-        code, _stdout, err = await run_cli(
+        code, stdout, err = await run_cli(
             "demo", "--users", "4", "--duration", "16s", "--results-dir", str(out),
             "--metrics-port", "-1", "--gate", "turn_latency_p95 < 30s", timeout=180)
         assert code == 0, err
-        assert f"report {out / 'report.html'}" in err
+        assert f"report: {out / 'report.html'}" in stdout
         assert "turn_latency_p95" in (out / "report.html").read_text()
         assert "scenarios:" in (out / "profile.yaml").read_text()
         url = (out / "report.html").resolve().as_uri()

@@ -95,7 +95,7 @@ async def test_two_processes_share_one_chaos_proxy(tmp_path, services):
                                  "--progress-every", "0", "--processes", "2",
                                  "--metrics-port", "0")
     assert code == 0, err
-    assert "Traceback" not in err
+    assert err.count("Traceback") == 0, err[-5000:]  # (not `in`: its diff of a long err is slow)
     turns = read_jsonl(out / "turns.jsonl")
     assert turns and all(t["outcome"] == "answered" for t in turns)
     # the CRM's extra 800 ms shows in the turns each process tagged with it: one process

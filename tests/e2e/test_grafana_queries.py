@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import yaml
 
 from tests.grafana.helpers import RULES, dashboards, queries
 from tests.peers import require_binary, serving
+from tests.swarm.conftest import free_port, http_get, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -38,29 +38,6 @@ SCRAPE_S = 1
 # Grafana's $__rate_interval: max($__interval + scrape interval, 4 x scrape interval)
 RATE_INTERVAL = f"{4 * SCRAPE_S}s"
 JOBS = ("loadcaller", "chaos", "agent")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def http_get(url: str, timeout: float = 10.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return resp.read().decode()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def api(base: str, path: str, **params: str) -> Any:

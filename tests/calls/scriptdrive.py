@@ -1,12 +1,14 @@
-"""A fake agent on a fake clock for the call script's tests (barge-in, silence, branches).
+"""A fake agent on a fake clock for the call script's tests.
 
-Like ``tests/calls/test_script.py``'s driver, the agent's audio goes through the
-real Twilio playout queue, which stamps each frame with the instant its playout
-began, and the script is stepped exactly as the media clock steps it. This agent
-also stops when talked over: ``reaction_ns`` after the first frame of the
-caller's speech left, it sends ``clear`` (the playout drops what has not begun to
-play), or never (``reaction_ns=None``). Replies may also come at absolute
-instants (a reprompt into dead air).
+A fake agent hears what the script sends (speech or silence, tick by tick) and
+answers a fixed delay after the caller's last speech frame left (or after the
+caller started, to talk over it, or after the answer, or at an absolute instant:
+a reprompt into dead air). Its audio goes through the real Twilio playout queue,
+which stamps each frame with the instant its playout began, and the script is
+stepped exactly as the media clock steps it in a call. The agent also stops when
+talked over: ``reaction_ns`` after the first frame of the caller's speech left,
+it sends ``clear`` (the playout drops what has not begun to play), or never
+(``reaction_ns=None``). ``cut_at_ns``: the far end ends the call then.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from loadcaller.calls.scenario import CallPolicy, Scenario, Step
 from loadcaller.calls.script import CallScript, Finished
 from loadcaller.calls.utterance import make_utterance
 from loadcaller.media.frames import SILENCE_FRAME
+from loadcaller.media.outcomes import CallOutcome
 from loadcaller.twilio.playout import Playout
 
 MS = 1_000_000
@@ -44,8 +47,8 @@ POLICY = CallPolicy(turn_timeout_ns=2_000 * MS, max_reply_ns=10_000 * MS,
 @dataclass
 class Reply:
     """``frames`` of speech ``delay_ns`` after the caller's n-th end of speech
-    (``after="end"``), after the answer (``"answer"``), or at ``T0 + delay_ns``
-    (``"at"``)."""
+    (``after="end"``), its n-th start (``"start"``: talking over it), after the
+    answer (``"answer"``), or at ``T0 + delay_ns`` (``"at"``)."""
 
     delay_ns: int
     frames: int = 30
@@ -65,24 +68,36 @@ class Drive:
 
 def drive(steps: tuple[Step, ...], replies: list[Reply], *, policy: CallPolicy = POLICY,
           reaction_ns: int | None = 150 * MS, limit_ns: int = 60_000 * MS,
-          rng: random.Random | None = None, recognizer: object = None) -> Drive:
+          rng: random.Random | None = None, recognizer: object = None,
+          cut_at_ns: int | None = None, cut: CallOutcome = CallOutcome.AGENT_HANGUP) -> Drive:
     script = CallScript(Scenario("t", steps), t_answer_ns=T0, policy=policy, rng=rng,
                         recognizer=recognizer)  # type: ignore[arg-type]
     out = Drive(script)
     playout = Playout(T0)
     after_end = [r for r in replies if r.after == "end"]
+    after_start = [r for r in replies if r.after == "start"]
     events: list[tuple[int, str, int]] = []  # (instant, "push" | "clear", frames)
     for r in replies:
         if r.after in ("answer", "at"):
             events.append((T0 + r.delay_ns, "push", r.frames))
     out.actions += script.step(T0, [])
+    if script.finished is not None:
+        out.ended_at = T0
+        return out
     speaking, prev, now = False, T0, T0
     while now < T0 + limit_ns:
         now += TICK
+        if cut_at_ns is not None and now >= T0 + cut_at_ns:
+            script.close(cut)
+            out.ended_at = now
+            return out
         frame = script.next_frame()
         if frame != SILENCE_FRAME and not speaking:
             speaking = True
             out.speech_starts.append(now)
+            if after_start:
+                r = after_start.pop(0)
+                events.append((now + r.delay_ns, "push", r.frames))
             if reaction_ns is not None and playout.queued_bytes:
                 events.append((now + reaction_ns, "clear", 0))
         elif frame == SILENCE_FRAME and speaking:

@@ -10,94 +10,19 @@ value is the delay the fake agent was told to take, to the nanosecond.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Any
 
-from loadcaller.calls.scenario import CallPolicy, Dtmf, Hangup, Pause, Say, Scenario, WaitForAgent
-from loadcaller.calls.script import CallScript, Finished, SendDtmf
-from loadcaller.calls.utterance import make_utterance
-from loadcaller.media.frames import SILENCE_FRAME
+from loadcaller.calls.scenario import CallPolicy, Dtmf, Hangup, Pause, Say, WaitForAgent
+from loadcaller.calls.script import Finished, SendDtmf
 from loadcaller.media.outcomes import CallOutcome, TurnOutcome
-from loadcaller.twilio.playout import Playout
 
-MS = 1_000_000
-TICK = 20 * MS
-T0 = 5_000_000_000_007  # an odd origin: nothing may depend on round instants
-LOUD = bytes([0x00, 0x80]) * 80  # a full-scale mu-law square wave: speech to any VAD
-HELLO = make_utterance("hello", LOUD * 25)  # 25 frames, 500 ms
-POLICY = CallPolicy(turn_timeout_ns=2_000 * MS, max_reply_ns=10_000 * MS,
-                    max_call_ns=60_000 * MS, give_up_after_no_response=2)
+from . import scriptdrive
+from .scriptdrive import HELLO, MS, POLICY, T0, TICK, Drive, Reply
 
 
-@dataclass
-class Reply:
-    """The agent speaks ``frames`` frames ``delay_ns`` after the caller's speech ends
-    (``after="end"``) or starts (``after="start"``); ``after="answer"`` greets."""
-
-    delay_ns: int
-    frames: int = 30
-    after: str = "end"
-
-
-@dataclass
-class Drive:
-    """The outcome of one driven script."""
-
-    script: CallScript
-    actions: list[object] = field(default_factory=list)
-    speech_ends: list[int] = field(default_factory=list)  # instants the caller stopped
-    speech_starts: list[int] = field(default_factory=list)
-    onsets: list[int] = field(default_factory=list)  # instants the agent's replies began
-    ended_at: int | None = None
-
-
-def drive(steps: tuple[object, ...], replies: list[Reply], *, policy: CallPolicy = POLICY,
-          cut_at_ns: int | None = None, cut: CallOutcome = CallOutcome.AGENT_HANGUP,
-          limit_ns: int = 60_000 * MS) -> Drive:
-    script = CallScript(Scenario("t", steps), t_answer_ns=T0, policy=policy)  # type: ignore[arg-type]
-    out = Drive(script)
-    playout = Playout(T0)
-    queue = list(replies)
-    due: list[tuple[int, int]] = []  # (onset, frames)
-    if queue and queue[0].after == "answer":
-        r = queue.pop(0)
-        due.append((T0 + r.delay_ns, r.frames))
-    out.actions += script.step(T0, [])
-    if script.finished is not None:
-        out.ended_at = T0
-        return out
-    speaking, prev = False, T0
-    now = T0
-    while now < T0 + limit_ns:
-        now += TICK
-        if cut_at_ns is not None and now >= T0 + cut_at_ns:
-            script.close(cut)
-            out.ended_at = now
-            return out
-        frame = script.next_frame()
-        if frame != SILENCE_FRAME and not speaking:
-            speaking = True
-            out.speech_starts.append(now)
-            if queue and queue[0].after == "start":
-                r = queue.pop(0)
-                due.append((now + r.delay_ns, r.frames))
-        elif frame == SILENCE_FRAME and speaking:
-            speaking = False
-            out.speech_ends.append(prev)  # the last speech frame left on the tick before
-            if queue and queue[0].after == "end":
-                r = queue.pop(0)
-                due.append((prev + r.delay_ns, r.frames))
-        for onset, n in [d for d in due if d[0] <= now]:
-            due.remove((onset, n))
-            playout.push(LOUD * n, onset)
-            out.onsets.append(onset)
-        heard, _ = playout.advance(now)
-        actions = script.step(now, heard)
-        out.actions += actions
-        prev = now
-        if any(isinstance(a, Finished) for a in actions):
-            out.ended_at = now
-            return out
-    raise AssertionError("the script never finished")
+def drive(steps: tuple[Any, ...], replies: list[Reply], **kw: Any) -> Drive:
+    """The fake agent (tests/calls/scriptdrive.py), never stopping when talked over."""
+    return scriptdrive.drive(steps, replies, reaction_ns=None, **kw)
 
 
 def test_one_turn_latency_and_greeting_are_exact():

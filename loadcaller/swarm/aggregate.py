@@ -358,10 +358,12 @@ class Aggregate:
         }
 
     def per_node_counts(self) -> dict[str, dict[str, Any]]:
-        """Each process's own counters next to the records the aggregate got from it."""
+        """Each process's own counters next to the records the aggregate got from it, keyed
+        by Locust's node id, with the stable index /metrics labels its series with."""
         out: dict[str, dict[str, Any]] = {}
         for node_id, snap in sorted(self.nodes.items()):
-            out[node_id] = {"started": int(snap.get("started", 0)),
+            out[node_id] = {"process": self.process_index.get(node_id),  # /metrics' label
+                            "started": int(snap.get("started", 0)),
                             "finished": int(snap.get("finished", 0)),
                             "turns": int(snap.get("turns", 0)),
                             "records_received": self.records_by_node.get(node_id, 0)}

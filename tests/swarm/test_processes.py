@@ -28,6 +28,8 @@ def test_two_processes_master_counts_equal_the_workers_sums(tmp_path, agent: Age
     workers = summary["swarm"]["processes"]
     assert len(workers) == 2
     assert all(w["finished"] > 0 for w in workers.values())  # both placed calls
+    # each named by the stable index its /metrics series carry as `process`
+    assert sorted(w["process"] for w in workers.values()) == ["0", "1"]
     # a healthy run: no worker lost, nothing refused, every line written
     assert summary["swarm"]["workers_lost"] == []
     assert summary["swarm"]["rejected_records"] == summary["swarm"]["rejected_snapshots"] == 0

@@ -22,21 +22,31 @@ first reply frame, and the hangover/confirmation delay must not leak into it.
 Noise. A caller in a street or an office is never silent: a noise bed at 10 dB
 SNR under normal speech sits near -31 dBFS, above the fixed -40 dBFS, so a
 fixed-threshold VAD hears one endless utterance. The VAD therefore tracks the
-noise it hears (``_NoiseFloor``): over the last second of levels, when that
-second looks like stationary noise (its 10th and 90th percentiles within
-``noise_spread_db``), the noise's ceiling is its 90th percentile, and the
-thresholds become ``max(on_dbfs, ceiling + on_margin_db)`` and
-``max(off_dbfs, ceiling + off_margin_db)``. A second that holds speech is not
-stationary, so speech never raises the floor; it falls again as soon as the
-window's 90th percentile does. In noise the onset of a run is also looked back
-over at most ``onset_lookback_frames`` frames that stand above the noise's
-median and that, the noise's power taken off, would have been speech to the
-fixed VAD (speech rising out of noise is under it for its first frame or two).
-The thresholds move only for a stationary second whose 90th percentile is
-above -53 dBFS (off) or -44 dBFS (on; only then is anything looked back).
-Clean speech has no such second, so on clean audio the VAD is the fixed one,
-event for event (tests/audio/test_vad_noise.py). docs/personas.md has the
-figures.
+noise it hears (``audio/noisefloor.py``): over the last second, when it looks
+like stationary noise (10th to 90th percentile within ``noise_spread_db``), the
+thresholds become ``max(on_dbfs, ceiling + on_margin_db)`` and ``max(off_dbfs,
+ceiling + off_margin_db)``, the ceiling being its 90th percentile; over a known
+bed they also stand that far over the median of the last 200 ms heard while
+silent (plus the bed's frame-to-frame jitter) when that is higher, which is
+what follows a street's swelling traffic. A second that holds speech is not
+stationary, so speech never raises the floor. In noise the onset of a run is
+looked back over at most ``onset_lookback_frames`` frames that stand above the
+noise's median and that, the noise's power taken off, would have been speech to
+the fixed VAD (speech rising out of noise is under it for its first frames),
+and over up to two frames just under that line (a soft onset's first frames are
+buried: measured, 2 to 4 more onsets in 100 within 40 ms in babble, car and
+brown noise, with the line lowered by at most the bed's jitter). A stream whose
+first frame is between ``on_dbfs`` and -26 dBFS is held for up to 1 s
+(``noisefloor.startup_verdict``): speech spreads wider than a noise bed or stops
+(a short word), and a stationary start is learned as the floor instead of being
+heard as a reply. The
+thresholds move only for a stationary second whose 90th percentile is above -53
+dBFS (off) or -44 dBFS (on), or over 200 ms of steady noise above -60 dBFS.
+Clean speech has neither (its pauses are digital silence or fading tails), so
+on clean audio the VAD is the fixed one, event for event, except that an onset
+in a stream's very first frame is confirmed when the start-up verdict comes
+(its timestamp is the same; tests/audio/test_vad_noise.py). docs/personas.md
+has the figures.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ import numpy as np
 
 from loadcaller.audio.frames import FRAME_BYTES, FRAME_MS, split_frames
 from loadcaller.audio.g711 import ULAW_POWER
+from loadcaller.audio.noisefloor import STARTUP_MAX_DBFS, NoiseFloor, QuietFloor, startup_verdict
 
 __all__ = [
     "SILENCE_DBFS",
@@ -68,8 +79,11 @@ SILENCE_DBFS: Final = -120.0
 """Level reported for digital silence (log of zero is undefined)."""
 
 _FULL_SCALE_POWER: Final = 32768.0**2
-_LOOKBACK_MARGIN_DB: Final = 0.5
-"""How far over the noise's median a frame before an onset must be to join the run."""
+_BURIED_FRAMES: Final = 2
+STOP_BELOW_OFF_DB: Final = 10.0
+"""At a stream's start, a level this far under ``off_dbfs`` means the sound stopped."""
+_BURIED_DB: Final = 1.0
+"""An onset looks back over up to 2 frames less than 1 dB under the lookback line."""
 
 
 def ulaw_frame_dbfs(frame: bytes) -> float:
@@ -182,59 +196,6 @@ class _State(Enum):
     SPEAKING = "speaking"
 
 
-_ESTIMATE_EVERY: Final = 5
-"""Frames between noise estimates: a sort of 50 levels every 100 ms, not every frame."""
-
-
-class _NoiseFloor:
-    """The thresholds a stationary noise bed calls for; the absolute ones otherwise.
-
-    Keeps the last window of frame levels; every :data:`_ESTIMATE_EVERY` frames
-    it sorts them (50 floats: cheaper than keeping a sorted list per frame) and,
-    if the 10th-90th percentile spread is that of noise rather than speech,
-    takes the 90th percentile as the noise's ceiling. The ceiling only falls
-    while the window holds speech: speech must not teach the VAD that it is noise.
-    """
-
-    def __init__(self, config: VadConfig) -> None:
-        self._cfg = config
-        self._levels: deque[float] = deque(maxlen=max(1, config.noise_window_ms // FRAME_MS))
-        self._count = 0
-        self._ceiling = SILENCE_DBFS
-        self.on_dbfs = config.on_dbfs
-        self.off_dbfs = config.off_dbfs
-        self.median_dbfs = SILENCE_DBFS
-        self.lookback_dbfs = config.on_dbfs
-        self.raised = False
-
-    def add(self, dbfs: float) -> None:
-        """Record one frame's level; re-estimate every few frames once the window is full."""
-        levels = self._levels
-        levels.append(dbfs)
-        self._count += 1
-        if self._count < _ESTIMATE_EVERY or len(levels) < (levels.maxlen or 0):
-            return
-        self._count = 0
-        ranked = sorted(levels)
-        n = len(ranked) - 1
-        low, high = ranked[n // 10], ranked[n * 9 // 10]
-        if high - low <= self._cfg.noise_spread_db:
-            self._ceiling, self.median_dbfs = high, ranked[n // 2]
-        elif high < self._ceiling:
-            self._ceiling, self.median_dbfs = high, min(self.median_dbfs, ranked[n // 2])
-        else:
-            return
-        cfg = self._cfg
-        self.on_dbfs = max(cfg.on_dbfs, self._ceiling + cfg.on_margin_db)
-        self.off_dbfs = max(cfg.off_dbfs, self._ceiling + cfg.off_margin_db)
-        self.raised = self.on_dbfs > cfg.on_dbfs
-        # a frame before an onset joins the run if it stands out of the noise and, the
-        # noise's power taken off, would have been speech (>= on_dbfs) to the fixed VAD
-        noise_and_on = 10.0 * math.log10(10.0 ** (cfg.on_dbfs / 10.0)
-                                         + 10.0 ** (self.median_dbfs / 10.0))
-        self.lookback_dbfs = max(self.median_dbfs + _LOOKBACK_MARGIN_DB, noise_and_on)
-
-
 class StreamingVad:
     """Frame-by-frame speech detector; feed one level per 20 ms frame, in order."""
 
@@ -246,7 +207,10 @@ class StreamingVad:
     def reset(self) -> None:
         """Forget all state, as if no frame had been fed."""
         cfg = self.config
-        self._noise = _NoiseFloor(cfg) if cfg.noise_window_ms else None
+        self._noise = NoiseFloor(cfg) if cfg.noise_window_ms else None
+        self._quiet = QuietFloor(cfg)
+        self._startup: list[float] | None = [] if cfg.noise_window_ms else None
+        self._held: deque[VadEvent] = deque()
         self._recent: deque[tuple[float, int]] = deque(maxlen=cfg.onset_lookback_frames + 1)
         self._state = _State.SILENT
         self._run_start_ns = 0
@@ -257,11 +221,11 @@ class StreamingVad:
     @property
     def speaking(self) -> bool:
         """True between a SpeechStart and the matching SpeechEnd."""
-        return self._state is _State.SPEAKING
+        return self._state is _State.SPEAKING and self._startup is None
 
     @property
     def thresholds(self) -> tuple[float, float]:
-        """The (on, off) levels in force: the configured ones, or raised over noise."""
+        """The (on, off) levels of the one-second floor: the configured ones, or raised."""
         noise = self._noise
         if noise is None:
             return self.config.on_dbfs, self.config.off_dbfs
@@ -269,15 +233,60 @@ class StreamingVad:
 
     def feed(self, dbfs: float, t_ns: int) -> SpeechStart | SpeechEnd | None:
         """Advance by one frame of level ``dbfs`` stamped ``t_ns``; return an event if any."""
+        startup = self._startup
+        if startup is not None:
+            if startup or self.config.on_dbfs <= dbfs <= STARTUP_MAX_DBFS:
+                startup.append(dbfs)
+            else:
+                self._startup = startup = None  # begins quiet, or too loud for a bed: speech
+        event = self._step(dbfs, t_ns)
+        if startup is not None:
+            if event is not None:
+                self._held.append(event)
+            verdict = startup_verdict(startup, self.config.noise_spread_db,
+                                      self.config.off_dbfs - STOP_BELOW_OFF_DB)
+            if verdict is None:
+                return None
+            self._startup, event = None, None
+            if not verdict:
+                self._learn_bed(startup)
+        held = self._held
+        if held:
+            if event is not None:
+                held.append(event)
+            return held.popleft()
+        return event
+
+    def _learn_bed(self, levels: list[float]) -> None:
+        """The stream began with a noise bed: no speech was heard, and that is its floor."""
+        self._held.clear()
+        self._state = _State.SILENT
+        self._quiet_frames = 0
+        if self._noise is not None:
+            self._noise.seed(levels)
+        self._quiet.extend(levels)
+
+    def _step(self, dbfs: float, t_ns: int) -> SpeechStart | SpeechEnd | None:
         cfg = self.config
         noise = self._noise
+        state = self._state
+        lookback = cfg.on_dbfs
         if noise is None:
             on_dbfs, off_dbfs = cfg.on_dbfs, cfg.off_dbfs
         else:
-            noise.add(dbfs)
-            on_dbfs, off_dbfs = noise.on_dbfs, noise.off_dbfs
+            noise.add(dbfs, state is _State.SPEAKING)
+            on_dbfs, off_dbfs, lookback = noise.on_dbfs, noise.off_dbfs, noise.lookback_dbfs
+            quiet = self._quiet
+            over = quiet.thresholds(noise)
+            if over is not None:
+                on_dbfs = max(on_dbfs, over[0])
+                if state is not _State.SPEAKING:
+                    off_dbfs = max(off_dbfs, over[1])
+                lookback = min(lookback, over[2])
+            if state is _State.SILENT:
+                quiet.add(dbfs, noise.jitter_db)
         self._recent.append((dbfs, t_ns))
-        if self._state is _State.SPEAKING:
+        if state is _State.SPEAKING:
             if dbfs >= off_dbfs:
                 self._last_speech_ns = t_ns
                 self._quiet_frames = 0
@@ -285,10 +294,11 @@ class StreamingVad:
             self._quiet_frames += 1
             if self._quiet_frames >= self._hangover_frames:
                 self._state = _State.SILENT
+                self._quiet.clear()
                 return SpeechEnd(self._last_speech_ns)
             return None
 
-        if self._state is _State.PENDING:
+        if state is _State.PENDING:
             if dbfs >= off_dbfs:
                 self._run_frames += 1
                 if self._run_frames >= cfg.min_speech_frames:
@@ -301,26 +311,40 @@ class StreamingVad:
             self._state = _State.PENDING
             self._run_start_ns = t_ns
             self._run_frames = 1
-            if noise is not None and noise.raised:
-                self._look_back(noise.lookback_dbfs)
+            if noise is not None and (noise.raised or self._quiet.ref is not None):
+                self._look_back(lookback)
             if cfg.min_speech_frames == 1:
                 return self._confirm(t_ns)
         return None
 
-    def flush(self) -> SpeechEnd | None:
-        """End of stream: close an open speech run now, without waiting for the hangover."""
+    def finish(self) -> list[VadEvent]:
+        """End of stream: the events not yet returned, an open run closed without hangover.
+
+        A stream that ends before its start-up verdict spoke if it opened a run.
+        """
+        self._startup = None
+        events = list(self._held)
+        self._held.clear()
         if self._state is _State.SPEAKING:
-            self._state = _State.SILENT
-            return SpeechEnd(self._last_speech_ns)
+            events.append(SpeechEnd(self._last_speech_ns))
         self._state = _State.SILENT
-        return None
+        return events
+
+    def flush(self) -> SpeechEnd | None:
+        """:meth:`finish`, for a caller that has had every onset: the closing end, if any."""
+        ends = [e for e in self.finish() if isinstance(e, SpeechEnd)]
+        return ends[-1] if ends else None
 
     def _look_back(self, floor_dbfs: float) -> None:
         """Start the run at the earliest of the last few frames that stand above the noise."""
+        noise = self._noise
+        buried_db = min(_BURIED_DB, noise.jitter_db) if noise is not None else 0.0
         recent = self._recent
-        for i in range(len(recent) - 2, -1, -1):  # newest first, skipping this frame
+        n = len(recent)
+        for i in range(n - 2, -1, -1):  # newest first, skipping this frame
             level, t_ns = recent[i]
-            if level < floor_dbfs:
+            if level < floor_dbfs and (n - 1 - i > _BURIED_FRAMES
+                                       or level < floor_dbfs - buried_db):
                 break
             self._run_start_ns = t_ns
 
@@ -344,15 +368,16 @@ def trim_silence(ulaw: bytes, config: VadConfig | None = None) -> bytes:
     first: int | None = None
     last: int | None = None
     frames = split_frames(ulaw)
+    events: list[VadEvent] = []
     for index, frame in enumerate(frames):
         event = vad.feed(ulaw_frame_dbfs(frame), index)
+        if event is not None:
+            events.append(event)
+    for event in [*events, *vad.finish()]:
         if isinstance(event, SpeechStart) and first is None:
             first = event.t_ns
         elif isinstance(event, SpeechEnd):
             last = event.t_ns
-    end = vad.flush()
-    if end is not None:
-        last = end.t_ns
     if first is None or last is None:
         return b""
     return b"".join(frames[first : last + 1])

@@ -27,8 +27,9 @@ from loadcaller.audio.vad import SpeechStart, StreamingVad, ulaw_frame_dbfs
 def first_speech_frame(audio: bytes) -> int | None:
     vad = StreamingVad()
     for i, frame in enumerate(split_frames(audio)):
-        if isinstance(vad.feed(ulaw_frame_dbfs(frame), i), SpeechStart):
-            return i - 1  # default min_speech_frames=2: confirmed one frame after the run began
+        event = vad.feed(ulaw_frame_dbfs(frame), i)
+        if isinstance(event, SpeechStart):
+            return event.t_ns  # stamped where the run began (it is confirmed later)
     return None
 
 

@@ -8,6 +8,7 @@ import pytest
 from loadcaller.audio.frames import FRAME_BYTES, SILENCE_FRAME_ULAW
 from loadcaller.audio.g711 import ulaw_encode
 from loadcaller.audio.vad import (
+    SILENCE_DBFS,
     SpeechEnd,
     SpeechStart,
     StreamingVad,
@@ -169,3 +170,34 @@ def test_trim_of_a_partial_final_speech_frame_pads_it() -> None:
     trimmed = trim_silence(audio)
     assert len(trimmed) == 4 * FRAME_BYTES
     assert trimmed.startswith(audio) and trimmed.endswith(b"\xff" * 110)
+
+
+def test_a_stream_shorter_than_the_start_up_verdict_still_spoke() -> None:
+    # a stream that begins between -40 and -26 dBFS waits up to 25 frames for the
+    # verdict (speech or a noise bed); one that ends before it gives its events at the end
+    vad = StreamingVad(VadConfig())
+    levels = [-30.0, -28.0, -27.0, -29.0, -31.0]
+    assert [vad.feed(level, i * 20 * MS) for i, level in enumerate(levels)] == [None] * 5
+    assert vad.finish() == [SpeechStart(0), SpeechEnd(4 * 20 * MS)]
+    assert vad.finish() == []
+
+
+def test_a_stream_that_starts_speaking_gets_its_onset_once_it_varies() -> None:
+    # speech spreads wider than a bed: the onset (stamped at frame 0) comes as soon as
+    # the first frames spread over noise_spread_db, not after the whole half second
+    levels = [-34.0, -28.0, -20.0, -14.0, -16.0, -30.0, -18.0] + [-20.0] * 30
+    events = run(levels)
+    assert events[0][1] == SpeechStart(0) and events[0][0] <= 6
+
+
+def test_a_short_word_at_a_streams_start_is_speech_not_a_bed():
+    # "no." said slowly (espeak-ng en-us at 130 words a minute): half a second that
+    # starts at -27 dBFS and spreads only 10 dB, then silence. A noise bed would go on;
+    # this stops, so it is speech (it was once trimmed away whole as a bed).
+    levels = [-27, -28, -28, -28, -27, -25, -23, -21, -19, -18, -18, -18, -18, -18, -19,
+              -18, -18, -19, -20, -23, -21, -23, -24, -23, -27, -27] + [SILENCE_DBFS] * 30
+    vad = StreamingVad()
+    events = [e for i, level in enumerate(levels) if (e := vad.feed(level, i)) is not None]
+    events += vad.finish()
+    assert [type(e) for e in events] == [SpeechStart, SpeechEnd]
+    assert events[0].t_ns == 0

@@ -8,9 +8,11 @@ after 3 s of its noise bed, as a persona's caller sends its bed from the start o
 the call. The clean onset is the same VAD's onset on the speech alone.
 
 Measured (48 utterances per kind; docs/personas.md has the table): white 100%
-within 40 ms, pink 98%, babble 96%, car 94%, brown 92% (all within 60 ms), and
-street 79% (its swelling traffic sometimes opens a false run just before the
-speech, up to 400 ms early). The assertions keep a margin under those figures.
+within 40 ms, babble 98%, pink 98%, car 96%, brown 96% (all within 60 ms), and
+street 88% (max 340 ms: its traffic can swell by 1 dB a frame, as fast as a
+soft onset, out of a bed too low to raise the thresholds). Before the 200 ms
+floor, the start-up verdict and the deeper lookback: 100, 96, 98, 94, 92 and
+81%. The assertions keep a margin under those figures.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from loadcaller.agent.session import END_OF_TURN_VAD
 from loadcaller.audio import noise
 from loadcaller.audio.frames import split_frames
 from loadcaller.audio.g711 import ulaw_decode, ulaw_encode
+from loadcaller.audio.noisefloor import STARTUP_FRAMES
 from loadcaller.audio.pack import load_pack_audio, pack_entries
 from loadcaller.audio.vad import (
     SpeechEnd,
@@ -42,12 +45,12 @@ SNR_DB = 10.0
 
 # kind: (least share of onsets within 40 ms, largest error allowed in ms)
 REACHED = {
-    "white": (0.95, 60),
-    "pink": (0.90, 80),
-    "babble": (0.85, 80),
-    "car": (0.85, 80),
-    "brown": (0.85, 80),
-    "street": (0.65, 500),
+    "white": (0.98, 40),
+    "pink": (0.95, 60),
+    "babble": (0.95, 60),
+    "car": (0.94, 60),
+    "brown": (0.94, 60),
+    "street": (0.85, 400),
 }
 
 
@@ -66,9 +69,7 @@ def _events(levels: list[float], config: VadConfig) -> list[tuple[int, VadEvent]
         event = vad.feed(level, i * 20)
         if event is not None:
             out.append((i, event))
-    end = vad.flush()
-    if end is not None:
-        out.append((len(levels), end))
+    out += [(len(levels), e) for e in vad.finish()]
     return out
 
 
@@ -118,7 +119,7 @@ def test_the_agent_hears_a_noisy_caller_stop(kind: str) -> None:
     # what the noisy personas' turns needed: the reference agent's end-of-turn VAD ends
     # the caller's speech within the second of bed after it, although the bed goes on.
     # The end mostly comes early, as the speech's fading tail is under the noise; street
-    # traffic swelling just after the speech can hold it (up to 460 ms measured), or
+    # traffic swelling just after the speech can hold it (up to 500 ms measured), or
     # keep it open past the second (4 in 48 measured).
     late: list[int | None] = []
     for clean, noisy in _utterances(kind):
@@ -142,7 +143,9 @@ def test_the_agent_hears_a_noisy_caller_stop(kind: str) -> None:
                          ids=["caller", "agent", "default"])
 def test_clean_audio_gives_exactly_the_fixed_threshold_events(config: VadConfig) -> None:
     # every turn-latency figure on clean audio stays as it was: random sequences of the
-    # whole pack (agent phrases too), back to back or with pauses, event for event
+    # whole pack (agent phrases too), back to back or with pauses, event for event and
+    # frame for frame; only the stream's first onset (it begins with speech) is
+    # confirmed when the start-up verdict comes, within its 25 frames
     fixed = VadConfig(on_dbfs=config.on_dbfs, off_dbfs=config.off_dbfs,
                       min_speech_frames=config.min_speech_frames,
                       hangover_ms=config.hangover_ms, noise_window_ms=0)
@@ -153,17 +156,85 @@ def test_clean_audio_gives_exactly_the_fixed_threshold_events(config: VadConfig)
             e = rng.choice(entries)
             parts += [load_pack_audio(e.id, e.accent), b"\xff" * 160 * rng.randint(0, 40)]
         levels = [ulaw_frame_dbfs(f) for f in split_frames(b"".join(parts))]
-        assert _events(levels, config) == _events(levels, fixed)
+        got, want = _events(levels, config), _events(levels, fixed)
+        assert [e for _, e in got] == [e for _, e in want]
+        assert [i for i, _ in got[1:]] == [i for i, _ in want[1:]]
+        assert want[0][0] <= got[0][0] < STARTUP_FRAMES
+
+
+def test_speech_that_stays_level_for_a_second_is_not_taken_for_noise() -> None:
+    # flite's "rms" voice holds -15..-21 dBFS for 0.9 s without a pause: the floor
+    # learned it as noise and cut the sentence in two (the pack's render had to trim
+    # its own output again and again). A level second louder than -22 dBFS inside a
+    # run waits 0.6 s more before it counts as noise: level speech up to 1.4 s is safe.
+    rng = np.random.default_rng(3)
+    level = list(-18.0 + rng.uniform(-3.0, 3.0, 65))  # 1.3 s of level speech
+    levels = [-120.0] * 10 + [-30.0, -22.0] + level + [-120.0] * 40
+    events = [e for _, e in _events(levels, LISTEN_VAD)]
+    assert events == [SpeechStart(10 * 20), SpeechEnd((len(levels) - 41) * 20)]  # to its end
 
 
 @pytest.mark.parametrize("kind", noise.NOISE_KINDS)
 def test_a_noise_bed_alone_is_not_a_reply(kind: str) -> None:
-    # 60 s of bed at -31 dBFS: the VAD takes its first second for speech (it has heard
-    # nothing else yet), then learns it; street's passing traffic still opens a few runs
+    # 60 s of bed at -31 dBFS from the stream's first frame: its first half second is
+    # stationary, so it is learned as the floor and never heard as speech (it was one
+    # 1.5 s "reply" before); street's passing traffic still opens a run now and then
     x = noise.make_noise(kind, 61.0, seed=5)[8000:] * 10 ** (-31 / 20)
-    starts = [i for i, e in _events(_levels(x), LISTEN_VAD) if isinstance(e, SpeechStart)]
-    assert starts and starts[0] == 1  # the bed's own onset
-    assert len(starts) - 1 <= (8 if kind == "street" else 2), starts
+    starts = [e.t_ns for _, e in _events(_levels(x), LISTEN_VAD) if isinstance(e, SpeechStart)]
+    assert all(t >= 1000 for t in starts), starts  # nothing in the bed's first second
+    assert len(starts) <= (2 if kind == "street" else 1), starts
+
+
+@pytest.mark.parametrize("kind", noise.NOISE_KINDS)
+def test_a_noise_bed_never_delays_the_onset_of_speech_at_the_start(kind: str) -> None:
+    # the other side of the start-up verdict: a stream that begins with speech keeps its
+    # onset at the first frame, for every caller phrase, alone or over its bed
+    for clean, _noisy in _utterances(kind)[:8]:
+        speech = clean[int(PRE_ROLL_S * 50):]
+        got = _events(speech, LISTEN_VAD)
+        assert isinstance(got[0][1], SpeechStart) and got[0][1].t_ns == 0
+        assert got[0][0] < STARTUP_FRAMES  # confirmed within the verdict's half second
+    x = noise.make_noise(kind, 2.0, seed=9) * 10 ** (-31 / 20)
+    speech = ulaw_decode(load_pack_audio(CALLER_PHRASES[0].id)).astype(np.float64) / 32768
+    y = x.copy()
+    y[: len(speech)] += speech[: len(y)]
+    starts = [e.t_ns for _, e in _events(_levels(y), LISTEN_VAD) if isinstance(e, SpeechStart)]
+    assert starts and starts[0] <= 40, starts
+
+
+def hold_music(seconds: float) -> noise.Signal:
+    """Major chords changing every 2 s under a 120 bpm pulse of 60-100% amplitude."""
+    t = np.arange(int(seconds * 8000)) / 8000
+    out = np.zeros(len(t))
+    for k in range(0, len(t), 16000):
+        root = (261.63, 196.0, 220.0, 174.61)[(k // 16000) % 4]
+        for ratio in (1.0, 1.25, 1.5, 2.0):
+            out[k:k + 16000] += np.sin(2 * np.pi * root * ratio * t[k:k + 16000])
+    out *= 0.6 + 0.4 * (0.5 + 0.5 * np.cos(2 * np.pi * 2.0 * t))
+    return out / float(np.sqrt(np.mean(np.square(out))))
+
+
+@pytest.mark.parametrize("dbfs", [-50.0, -40.0, -30.0])
+def test_hold_music_is_not_a_reply(dbfs: float) -> None:
+    # the pulse swings 4.4 dB: from the first frame it is a bed, learned in its first
+    # half second (before: one onset at its start and 2% of the minute "speaking")
+    starts = _onsets(_levels(hold_music(60.0) * 10 ** (dbfs / 20)), LISTEN_VAD)
+    assert starts == []
+
+
+def test_speech_over_hold_music_is_found() -> None:
+    # every caller phrase after 3 s of music at -30 dBFS: 92% of onsets within 40 ms of
+    # the clean onset, the rest at 60 ms (90% and 60 ms before)
+    music = hold_music(10.0) * 10 ** (-30 / 20)
+    errors = []
+    for entry in CALLER_PHRASES:
+        speech = ulaw_decode(load_pack_audio(entry.id, entry.accent)).astype(np.float64) / 32768
+        clean = np.concatenate([np.zeros(24000), speech, np.zeros(8000)])
+        noisy = clean + np.resize(music, len(clean))
+        truth = _onsets(_levels(clean), LISTEN_VAD)[0]
+        errors.append(min((abs(t - truth) for t in _onsets(_levels(noisy), LISTEN_VAD)),
+                          default=10**6))
+    assert np.mean(np.array(errors) <= 40) >= 0.9 and max(errors) <= 60, errors
 
 
 @pytest.mark.parametrize("dbfs", [-60.0, -50.0, -45.0, -42.0])

@@ -58,7 +58,6 @@ FRAME_S = 0.020
 AUDIBLE_DBFS = VadConfig().off_dbfs  # a frame a caller's VAD counts as speech
 MAX_REPROMPTS = 3  # in a row, without the caller saying anything
 WRONG_SHIFT = 2  # a wrong reply is the one meant for the turn two on (never the right one)
-REPROMPT_TEXT = "Are you still there?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +74,10 @@ class AgentConfig:
 
 
 def reprompt_voice() -> Utterance | None:
-    """"Are you still there?" in the agent's voice (espeak-ng), or None without it."""
-    from loadcaller.audio.errors import AudioError
-    from loadcaller.audio.synth import Voice, synthesize
+    """"Are you still there?" in the agent's voice (flite rms, from the bundled pack)."""
+    from loadcaller.audio.pack import load_pack_audio
 
-    try:
-        audio = synthesize(REPROMPT_TEXT, Voice(name="en-us+f3", rate=170, pitch=70))
-    except (AudioError, OSError):
-        return None
-    return make_utterance("agent_reprompt", audio)
+    return make_utterance("agent_reprompt", load_pack_audio("agent_reprompt", "en-us"))
 
 
 class AgentLine(Protocol):

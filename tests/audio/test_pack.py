@@ -21,6 +21,7 @@ from loadcaller.audio.pack import (
 )
 from loadcaller.audio.synth import espeak_version
 from loadcaller.audio.vad import SpeechStart, StreamingVad, VadConfig, trim_silence, ulaw_frame_dbfs
+from tests.peers import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
 PACK = resources.files("loadcaller.audio").joinpath("pack")
@@ -44,6 +45,7 @@ AGENT = {
     "agent_transfer": "Let me connect you to a colleague.",
     "agent_goodbye": "You're welcome. Have a great day.",
     "agent_fallback": "Sorry, I'm having trouble reaching our systems. Could you say that again?",
+    "agent_reprompt": "Are you still there?",
 }
 
 
@@ -68,11 +70,30 @@ def test_every_entry_is_trimmed_speech_of_the_declared_length(entry: PackEntry) 
     assert trim_silence(audio) == audio
 
 
-def test_agent_voice_differs_from_the_caller_voice() -> None:
+def test_agent_speaks_with_flite_and_the_callers_with_espeak() -> None:
     index = json.loads(PACK.joinpath("index.json").read_text())
-    caller_voice = index["phrases"]["yes"]["accents"]["en-us"]["voice"]
-    agent_voice = index["phrases"]["agent_goodbye"]["accents"]["en-us"]["voice"]
-    assert agent_voice != caller_voice
+    for pid, phrase in index["phrases"].items():
+        for info in phrase["accents"].values():
+            engine = info["voice"].get("engine", "espeak-ng")
+            assert engine == ("flite" if pid.startswith("agent_") else "espeak-ng"), pid
+    assert index["phrases"]["agent_goodbye"]["accents"]["en-us"]["voice"]["name"] == "rms"
+    assert index["flite"] and index["espeak"]
+
+
+def test_agent_sentence_pauses_are_shorter_than_the_callers_end_of_reply() -> None:
+    """A pause inside one agent reply must not end the reply for the caller (the
+    caller hears a reply out after LISTEN_VAD's 400 ms hangover; flite's pause at a
+    full stop is 60-120 ms below the VAD's off threshold)."""
+    from loadcaller.calls.script import LISTEN_VAD
+
+    for entry in pack_entries():
+        if not entry.id.startswith("agent_"):
+            continue
+        quiet = longest = 0
+        for frame in split_frames(load_pack_audio(entry.id, entry.accent)):
+            quiet = quiet + 1 if ulaw_frame_dbfs(frame) < LISTEN_VAD.off_dbfs else 0
+            longest = max(longest, quiet)
+        assert longest * 20 < LISTEN_VAD.hangover_ms / 2, (entry.id, longest * 20)
 
 
 def test_pack_is_small() -> None:
@@ -105,9 +126,17 @@ def test_find_by_text_prefers_the_accent_then_en_us() -> None:
 
 
 def test_pack_matches_a_fresh_render(espeak: str) -> None:
+    require_binary("flite", "flite")
     index = json.loads(PACK.joinpath("index.json").read_text())
     if index["espeak"] != espeak_version():
         pytest.skip(f"pack rendered with espeak-ng {index['espeak']}")
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from render_pack import flite_version
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    if index["flite"] != flite_version():
+        pytest.skip(f"pack rendered with {index['flite']}")
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "render_pack.py"), "--check"],
         capture_output=True,

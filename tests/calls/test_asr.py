@@ -51,3 +51,14 @@ def test_silence_is_an_empty_transcript_not_an_error() -> None:
     asr._init_worker()
     assert asr._recognise(b"") == ""
     assert not asr.verdict(asr._recognise(b"\xff" * 800), Expect(words=("hello",)))[0]
+
+
+def test_a_reply_that_meets_its_expect_is_decoded_once() -> None:
+    # the slower rates cost a decode each: they run only when the ones before missed
+    asr._init_worker()
+    audio = load_pack_audio("agent_goodbye")
+    text = asr._recognise(audio, Expect(words=("great", "day")))
+    assert text.startswith("1: ") and " | " not in text, text
+    missed = asr._recognise(audio, Expect(words=("thursday",)))
+    assert [p.split(":", 1)[0] for p in missed.split(" | ")] == [f"{r:g}" for r in asr.RATES]
+    assert not asr.verdict(missed, Expect(words=("thursday",)))[0]

@@ -47,6 +47,10 @@ class TurnResult:
     expect_reason: str | None = None
     # measured while this process's generator was saturated (calls/stretches.py)
     generator_saturated: bool = False
+    # the agent began speaking while the caller was mid-utterance (in a persona's pause):
+    # the onset as heard, and the caller's last speech frame sent before it
+    t_cut_in_ns: int | None = None
+    t_cut_in_after_ns: int | None = None
 
     @property
     def latency_ns(self) -> int | None:
@@ -60,6 +64,13 @@ class TurnResult:
         if self.t_bargein_ns is None or self.t_agent_stop_ns is None:
             return None
         return self.t_agent_stop_ns - self.t_bargein_ns
+
+    @property
+    def cut_in_ns(self) -> int | None:
+        """How long into the caller's pause the agent began to reply (None: it did not)."""
+        if self.t_cut_in_ns is None or self.t_cut_in_after_ns is None:
+            return None
+        return max(0, self.t_cut_in_ns - self.t_cut_in_after_ns)
 
     @property
     def reprompt_ns(self) -> int | None:

@@ -65,6 +65,9 @@ def step_fields(turn: measure.TurnResult) -> dict[str, Any]:
     if turn.expect_ok is not None or turn.expect_reason is not None:
         out.update(heard_text=turn.heard_text, expect_ok=turn.expect_ok,
                    expect_reason=turn.expect_reason)
+    if turn.t_cut_in_ns is not None:  # the agent replied in the caller's mid-utterance pause
+        out.update(agent_cut_in=True, cut_in_ms=_ms(turn.cut_in_ns),
+                   t_cut_in=_s(turn.t_cut_in_ns))
     return out
 
 

@@ -37,8 +37,13 @@ begun that long after the caller stopped (or the call was answered): turn and
 call ``caller_abandoned``, decided once the VAD could have confirmed an onset.
 
 Speech turns are numbered by the caller's utterances (the reference agent
-numbers its turns by the caller's ends of speech, so the two match); a silence
-step's line carries the number of the utterance that follows it. ``expect:``
+numbers its turns by the caller's ends of speech, so the two match until the
+agent replies into a caller's mid-utterance pause; the ground-truth check pairs
+turns by the instant the caller stopped, not by number); a silence step's line
+carries the number of the utterance that follows it. An agent onset heard while
+the caller was mid-utterance is the turn's cut-in (``t_cut_in_ns``, and when the
+caller's last speech frame before it left): the turn is still measured to the
+first reply after the caller's last word. ``expect:``
 checks go to a recognizer off the media clock's thread once the reply has been
 heard out; the verdict replaces the turn in :attr:`CallScript.turns` when it
 arrives, and the end of the script waits for them (bounded).
@@ -51,7 +56,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from loadcaller.audio.vad import VadConfig
+from loadcaller.audio.vad import VadConfig, ulaw_frame_dbfs
 from loadcaller.calls import asr
 from loadcaller.calls.bargein import BargeInWatch
 from loadcaller.calls.measure import Listener, TurnResult, reply_onset
@@ -79,6 +84,7 @@ from loadcaller.media.outcomes import CallOutcome, TurnOutcome
 LISTEN_VAD = VadConfig(hangover_ms=400)
 MAX_STEPS_RUN: Final = 100_000  # steps one call may run, loops included (profiles: fewer)
 RECOGNITION_WAIT_NS: Final = 15_000_000_000  # the script's end waits this for expect: verdicts
+_SPEECH_DBFS: Final = VadConfig().off_dbfs  # a frame of the caller's speech (not a pause)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +117,8 @@ class _Pending:
     faults: tuple[str, ...]
     step: str = "say"
     watch: BargeInWatch | None = None
+    t_start: int = 0  # its first frame left
+    utt: Utterance | None = None
 
 
 class CallScript:
@@ -134,6 +142,7 @@ class CallScript:
         self._ran = 0  # steps entered
         self._entered = False  # the step in progress has started
         self._utt: Utterance | None = None
+        self._utt_start = 0  # the utterance being said: when its first frame left
         self._pos = 0
         self._first_sent = False  # the frame just handed out begins the utterance
         self._last_sent = False  # the frame just handed out ends the utterance
@@ -181,14 +190,16 @@ class CallScript:
         """
         if self._first_sent:
             self._first_sent = False
+            self._utt_start = now
             if self._watch is not None and not self._watch.t_first:
                 self._watch.started(now)  # the interruption's onset, as the agent gets it
         if self._last_sent:  # the last speech frame is in the socket: the turn's clock starts
             self._last_sent = False
-            self._utt = None
+            utt, self._utt = self._utt, None
             watch, self._watch = self._watch, None
             self._pending = _Pending(self._speech, now, self._faults(),
-                                     "say" if watch is None else "barge_in", watch)
+                                     "say" if watch is None else "barge_in", watch,
+                                     self._utt_start, utt)
             self._speech += 1
             self._last_speech_ns = now
             self._entered = False
@@ -424,8 +435,24 @@ class CallScript:
             extra = {"bargein": watch.outcome, "t_bargein_ns": watch.t_first or None,
                      "t_agent_stop_ns": watch.t_stop}
         onset, overlap = found if found is not None else (None, False)
+        cut_in, cut_in_after = self._cut_in(pending)
         return TurnResult(pending.index, outcome, pending.t_end, onset, overlap,
-                          self._merge(pending.faults), step=pending.step, **extra)
+                          self._merge(pending.faults), step=pending.step, **extra,
+                          t_cut_in_ns=cut_in, t_cut_in_after_ns=cut_in_after)
+
+    def _cut_in(self, pending: _Pending) -> tuple[int | None, int | None]:
+        """An agent onset heard while the caller was mid-utterance (its reply to a
+        persona's pause, taken for the end of the turn): the onset, and when the last
+        speech frame before it left (frames leave every 20 ms from the first)."""
+        utt = pending.utt
+        onset = next((o for o in self.listener.onsets if pending.t_start < o < pending.t_end),
+                     None)
+        if utt is None or onset is None:
+            return None, None
+        last = min(len(utt.frames), (onset - pending.t_start) // FRAME_NS + 1) - 1
+        while last > 0 and ulaw_frame_dbfs(utt.frames[last]) < _SPEECH_DBFS:
+            last -= 1
+        return onset, pending.t_start + last * FRAME_NS
 
     def _abandon(self, pending: _Pending | None, patience_ns: int) -> None:
         if pending is not None:

@@ -44,19 +44,51 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+# A caller turn pairs with the agent's record of the same instant (the end of the
+# caller's speech, or the onset of its barge-in) nearest to it within this window
+# (seconds, agent minus caller): loopback transit is a few ms; the agent's VAD may
+# end a noisy caller's speech a few frames early.
+PAIR_WINDOW_S = (-0.3, 0.5)
+
+
+class _ByInstant:
+    """The agent's records of one kind, per callSid, found by the instant they log."""
+
+    def __init__(self, records: list[dict[str, Any]], key: str) -> None:
+        self._by_call: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+        for rec in records:
+            at = rec.get(key)
+            if isinstance(at, int | float) and isinstance(rec.get("call_sid"), str):
+                self._by_call.setdefault(rec["call_sid"], []).append((at, rec))
+
+    def nearest(self, call_sid: Any, at: Any) -> dict[str, Any] | None:
+        if not isinstance(at, int | float):
+            return None
+        lo, hi = PAIR_WINDOW_S
+        near = [(abs(t - at), rec) for t, rec in self._by_call.get(str(call_sid), ())
+                if lo <= t - at <= hi]
+        return min(near, key=lambda pair: pair[0])[1] if near else None
+
+
 def compare(turns_path: Path, truth_path: Path) -> dict[str, Any]:
-    """Pair caller turns with agent truth; differences in milliseconds."""
-    truth = {}
-    for rec in _read_jsonl(truth_path):
-        if (isinstance(rec.get("turn"), int) and rec.get("latency_ms") is not None
-                and not rec.get("bargein") and not rec.get("reprompt")):
-            truth[(rec["call_sid"], rec["turn"])] = rec
+    """Pair caller turns with agent truth; differences in milliseconds.
+
+    Paired by callSid and the instant the caller's speech ended (both sides log it on
+    the machine's monotonic clock), not by turn number: an agent that cut in during
+    a caller's mid-utterance pause counted two turns where the caller said one
+    utterance, and every later turn's numbers disagree. The agent's turn that
+    answered the pause pairs with no caller turn and is left out.
+    """
+    truth = _ByInstant([rec for rec in _read_jsonl(truth_path)
+                        if isinstance(rec.get("turn"), int) and rec.get("latency_ms") is not None
+                        and not rec.get("bargein") and not rec.get("reprompt")],
+                       "t_last_speech_recv")
     diffs = []
     for turn in _read_jsonl(turns_path):
         if (turn.get("outcome") != "answered" or turn.get("overlap")
                 or turn.get("step") == "silence"):
             continue
-        gt = truth.get((turn.get("remote_id"), turn.get("turn")))
+        gt = truth.nearest(turn.get("remote_id"), turn.get("t_speech_end"))
         if gt is None:
             continue
         diffs.append(turn["latency_ms"] - gt["latency_ms"])
@@ -70,18 +102,17 @@ def compare_bargein(turns_path: Path, truth_path: Path) -> dict[str, Any]:
     and when the audible audio it had sent ended; the caller measured from the
     first interrupting frame it sent to the end of the agent's audio as heard.
     Both intervals hold the loopback transit once each way, as turn latency does.
-    Only barge-ins both sides saw stop are compared; the rest are counted.
+    Paired by callSid and the interruption's instant (as :func:`compare` pairs
+    turns). Only barge-ins both sides saw stop are compared; the rest are counted.
     """
-    truth = {}
-    for rec in _read_jsonl(truth_path):
-        if rec.get("bargein") and rec.get("stopped") and isinstance(rec.get("turn"), int):
-            truth[(rec["call_sid"], rec["turn"])] = rec
+    truth = _ByInstant([rec for rec in _read_jsonl(truth_path)
+                        if rec.get("bargein") and rec.get("stopped")], "t_bargein_onset_recv")
     diffs = []
     unmatched = 0
     for turn in _read_jsonl(turns_path):
         if turn.get("step") != "barge_in":
             continue
-        gt = truth.get((turn.get("remote_id"), turn.get("turn")))
+        gt = truth.nearest(turn.get("remote_id"), turn.get("t_bargein"))
         if gt is None or turn.get("bargein_reaction_ms") is None:
             unmatched += 1
             continue

@@ -159,7 +159,8 @@ def _step_fields(d: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"step": _choice(d, "step", STEP_KINDS) if "step" in d else "say"}
     if d.get("bargein") is not None:
         out["bargein"] = _choice(d, "bargein", BARGEIN_OUTCOMES)
-    for key in ("t_bargein_ns", "t_agent_stop_ns", "t_reprompt_ns"):
+    for key in ("t_bargein_ns", "t_agent_stop_ns", "t_reprompt_ns", "t_cut_in_ns",
+                "t_cut_in_after_ns"):
         out[key] = _int(d, key, 0, MAX_INSTANT_NS, default=None, optional=True)
     for key, limit in (("heard_text", MAX_REASON), ("expect_reason", MAX_REASON)):
         value = d.get(key)

@@ -120,7 +120,7 @@ class FakeRecognizer:
         self.audio: list[bytes] = []
         self.futures: list[Future[str]] = []
 
-    def submit(self, ulaw: bytes) -> Future[str]:
+    def submit(self, ulaw: bytes, expect: object = None) -> Future[str]:
         self.audio.append(ulaw)
         f: Future[str] = Future()
         if self.fail:

@@ -25,17 +25,17 @@ def write(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def test_bargein_reactions_pair_by_call_and_turn_and_show_an_offset(tmp_path: Path) -> None:
+def test_bargein_reactions_pair_by_call_and_instant_and_show_an_offset(tmp_path: Path) -> None:
     truth = [{"call_sid": f"CA{i}", "turn": 1, "bargein": True, "stopped": True,
-              "reaction_ms": 160.0 + i} for i in range(20)]
+              "reaction_ms": 160.0 + i, "t_bargein_onset_recv": 5.001} for i in range(20)]
     truth.append({"call_sid": "CA0", "turn": 0, "latency_ms": 700.0, "t_last_speech_recv": 1.0})
     turns = [{"remote_id": f"CA{i}", "turn": 1, "step": "barge_in", "outcome": "answered",
-              "latency_ms": 700.0, "bargein": "stopped", "bargein_reaction_ms": 162.0 + i}
-             for i in range(20)]
+              "latency_ms": 700.0, "bargein": "stopped", "bargein_reaction_ms": 162.0 + i,
+              "t_bargein": 5.0} for i in range(20)]
     turns.append({"remote_id": "CA99", "turn": 1, "step": "barge_in", "outcome": "answered",
                   "latency_ms": 700.0, "bargein": "not_stopped", "bargein_reaction_ms": None})
     turns.append({"remote_id": "CA0", "turn": 0, "step": "say", "outcome": "answered",
-                  "latency_ms": 701.0})
+                  "latency_ms": 701.0, "t_speech_end": 0.999})
     cmp = compare_bargein(write(tmp_path / "t.jsonl", turns), write(tmp_path / "g.jsonl", truth))
     assert cmp["matched"] == 20 and cmp["unmatched"] == 1
     assert cmp["mean_diff_ms"] == 2.0 and cmp["p95_abs_diff_ms"] == 2.0

@@ -21,9 +21,11 @@ def _files(tmp_path: Path, diffs_ms: list[float]) -> tuple[Path, Path]:
     with turns.open("w") as t, truth.open("w") as g:
         for i, diff in enumerate(diffs_ms):
             sid, agent_ms = f"CA{i // 3:032d}", 800.0 + 37 * i
-            g.write(json.dumps({"call_sid": sid, "turn": i % 3, "latency_ms": agent_ms}) + "\n")
+            g.write(json.dumps({"call_sid": sid, "turn": i % 3, "latency_ms": agent_ms,
+                                "t_last_speech_recv": 5.0 * i + 0.001}) + "\n")
             t.write(json.dumps({"remote_id": sid, "turn": i % 3, "outcome": "answered",
-                                "overlap": False, "latency_ms": agent_ms + diff}) + "\n")
+                                "overlap": False, "latency_ms": agent_ms + diff,
+                                "t_speech_end": 5.0 * i}) + "\n")
         g.write(json.dumps({"call_sid": "CA0", "turn": "greeting"}) + "\n")  # not a turn
         t.write(json.dumps({"remote_id": "CA9", "turn": 0, "outcome": "no_response",
                             "overlap": False, "latency_ms": None}) + "\n")
@@ -68,3 +70,20 @@ def test_nothing_matched_fails(tmp_path):
     assert out_of_bounds(cmp) == ["no caller turn matched a turn in the agent's log"]
     assert check_lines(cmp) == (["MEASUREMENT CHECK FAILED: no caller turn matched a turn in "
                                  "the agent's log"], False)
+
+
+def test_turns_pair_by_the_instant_the_caller_stopped_not_by_number(tmp_path):
+    # the agent cut in during the caller's mid-utterance pause: its turn 0 answered the
+    # pause (t 10.0), its turn 1 the end of the caller's utterance 0 (t 11.5), and so on;
+    # paired by number every turn would be off by one reply
+    truth = [{"call_sid": "CA1", "turn": 0, "latency_ms": 600.0, "t_last_speech_recv": 10.0},
+             {"call_sid": "CA1", "turn": 1, "latency_ms": 300.0, "t_last_speech_recv": 11.502},
+             {"call_sid": "CA1", "turn": 2, "latency_ms": 310.0, "t_last_speech_recv": 15.001}]
+    turns = [{"remote_id": "CA1", "turn": 0, "outcome": "answered", "overlap": False,
+              "latency_ms": 301.0, "t_speech_end": 11.5, "agent_cut_in": True},
+             {"remote_id": "CA1", "turn": 1, "outcome": "answered", "overlap": False,
+              "latency_ms": 311.0, "t_speech_end": 15.0}]
+    for name, rows in (("g", truth), ("t", turns)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cmp = compare(tmp_path / "t.jsonl", tmp_path / "g.jsonl")
+    assert cmp["matched"] == 2 and cmp["mean_diff_ms"] == 1.0 and out_of_bounds(cmp) == []

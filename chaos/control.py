@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from chaos.bound import bound_address
 from chaos.config import ControlConfig, check_fault_route, parse_fault
 from chaos.errors import ConfigError, LocalError
 
@@ -151,9 +152,11 @@ class ControlApi:
         await self._site.start()
         server = self._site._server
         assert server is not None
-        sock = server.sockets[0]  # type: ignore[attr-defined]
-        bound = sock.getsockname()[:2]
-        return bound[0], bound[1]
+        try:
+            return bound_address(server.sockets, host, port)  # type: ignore[attr-defined]
+        except OSError:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         """Stop serving."""

@@ -43,6 +43,7 @@ from chaos.actions import (
     StreamItem,
     StreamTransform,
 )
+from chaos.bound import bound_address
 from chaos.config import RouteConfig
 from chaos.faults import Fault, HttpFault
 from chaos.faultset import FaultSet
@@ -110,9 +111,7 @@ class HttpProxy:
     def address(self) -> tuple[str, int]:
         """The bound (host, port)."""
         assert self._server is not None
-        sock = self._server.sockets[0]  # type: ignore[attr-defined]
-        host, port = sock.getsockname()[:2]
-        return str(host), int(port)
+        return bound_address(self._server.sockets, *self.route.listen)
 
     async def start(self) -> tuple[str, int]:
         """Bind and serve; returns the bound address."""
@@ -126,7 +125,11 @@ class HttpProxy:
         server = web.Server(self.handle, access_log=None)
         host, port = self.route.listen
         self._server = await asyncio.get_running_loop().create_server(server, host, port)
-        return self.address
+        try:
+            return self.address
+        except OSError:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         """Stop listening and close upstream connections."""

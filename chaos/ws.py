@@ -50,6 +50,7 @@ from chaos.actions import (
     WsItem,
     WsMessage,
 )
+from chaos.bound import bound_address, listening_socket
 from chaos.config import RouteConfig
 from chaos.faults import WsFault
 from chaos.faultset import FaultSet
@@ -96,13 +97,15 @@ class WsProxy:
         """Bind and serve; returns the bound address."""
         host, port = self.route.listen
         self._server = await serve(
-            self._handle, host, port, process_request=self._process_request,
+            self._handle, sock=listening_socket(host, port), process_request=self._process_request,
             select_subprotocol=self._select_subprotocol, compression=None,
             ping_interval=None, open_timeout=None, close_timeout=1, max_size=None,
             server_header=None)
-        sock = next(iter(self._server.sockets))
-        bound = sock.getsockname()[:2]
-        return bound[0], bound[1]
+        try:
+            return bound_address(self._server.sockets, host, port)
+        except OSError:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         """Stop listening and close every proxied connection."""

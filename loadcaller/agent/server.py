@@ -16,6 +16,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from chaos.bound import bound_address
 from loadcaller.agent.backend import REPLIES
 from loadcaller.agent.metrics import CountingTruth
 from loadcaller.agent.session import AgentConfig, AgentSession
@@ -76,8 +77,12 @@ class ReferenceAgent:
         await self.open()
         server = await serve(self._handle, host, port, process_request=self._check,
                              reuse_port=reuse_port, max_size=2**22, compression=None)
-        bound = next(iter(server.sockets)).getsockname()[1]
-        return server, int(bound)
+        try:
+            _, bound = bound_address(server.sockets, host, port)
+        except OSError:
+            server.close()
+            raise
+        return server, bound
 
     async def close(self) -> None:
         if self.http is not None:

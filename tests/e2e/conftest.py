@@ -61,6 +61,23 @@ async def services() -> AsyncIterator[list[Proc]]:
         await p.stop()
 
 
+async def run_with_agent(tmp_path: Path, services: list[Proc], profile: str,
+                         *agent_args: str) -> tuple[Path, Path]:
+    """Start the reference agent (``agent_args``, logging its ground truth), run
+    ``profile`` (``{url}`` filled in with the agent's) against it and check it exits 0;
+    (results directory, ground-truth file)."""
+    truth = tmp_path / "agent.jsonl"
+    agent = await start("agent", "--port", "0", *agent_args, "--ground-truth", str(truth))
+    services.append(agent)
+    path = tmp_path / "p.yaml"
+    path.write_text(profile.format(url=agent.url))
+    out = tmp_path / "results"
+    code, _, err = await run_cli("run", str(path), "--results-dir", str(out),
+                                 "--progress-every", "0")
+    assert code == 0, err
+    return out, truth
+
+
 async def run_cli(*args: str, timeout: float = 240, env: dict[str, str] | None = None,
                   signal_after: tuple[Any, int] | None = None) -> tuple[int, str, str]:
     """Run `loadcaller ARGS` as a subprocess; optionally signal it when a condition holds.

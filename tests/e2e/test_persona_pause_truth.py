@@ -18,7 +18,7 @@ import pytest
 from loadcaller.report.groundtruth import compare, out_of_bounds
 from tests.peers import require_binary
 
-from .conftest import read_jsonl, run_cli, start
+from .conftest import read_jsonl, run_with_agent
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -45,16 +45,7 @@ scenarios:
 async def test_an_agent_cutting_into_a_pause_is_recorded_and_truth_stays_paired(
         tmp_path: Path, services: list) -> None:
     require_binary("espeak-ng", "espeak-ng")
-    truth = tmp_path / "agent.jsonl"
-    agent = await start("agent", "--port", "0", "--think", "100ms", "--ground-truth",
-                        str(truth))
-    services.append(agent)
-    profile = tmp_path / "p.yaml"
-    profile.write_text(PROFILE.format(url=agent.url))
-    out = tmp_path / "results"
-    code, _, err = await run_cli("run", str(profile), "--results-dir", str(out),
-                                 "--progress-every", "0")
-    assert code == 0, err
+    out, truth = await run_with_agent(tmp_path, services, PROFILE, "--think", "100ms")
     turns = read_jsonl(out / "turns.jsonl")
     calls = read_jsonl(out / "calls.jsonl")
     assert len(calls) >= 2 and {c["outcome"] for c in calls} == {"completed"}

@@ -10,7 +10,7 @@ import pytest
 
 from tests.peers import require_binary
 
-from .conftest import read_jsonl, run_cli, start
+from .conftest import read_jsonl, run_with_agent
 
 PROFILE = """name: personas-e2e
 seed: 2  # the first three calls: noisy_scot, plain, noisy_scot
@@ -45,18 +45,9 @@ scenarios:
 async def test_persona_mix_and_caller_data_against_the_reference_agent(
         tmp_path: Path, services: list) -> None:
     require_binary("espeak-ng", "espeak-ng")
-    truth = tmp_path / "agent.jsonl"
-    agent = await start("agent", "--port", "0", "--think", "100ms", "--ground-truth",
-                        str(truth))
-    services.append(agent)
     (tmp_path / "callers.csv").write_text("name,account\nAlice,A-1001\nBob,B-2002\n"
                                           "Carol,C-3003\n")
-    profile = tmp_path / "p.yaml"
-    profile.write_text(PROFILE.format(url=agent.url))
-    out = tmp_path / "results"
-    code, _, err = await run_cli("run", str(profile), "--results-dir", str(out),
-                                 "--progress-every", "0")
-    assert code == 0, err
+    out, truth = await run_with_agent(tmp_path, services, PROFILE, "--think", "100ms")
     calls = read_jsonl(out / "calls.jsonl")
     turns = read_jsonl(out / "turns.jsonl")
     assert len(calls) >= 3

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from procstat import tree_cpu_times
-from sip_scale import NOT_FAILED, _stop, measure, run_sipp_uac
+from sip_scale import NOT_FAILED, _stop, calls_in_window, measure, run_sipp_uac
 from swarm_common import scrape, tempdir
 
 from loadcaller.audio.pack import load_pack_audio
@@ -94,22 +94,6 @@ scenarios:
 """)
 
 
-def window_calls(path: Path, t0: float, t1: float) -> dict[str, Any]:
-    """From calls.jsonl: call-seconds in [t0, t1], calls started and failed in it."""
-    out: dict[str, Any] = {"call_s": 0.0, "started": 0, "failed": 0, "ended": 0}
-    if not path.exists():
-        return out
-    for line in path.read_text().splitlines():
-        rec = json.loads(line)
-        start, end = rec.get("t_start") or 0.0, rec.get("t_end") or t1
-        out["call_s"] += max(0.0, min(end, t1) - max(start, t0))
-        out["started"] += t0 <= start < t1
-        if t0 <= end < t1:
-            out["ended"] += 1
-            out["failed"] += rec["outcome"] not in NOT_FAILED
-    return out
-
-
 def run_tree(tree: Path, n: int, args: argparse.Namespace, url: str, work: Path) -> dict[str, Any]:
     ramp_s = n / args.spawn_rate
     duration = ramp_s + args.settle + args.seconds + 60  # SIGINT ends it sooner
@@ -145,15 +129,17 @@ def run_tree(tree: Path, n: int, args: argparse.Namespace, url: str, work: Path)
         m1 = scrape(metrics)
     finally:
         code = _stop(proc, signal.SIGINT, 30.0 + n / 20, group=True)
-    calls = window_calls(out / "calls.jsonl", w.t0, w.t1)
+    calls = calls_in_window(out / "calls.jsonl", w.t0, w.t1)
+    ended = sum(calls["ended"].values())
+    failed = sum(n for outcome, n in calls["ended"].items() if outcome not in NOT_FAILED)
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     gen = summary.get("generator", {})
     up = calls["call_s"] / w.wall
     cpu_s = w.user_s + w.system_s
     return {"side": f"ours {tree.name or tree.resolve().name}", "users": n,
-            "calls_up": up, "setups_s": calls["started"] / w.wall, "ended": calls["ended"],
-            "failed": calls["failed"], "cpu_pct": 100 * cpu_s / w.wall,
+            "calls_up": up, "setups_s": calls["started"] / w.wall, "ended": ended,
+            "failed": failed, "cpu_pct": 100 * cpu_s / w.wall,
             "ms_per_call_s": 1000 * cpu_s / (up * w.wall) if up else math.nan,
             "lag_p99": p99_between(m0, m1, LAG), "jitter_p99": p99_between(m0, m1, JITTER),
             "sat_windows": len(gen.get("saturated_windows") or []) if gen else math.nan,

@@ -371,16 +371,18 @@ def window_lag(m0: dict[str, float], m1: dict[str, float]) -> tuple[float, float
 
 
 def calls_in_window(path: Path, t0: float, t1: float) -> dict[str, Any]:
-    """From calls.jsonl: call-seconds inside [t0, t1], outcomes of calls that ended
-    in it, RTP packets sent and heard back over the whole run."""
-    out: dict[str, Any] = {"call_s": 0.0, "ended": {}, "reasons": {}, "sent": 0, "received": 0}
+    """From calls.jsonl: call-seconds inside [t0, t1], calls started in it, outcomes of
+    calls that ended in it, RTP packets sent and heard back over the whole run."""
+    out: dict[str, Any] = {"call_s": 0.0, "started": 0, "ended": {}, "reasons": {}, "sent": 0,
+                           "received": 0}
     if not path.exists():
         return out
     for line in path.read_text().splitlines():
         rec = json.loads(line)
         start, end = rec.get("t_start") or 0.0, rec.get("t_end") or t1
         out["call_s"] += max(0.0, min(end, t1) - max(start, t0))
-        if t0 <= end <= t1:
+        out["started"] += t0 <= start < t1
+        if t0 <= end < t1:
             out["ended"][rec["outcome"]] = out["ended"].get(rec["outcome"], 0) + 1
             if rec["outcome"] not in NOT_FAILED:
                 why = str(rec.get("reason"))[:80]

@@ -106,6 +106,25 @@ class Batched:
             self._hist.record_ns(value * 1000, count)  # clamped to 1 us and more there
 
 
+class BatchedHistogram:
+    """A :class:`Batched` attribute of the clock read as its Histogram (flushed first) and
+    replaced by assigning a Histogram (a benchmark's fresh window)."""
+
+    def __init__(self, attr: str, doc: str) -> None:
+        self.attr = attr
+        self.__doc__ = doc
+
+    def __get__(self, obj: object, owner: type | None = None) -> Histogram:
+        if obj is None:  # on the class (help(), introspection): the descriptor itself
+            return self  # type: ignore[return-value]
+        batched: Batched = getattr(obj, self.attr)
+        return batched.hist
+
+    def __set__(self, obj: object, hist: Histogram) -> None:
+        batched: Batched = getattr(obj, self.attr)
+        batched.hist = hist
+
+
 def spread_order(count: int) -> list[int]:
     """Slots in the order they open: each the farthest (circularly) from those before."""
     order = [0]
@@ -187,34 +206,13 @@ class MediaClock:
                 return n + step
         return n + count
 
-    # ---- the send jitter ----------------------------------------------------------
+    # ---- the clock's own figures ----------------------------------------------------
 
-    @property
-    def send_jitter(self) -> Histogram:
-        """How far each frame left from its ideal instant (early or late)."""
-        return self._jitter.hist
-
-    @send_jitter.setter
-    def send_jitter(self, hist: Histogram) -> None:
-        self._jitter.hist = hist
-
-    @property
-    def lag(self) -> Histogram:
-        """How late each served sub-tick began (an early wake-up counts as on time)."""
-        return self._lag.hist
-
-    @lag.setter
-    def lag(self, hist: Histogram) -> None:
-        self._lag.hist = hist
-
-    @property
-    def spread(self) -> Histogram:
-        """How long each served sub-tick took."""
-        return self._spread.hist
-
-    @spread.setter
-    def spread(self, hist: Histogram) -> None:
-        self._spread.hist = hist
+    send_jitter = BatchedHistogram("_jitter", "How far each frame left from its ideal instant "
+                                   "(early or late).")
+    lag = BatchedHistogram("_lag", "How late each served sub-tick began (an early wake-up "
+                           "counts as on time).")
+    spread = BatchedHistogram("_spread", "How long each served sub-tick took.")
 
     # ---- running ------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 import bisect
 import random
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from loadcaller import metrics as m
@@ -37,3 +38,23 @@ def test_from_hdr_matches_hdrhistograms_own_iteration():
 def test_empty_histograms_give_empty_buckets():
     out = m.BucketHistogram.from_hdr([Histogram().encode()], m.LAG_BUCKETS)
     assert out.count == 0 and out.total == 0.0
+
+
+def test_recording_many_values_at_once_is_recording_each() -> None:
+    """The media clock records its figures thousands at a time (record_many_ns):
+    every bucket, the count, min and max must be what one record per value gives,
+    including values under 1 us, at bucket edges and past the histogram's range."""
+    rng = np.random.default_rng(7)
+    edges = [0, 1, 999, 1_000, 1_001, 2_047_000, 2_048_000, 2_049_000, 123_456_789,
+             3_600_000_000_000, 3_600_000_999_999, 10**16, 2**40]
+    values = np.concatenate([rng.exponential(400_000, 5000).astype(np.int64),
+                             rng.integers(0, 10**12, 500), np.array(edges, dtype=np.int64)])
+    one, many = Histogram(), Histogram()
+    for v in values.tolist():
+        one.record_ns(v)
+    many.record_many_ns(values[:3000])
+    many.record_many_ns(values[3000:])
+    assert np.array_equal(one._counts(), many._counts())
+    assert (one.count, one._h.min_value, one._h.max_value) == (
+        many.count, many._h.min_value, many._h.max_value)
+    assert one.summary_ms() == many.summary_ms()

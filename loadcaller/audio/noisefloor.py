@@ -95,6 +95,32 @@ class NoiseFloor:
         self._count = 0
         self._estimate(speaking)
 
+    def add_silent(self) -> None:
+        """:meth:`add` of one more frame of digital silence over a window of it.
+
+        Only for a window holding nothing but digital silence (``silent_steady``
+        frames of it in a row, not speaking): the window's content cannot change,
+        so an estimate reaches what it reached the last time (ceiling and median at
+        the silence level, thresholds the configured ones) and only the counters
+        move, exactly as :meth:`_estimate` moves them.
+        """
+        self._count += 1
+        if self._count < ESTIMATE_EVERY:
+            return
+        self._count = 0
+        self._streak += 1
+        self._jitter_due -= 1
+        if self._jitter_due <= 0:
+            self._jitter_due = _JITTER_EVERY
+            self.jitter_db = 0.0  # _JITTER_SCALE x the median step between equal levels
+        self.version += 1
+
+    @property
+    def silent_steady(self) -> int:
+        """Frames of digital silence in a row after which :meth:`add_silent` may stand in
+        for :meth:`add`: the window full of them, and one estimate made over it."""
+        return (self._levels.maxlen or 0) + ESTIMATE_EVERY
+
     def seed(self, levels: list[float]) -> None:
         """Learn the floor from ``levels`` now (the start-up verdict said: a noise bed)."""
         self._levels.extend(levels)

@@ -217,6 +217,10 @@ class StreamingVad:
         self._run_frames = 0
         self._last_speech_ns = 0
         self._quiet_frames = 0
+        # digital silence heard in a row while silent (see feed's fast path)
+        self._hush = 0
+        self._hush_steady = (self._noise.silent_steady if self._noise is not None
+                             else cfg.onset_lookback_frames + 1)
 
     @property
     def speaking(self) -> bool:
@@ -232,7 +236,31 @@ class StreamingVad:
         return noise.on_dbfs, noise.off_dbfs
 
     def feed(self, dbfs: float, t_ns: int) -> SpeechStart | SpeechEnd | None:
-        """Advance by one frame of level ``dbfs`` stamped ``t_ns``; return an event if any."""
+        """Advance by one frame of level ``dbfs`` stamped ``t_ns``; return an event if any.
+
+        Fast path: a caller hears digital silence whenever the agent is not
+        talking, most of a call. Once silent through a whole noise window of it,
+        another such frame changes nothing but counters and the recent frames, so
+        it costs a few hundred nanoseconds instead of the full step (the states
+        reached are the same, frame for frame: tested).
+        """
+        if dbfs <= SILENCE_DBFS:
+            if self._hush >= self._hush_steady:
+                self._recent.append((dbfs, t_ns))
+                if self._noise is not None:
+                    self._noise.add_silent()
+                return None
+            event = self._feed(dbfs, t_ns)
+            if (self._state is _State.SILENT and self._startup is None and not self._held
+                    and event is None):
+                self._hush += 1
+            else:
+                self._hush = 0
+            return event
+        self._hush = 0
+        return self._feed(dbfs, t_ns)
+
+    def _feed(self, dbfs: float, t_ns: int) -> SpeechStart | SpeechEnd | None:
         startup = self._startup
         if startup is not None:
             if startup or self.config.on_dbfs <= dbfs <= STARTUP_MAX_DBFS:

@@ -74,8 +74,9 @@ class Batched:
     """Values (ns) kept in a list and recorded into a :class:`Histogram` in bulk.
 
     HdrHistogram's record is pure Python (a few microseconds); a list append is
-    about 30 ns. On a flush the values become one record per distinct
-    microsecond value. ``absolute``: record how far from zero (early or late).
+    about 30 ns. A flush records them all in one numpy pass
+    (:meth:`Histogram.record_many_ns`). ``absolute``: record how far from zero
+    (early or late).
     """
 
     __slots__ = ("_hist", "absolute", "values")
@@ -100,10 +101,7 @@ class Batched:
             return
         ns = np.array(self.values, dtype=np.int64)
         self.values.clear()
-        us = (np.abs(ns) if self.absolute else ns) // 1000
-        values, counts = np.unique(us, return_counts=True)
-        for value, count in zip(values.tolist(), counts.tolist(), strict=True):
-            self._hist.record_ns(value * 1000, count)  # clamped to 1 us and more there
+        self._hist.record_many_ns(np.abs(ns) if self.absolute else ns)
 
 
 class BatchedHistogram:

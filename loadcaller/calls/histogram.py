@@ -42,6 +42,30 @@ class Histogram:
         us = max(_LOWEST_US, min(_HIGHEST_US, value_ns // 1000))
         self._h.record_value(us, count)
 
+    def record_many_ns(self, values_ns: np.ndarray) -> None:
+        """Record many values (ns) at once: :meth:`record_ns` of each, vectorised.
+
+        HdrHistogram's own record is pure Python, a few microseconds a value: 4,096
+        send-jitter values took 1.5-12 ms, long enough to make the media clock's
+        next sub-tick late. Here the counts index of every value is computed as
+        HdrHistogram computes it, in numpy, and the counts added in one pass.
+        """
+        if values_ns.size == 0:
+            return
+        h = self._h
+        us = np.clip(values_ns // 1000, _LOWEST_US, _HIGHEST_US).astype(np.int64)
+        # bucket: the smallest power of 2 holding the value (HdrHistogram's 64 - clz)
+        pow2ceiling = np.frexp((us | h.sub_bucket_mask).astype(np.float64))[1].astype(np.int64)
+        bucket = pow2ceiling - h.unit_magnitude - (h.sub_bucket_half_count_magnitude + 1)
+        sub_bucket = us >> (bucket + h.unit_magnitude)
+        index = ((bucket + 1) << h.sub_bucket_half_count_magnitude) + sub_bucket \
+            - h.sub_bucket_half_count
+        counts = self._counts()
+        counts += np.bincount(index, minlength=len(counts)).astype(counts.dtype)
+        h.total_count += int(us.size)
+        h.min_value = min(h.min_value, int(us.min()))
+        h.max_value = max(h.max_value, int(us.max()))
+
     @property
     def count(self) -> int:
         return int(self._h.get_total_count())

@@ -39,9 +39,13 @@ SILENCE_FRAME: Final = SILENCE_FRAME_ULAW  # one object: transports may test `is
 SILENT: Final = b""  # a played frame with no audio (nothing was playing)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PlayedFrame:
-    """One 20 ms frame heard from ``t_ns``; ``audio`` (mu-law) is empty for silence."""
+    """One 20 ms frame heard from ``t_ns``; ``audio`` (mu-law) is empty for silence.
+
+    Not frozen: every call makes one 50 times a second, and a frozen dataclass's
+    ``__init__`` costs twice a plain one. Treat it as read-only.
+    """
 
     t_ns: int
     audio: bytes

@@ -110,8 +110,18 @@ class Playout:
 
     def advance(self, now_ns: int) -> tuple[list[PlayedFrame], list[str]]:
         """Frames whose playout has begun by ``now_ns``, and marks now passed."""
-        frames: list[PlayedFrame] = []
         buf = self._buf
+        if not buf and not self._marks:  # the agent is quiet: most ticks of most calls
+            t = self._t_next
+            if t + FRAME_NS > now_ns:
+                return [], []
+            silence = []
+            while t + FRAME_NS <= now_ns:
+                silence.append(PlayedFrame(t, SILENT))
+                t += FRAME_NS
+            self._t_next = t
+            return silence, []
+        frames: list[PlayedFrame] = []
         while self._t_next <= now_ns:
             if buf:
                 n = min(FRAME_BYTES, len(buf))

@@ -153,6 +153,8 @@ class Call:
         rec = self.record
         rec.t_start_ns = now_ns()
         try:
+            await self.clock.turn()  # set-ups that come together run one by one between ticks
+            rec.t_start_ns = now_ns()
             await self.transport.connect()
         except asyncio.CancelledError:
             await self._hangup()
@@ -177,13 +179,14 @@ class Call:
         rec.setup_ns = t_answer - rec.t_start_ns
         rec.remote_id = self.transport.remote_id
         self._done = asyncio.get_running_loop().create_future()
-        self.script = CallScript(self.scenario, t_answer_ns=t_answer, policy=self.policy,
-                                 vad=self.vad, faults_now=self.faults_now)
-        rec.turns = self.script.turns  # the same list: turns show live while the call runs
-        self.clock.add(self)
-        self._act(self.script.step(t_answer, []))  # start the first step now
         ended = self.transport.ended
         try:
+            await self.clock.turn()  # the script starts at t_answer whenever this returns
+            self.script = CallScript(self.scenario, t_answer_ns=t_answer, policy=self.policy,
+                                     vad=self.vad, faults_now=self.faults_now)
+            rec.turns = self.script.turns  # the same list: turns show live while it runs
+            self.clock.add(self)
+            self._act(self.script.step(t_answer, []))  # start the first step now
             await asyncio.wait((self._done, ended), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             await self._hangup()
@@ -197,8 +200,12 @@ class Call:
             end: CallEnd = ended.result()
             outcome, reason = end.outcome, end.reason
             self.script.close(outcome)
-        await self._hangup()
-        return self._finish(outcome, reason)
+        try:
+            await self.clock.turn()  # a slot's calls end together: hang up one by one
+        finally:  # cancelled meanwhile: the call still ends as it ended
+            await self._hangup()
+            self._finish(outcome, reason)
+        return rec
 
     async def _hangup(self) -> None:
         self.clock.remove(self)

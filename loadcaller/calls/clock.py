@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -58,6 +59,7 @@ SATURATION_LAG_MS = 5.0
 SUB_NS = NS_PER_MS
 PER_PHASE = 25  # members a slot takes before another opens: ~0.5 ms of sends
 FLUSH = 4096  # values kept before they go into their histogram at once
+TURN_NS = 300_000  # the loop time one call's set-up or tear-down step is granted
 
 
 class ClockMember(Protocol):
@@ -77,14 +79,21 @@ class Batched:
     about 30 ns. A flush records them all in one numpy pass
     (:meth:`Histogram.record_many_ns`). ``absolute``: record how far from zero
     (early or late).
+
+    A reader in another thread (the swarm's once-a-second snapshot) takes the
+    values recorded since it last asked with :meth:`take_new`, which only swaps
+    lists: flushing, copying or encoding the histogram in the loop thread took
+    3-7 ms at once every second, and every frame due meanwhile left late.
     """
 
-    __slots__ = ("_hist", "absolute", "values")
+    __slots__ = ("_handed", "_hist", "_tap", "absolute", "values")
 
     def __init__(self, *, absolute: bool = False) -> None:
         self._hist = Histogram()
         self.values: list[int] = []
         self.absolute = absolute
+        self._tap: list[list[int]] | None = None  # flushed values the reader has not had
+        self._handed = 0  # values[:_handed] the reader has had already
 
     @property
     def hist(self) -> Histogram:
@@ -94,13 +103,37 @@ class Batched:
     @hist.setter
     def hist(self, hist: Histogram) -> None:
         self.values.clear()
+        self._handed = 0
         self._hist = hist
 
+    def take_new(self) -> tuple[Histogram | None, list[list[int]]]:
+        """For a reader keeping its own copy: (on the first call a copy of the histogram,
+        then None; the values recorded since the last call, raw as :attr:`values`)."""
+        values = self.values
+        if self._tap is None:  # the first call: what the histogram holds, once
+            self._tap, self._handed = [], len(values)
+            return self._hist.copy(), [values.copy()]
+        out, self._tap = self._tap, []
+        out.append(values[self._handed:])
+        self._handed = len(values)
+        return None, out
+
+    def absorb(self, into: Histogram, new: list[list[int]]) -> None:
+        """Record what :meth:`take_new` gave into the reader's copy (the reader's thread)."""
+        for chunk in new:
+            if chunk:
+                ns = np.array(chunk, dtype=np.int64)
+                into.record_many_ns(np.abs(ns) if self.absolute else ns)
+
     def flush(self) -> None:
-        if not self.values:
+        values = self.values
+        if not values:
             return
-        ns = np.array(self.values, dtype=np.int64)
-        self.values.clear()
+        if self._tap is not None:
+            self._tap.append(values[self._handed:])
+        self._handed = 0
+        ns = np.array(values, dtype=np.int64)
+        values.clear()
         self._hist.record_many_ns(np.abs(ns) if self.absolute else ns)
 
 
@@ -160,6 +193,8 @@ class MediaClock:
         # the verdict per stretch of time (calls/stretches.py); the engine sets it
         self.windows: WindowedLag | None = None
         self._task: asyncio.Task[None] | None = None
+        self._turns: deque[asyncio.Future[None]] = deque()
+        self.turn_ns = TURN_NS
 
     # ---- membership and phases ------------------------------------------------------
 
@@ -225,7 +260,34 @@ class MediaClock:
             self.base_ns = self.now() + self.sub_ns
             self._task = asyncio.get_running_loop().create_task(self._run(), name="media-clock")
 
+    async def turn(self) -> None:
+        """Wait until the media can spare the loop for one set-up or tear-down step.
+
+        Calls that start or end together (a slot's members run the same script in
+        step; a swarm's users dial again at once) would otherwise run their
+        set-ups and hang-ups back to back between two sub-ticks: 25 of them took
+        3-13 ms of the loop at once, and every frame due meanwhile left late. The
+        clock hands out turns after each sub-tick, as many as the time to the next
+        one allows at ``turn_ns`` each (at least one), so that work runs in the
+        gaps. Returns at once when no call is on the clock.
+        """
+        if not self.members or self._task is None:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._turns.append(waiter)
+        await waiter
+
+    def _grant_turns(self, slack_ns: int) -> None:
+        turns = self._turns
+        grants = max(1, slack_ns // self.turn_ns)
+        while turns and grants > 0:
+            waiter = turns.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                grants -= 1
+
     async def stop(self) -> None:
+        self._grant_turns(1 << 62)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -244,6 +306,8 @@ class MediaClock:
         while True:
             n = self.next_subtick(n)
             remaining = self.ideal_ns(n) - now() - self.wake_margin_ns
+            if self._turns:
+                self._grant_turns(remaining)
             # behind, still yield once: the calls' reads and set-ups interleave with
             # the catch-up rather than wait for all of it
             await sleep(max(0, remaining) / 1e9)

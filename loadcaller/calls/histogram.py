@@ -60,8 +60,9 @@ class Histogram:
         sub_bucket = us >> (bucket + h.unit_magnitude)
         index = ((bucket + 1) << h.sub_bucket_half_count_magnitude) + sub_bucket \
             - h.sub_bucket_half_count
+        added = np.bincount(index)  # up to the largest index only: short for µs values
         counts = self._counts()
-        counts += np.bincount(index, minlength=len(counts)).astype(counts.dtype)
+        counts[: len(added)] += added.astype(counts.dtype)
         h.total_count += int(us.size)
         h.min_value = min(h.min_value, int(us.min()))
         h.max_value = max(h.max_value, int(us.max()))
@@ -113,6 +114,12 @@ class Histogram:
             "max": round(float(high[last]) / 1000.0, 3),
             "mean": round(mean / 1000.0, 3),
         }
+
+    def copy(self) -> Histogram:
+        """An independent copy (tens of microseconds: the counts added in C)."""
+        out = Histogram()
+        out._h.add(self._h)
+        return out
 
     def merge(self, other: Histogram) -> None:
         self._h.add(other._h)

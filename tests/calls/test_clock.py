@@ -217,3 +217,69 @@ def test_the_running_clock_keeps_every_members_period() -> None:
         assert [d - deadlines[0] for d in deadlines] == [k * FRAME_NS for k in range(5)]
         # the members sit at their phases within the period
         assert (deadlines[0] - runs[0][1][0]) % FRAME_NS == (slot or 0) * NS_PER_MS
+
+
+def test_a_reader_taking_new_values_keeps_the_same_histogram() -> None:
+    """The swarm's snapshot keeps its own copy of the clock's figures from what
+    take_new hands it (lists swapped in the loop thread, recorded in its own):
+    whatever the order of appends, flushes and takes, the copy equals the clock's."""
+    import random
+
+    from loadcaller.calls.clock import Batched
+    from loadcaller.calls.histogram import Histogram
+
+    rng = random.Random(3)
+    batched = Batched(absolute=True)
+    copy: Histogram | None = None
+    for step in range(400):
+        for _ in range(rng.randint(0, 300)):
+            batched.values.append(rng.randint(-3_000_000, 30_000_000))
+        if rng.random() < 0.3:
+            batched.flush()
+        if step == 50 or (step > 50 and rng.random() < 0.2):
+            base, new = batched.take_new()
+            if base is not None:
+                copy = base
+            assert copy is not None
+            batched.absorb(copy, new)
+    assert copy is not None
+    base, new = batched.take_new()
+    assert base is None
+    batched.absorb(copy, new)
+    assert copy.count == batched.hist.count > 50_000
+    assert copy.summary_ms() == batched.hist.summary_ms()
+
+
+def test_set_ups_and_hang_ups_take_turns_between_sub_ticks() -> None:
+    """Calls that start or end together wait for turns the clock hands out after its
+    sub-ticks (at least one each time, as many as the time to the next sub-tick allows),
+    so their work runs in the gaps instead of delaying every frame; with no call on the
+    clock a turn is immediate, and stopping the clock lets every waiter go."""
+
+    async def go() -> tuple[list[int], int, bool]:
+        clock = MediaClock(per_phase=1)
+        assert await asyncio.wait_for(clock.turn(), 1.0) is None  # nothing to protect
+        clock.add(Member(FakeTime()))
+        clock.start()
+        clock.turn_ns = 10**12  # every gap is too short: one turn per sub-tick
+        waiters = [asyncio.ensure_future(clock.turn()) for _ in range(30)]
+        seen: list[int] = []
+        for _ in range(400):  # bounded: at most 4 s
+            await asyncio.sleep(0.01)
+            done = sum(w.done() for w in waiters)
+            assert done <= clock.ticks + 1
+            seen.append(done)
+            if done >= 6:
+                break
+        clock.turn_ns = 1  # a long gap: all that wait
+        late = [asyncio.ensure_future(clock.turn()) for _ in range(5)]
+        await asyncio.wait_for(asyncio.gather(*waiters), 2.0)
+        extra = asyncio.ensure_future(clock.turn())
+        await asyncio.sleep(0)
+        await clock.stop()
+        await asyncio.wait_for(asyncio.gather(*late, extra), 1.0)
+        return seen, clock.ticks, extra.done()
+
+    seen, ticks, released = asyncio.run(go())
+    assert seen[-1] >= 6 and ticks >= 5  # one at a time, sub-tick after sub-tick
+    assert released

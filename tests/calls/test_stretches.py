@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from loadcaller.calls import stretches as st
 from loadcaller.calls.stretches import (
     MAX_STRETCHES,
     Stretch,
@@ -157,3 +158,28 @@ def test_the_open_windows_fast_verdict_is_the_p99_rule():
         late = sum(lag > 5 * MS for lag in lags)
         expected = lag_p99_ns(lags) > 5 * MS and late >= 10
         assert (judge.open_window() is not None) == expected, (n, late)
+
+
+def test_the_live_p99_of_a_saturated_window_is_refreshed_not_resorted_at_every_question() -> None:
+    """Every call's end asks for the stretches; a saturated open window's p99 is sorted
+    again only every P99_REFRESH ticks, and exactly when the window closes."""
+    w = st.WindowedLag(window_s=5.0, threshold_ms=5.0)
+    t = 0
+    for _ in range(200):
+        w.tick(t, 50_000_000)  # 50 ms late: saturated
+        t += 1_000_000
+    first = w.all_stretches()[-1].lag_p99_ns
+    for _ in range(200):
+        w.tick(t, 90_000_000)
+        t += 1_000_000
+    assert w.all_stretches()[-1].lag_p99_ns == first  # within P99_REFRESH ticks: cached
+    for _ in range(st.P99_REFRESH):
+        w.tick(t, 90_000_000)
+        t += 1_000_000
+    assert w.all_stretches()[-1].lag_p99_ns == 90_000_000  # refreshed
+    for _ in range(100):
+        w.tick(t, 200_000_000)
+        t += 1_000_000
+    assert w.all_stretches()[-1].lag_p99_ns == 90_000_000  # cached again
+    w.tick(t + 10 * st.NS_PER_S, 0)  # the window closes: its p99 exact
+    assert w.stretches[-1].lag_p99_ns == 200_000_000

@@ -106,11 +106,11 @@ class Batched:
         self._handed = 0
         self._hist = hist
 
-    def take_new(self) -> tuple[Histogram | None, list[list[int]]]:
-        """For a reader keeping its own copy: (on the first call a copy of the histogram,
-        then None; the values recorded since the last call, raw as :attr:`values`)."""
+    def take_new(self, fresh: bool = False) -> tuple[Histogram | None, list[list[int]]]:
+        """For a reader keeping its own copy: (on the first call, or ``fresh``, a copy of
+        the histogram, else None; the values recorded since, raw as :attr:`values`)."""
         values = self.values
-        if self._tap is None:  # the first call: what the histogram holds, once
+        if self._tap is None or fresh:  # what the histogram holds, once
             self._tap, self._handed = [], len(values)
             return self._hist.copy(), [values.copy()]
         out, self._tap = self._tap, []
@@ -246,6 +246,10 @@ class MediaClock:
     lag = BatchedHistogram("_lag", "How late each served sub-tick began (an early wake-up "
                            "counts as on time).")
     spread = BatchedHistogram("_spread", "How long each served sub-tick took.")
+
+    def health_batches(self) -> dict[str, Batched]:
+        """The figures a reader in another thread copies with :meth:`Batched.take_new`."""
+        return {"media_clock_lag": self._lag, "send_jitter": self._jitter}
 
     # ---- running ------------------------------------------------------------------
 

@@ -185,8 +185,8 @@ class CallerNode:
                 # copied here, flushed and encoded in this thread below: flushes and
                 # encodes took 3-7 ms of the loop at once every second (every frame due
                 # then left late)
-                "media_clock_lag": engine.clock._lag.take_new(),
-                "send_jitter": engine.clock._jitter.take_new(),
+                **{key: batched.take_new(fresh=key not in self._health)
+                   for key, batched in engine.clock.health_batches().items()},
                 "loop_lag": self._loop_lag_new(),
                 "skipped_ticks": engine.clock.skipped,
                 "member_errors": engine.clock.member_errors,
@@ -199,9 +199,12 @@ class CallerNode:
                 "windows_saturated": engine.windows.saturated_windows,
             }
 
-        snap = self.loop.run(take, timeout_s=SNAPSHOT_TIMEOUT_S)
-        clock = self.engine.clock
-        for key, batched in (("media_clock_lag", clock._lag), ("send_jitter", clock._jitter)):
+        try:
+            snap = self.loop.run(take, timeout_s=SNAPSHOT_TIMEOUT_S)
+        except BaseException:  # what a late take handed over is lost: start afresh
+            self._health.clear()
+            raise
+        for key, batched in self.engine.clock.health_batches().items():
             base, new = snap[key]
             if base is not None:
                 self._health[key] = base

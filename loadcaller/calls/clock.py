@@ -121,9 +121,12 @@ class Batched:
     def absorb(self, into: Histogram, new: list[list[int]]) -> None:
         """Record what :meth:`take_new` gave into the reader's copy (the reader's thread)."""
         for chunk in new:
-            if chunk:
-                ns = np.array(chunk, dtype=np.int64)
-                into.record_many_ns(np.abs(ns) if self.absolute else ns)
+            self._record(into, chunk)
+
+    def _record(self, into: Histogram, values: list[int]) -> None:
+        if values:
+            ns = np.array(values, dtype=np.int64)
+            into.record_many_ns(np.abs(ns) if self.absolute else ns)
 
     def flush(self) -> None:
         values = self.values
@@ -132,9 +135,8 @@ class Batched:
         if self._tap is not None:
             self._tap.append(values[self._handed:])
         self._handed = 0
-        ns = np.array(values, dtype=np.int64)
+        self._record(self._hist, values)
         values.clear()
-        self._hist.record_many_ns(np.abs(ns) if self.absolute else ns)
 
 
 class BatchedHistogram:

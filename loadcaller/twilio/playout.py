@@ -111,16 +111,6 @@ class Playout:
     def advance(self, now_ns: int) -> tuple[list[PlayedFrame], list[str]]:
         """Frames whose playout has begun by ``now_ns``, and marks now passed."""
         buf = self._buf
-        if not buf and not self._marks:  # the agent is quiet: most ticks of most calls
-            t = self._t_next
-            if t + FRAME_NS > now_ns:
-                return [], []
-            silence = []
-            while t + FRAME_NS <= now_ns:
-                silence.append(PlayedFrame(t, SILENT))
-                t += FRAME_NS
-            self._t_next = t
-            return silence, []
         frames: list[PlayedFrame] = []
         while self._t_next <= now_ns:
             if buf:
@@ -137,6 +127,8 @@ class Playout:
                 frames.append(PlayedFrame(self._t_next, SILENT))
                 self._t_next += FRAME_NS
         marks: list[str] = []
+        if not self._marks:  # the agent is quiet: most ticks of most calls
+            return frames, marks
         # A mark is passed once the audio before it has finished playing.
         finished = self._played - max(0, -((now_ns - self._t_next) // NS_PER_BYTE))
         while self._marks and self._marks[0][0] <= finished:

@@ -101,7 +101,9 @@ def run_tree(tree: Path, n: int, args: argparse.Namespace, url: str, work: Path)
     profile = work / "profile.yaml"
     write_profile(profile, url, n, args.spawn_rate, args.call_s, duration)
     out, log = work / "results", work / "loadcaller.stderr"
-    env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
+    # the tree first; a PYTHONPATH already set (a profiling sitecustomize) stays after it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(tree.resolve()), os.environ.get("PYTHONPATH", "")) if p)}
     cmd = [sys.executable, "-m", "loadcaller", "run", str(profile), "--results-dir", str(out),
            "--progress-every", "0", "--metrics-port", "0", "--saturation-lag-ms", "5"]
     with log.open("wb") as err:

@@ -105,21 +105,33 @@ def ulaw_frames_dbfs(frames: list[bytes]) -> list[float]:
     against 4.7 us one call at a time. Empty frames are silence; frames of
     another length go one at a time.
     """
-    out = [SILENCE_DBFS] * len(frames)
+    n = len(frames)
     full = [i for i, f in enumerate(frames) if len(f) == FRAME_BYTES]
+    if len(full) == n:  # every frame whole: the agent talks to every call that heard one
+        return _frames_dbfs(b"".join(frames), n) if n else []
+    out = [SILENCE_DBFS] * n
     if full:
-        data = b"".join([frames[i] for i in full]) if len(full) < len(frames) else b"".join(frames)
-        power = ULAW_POWER.take(np.frombuffer(data, dtype=np.uint8)).reshape(len(full), FRAME_BYTES)
-        mean = power.sum(axis=1) / FRAME_BYTES
-        with np.errstate(divide="ignore"):
-            dbfs = np.maximum(SILENCE_DBFS, 10.0 * np.log10(mean / _FULL_SCALE_POWER))
-        for i, level in zip(full, dbfs.tolist(), strict=True):
+        levels = _frames_dbfs(b"".join([frames[i] for i in full]), len(full))
+        for i, level in zip(full, levels, strict=True):
             out[i] = level
-    if len(full) < len(frames):
-        for i, f in enumerate(frames):
-            if f and len(f) != FRAME_BYTES:
-                out[i] = ulaw_frame_dbfs(f)
+    for i, f in enumerate(frames):
+        if f and len(f) != FRAME_BYTES:
+            out[i] = ulaw_frame_dbfs(f)
     return out
+
+
+_TINY_POWER: Final = 1e-300
+"""Stands in for a power of 0 (digital silence) before the logarithm: its level is far
+under the floor, as log10(0) would be, without numpy's divide-by-zero warning (whose
+``errstate`` cost more than the logarithm for a sub-tick's frames)."""
+
+
+def _frames_dbfs(data: bytes, rows: int) -> list[float]:
+    power = ULAW_POWER.take(np.frombuffer(data, dtype=np.uint8)).reshape(rows, FRAME_BYTES)
+    mean = np.add.reduce(power, axis=1) / FRAME_BYTES
+    dbfs = 10.0 * np.log10(np.maximum(mean, _TINY_POWER) / _FULL_SCALE_POWER)
+    levels: list[float] = np.maximum(SILENCE_DBFS, dbfs).tolist()
+    return levels
 
 
 @dataclass(frozen=True)
@@ -258,6 +270,8 @@ class StreamingVad:
                 self._hush = 0
             return event
         self._hush = 0
+        if self._state is _State.SPEAKING and self._startup is None and not self._held:
+            return self._speaking(dbfs, t_ns)  # what _feed would do, with less on the way
         return self._feed(dbfs, t_ns)
 
     def _feed(self, dbfs: float, t_ns: int) -> SpeechStart | SpeechEnd | None:
@@ -294,37 +308,52 @@ class StreamingVad:
             self._noise.seed(levels)
         self._quiet.extend(levels)
 
+    def _speaking(self, dbfs: float, t_ns: int) -> SpeechEnd | None:
+        """:meth:`_step` while speaking: the agent talks for much of a call.
+
+        The quiet floor moves only the onset's thresholds and the off level before
+        speech is confirmed; while speaking it is neither read nor fed (speech's
+        end clears it), so a speaking frame leaves it alone.
+        """
+        noise = self._noise
+        if noise is None:
+            off_dbfs = self.config.off_dbfs
+        else:
+            noise.add(dbfs, True)
+            off_dbfs = noise.off_dbfs
+        self._recent.append((dbfs, t_ns))
+        if dbfs >= off_dbfs:
+            self._last_speech_ns = t_ns
+            self._quiet_frames = 0
+            return None
+        self._quiet_frames += 1
+        if self._quiet_frames >= self._hangover_frames:
+            self._state = _State.SILENT
+            self._quiet.clear()
+            return SpeechEnd(self._last_speech_ns)
+        return None
+
     def _step(self, dbfs: float, t_ns: int) -> SpeechStart | SpeechEnd | None:
+        state = self._state
+        if state is _State.SPEAKING:
+            return self._speaking(dbfs, t_ns)
         cfg = self.config
         noise = self._noise
-        state = self._state
         lookback = cfg.on_dbfs
         if noise is None:
             on_dbfs, off_dbfs = cfg.on_dbfs, cfg.off_dbfs
         else:
-            noise.add(dbfs, state is _State.SPEAKING)
+            noise.add(dbfs, False)
             on_dbfs, off_dbfs, lookback = noise.on_dbfs, noise.off_dbfs, noise.lookback_dbfs
             quiet = self._quiet
             over = quiet.thresholds(noise)
             if over is not None:
                 on_dbfs = max(on_dbfs, over[0])
-                if state is not _State.SPEAKING:
-                    off_dbfs = max(off_dbfs, over[1])
+                off_dbfs = max(off_dbfs, over[1])
                 lookback = min(lookback, over[2])
             if state is _State.SILENT:
                 quiet.add(dbfs, noise.jitter_db)
         self._recent.append((dbfs, t_ns))
-        if state is _State.SPEAKING:
-            if dbfs >= off_dbfs:
-                self._last_speech_ns = t_ns
-                self._quiet_frames = 0
-                return None
-            self._quiet_frames += 1
-            if self._quiet_frames >= self._hangover_frames:
-                self._state = _State.SILENT
-                self._quiet.clear()
-                return SpeechEnd(self._last_speech_ns)
-            return None
 
         if state is _State.PENDING:
             if dbfs >= off_dbfs:

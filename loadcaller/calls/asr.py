@@ -103,16 +103,14 @@ class Checks:
 
     def __init__(self, recognizer: Recognizer | None = None) -> None:
         self.recognizer = recognizer
-        self._pending: list[tuple[int, Future[str], Expect]] = []
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
+        # the checks in flight, (turn position, recognition, expect): a plain list, as
+        # every call's script asks whether any is pending on every frame
+        self.pending: list[tuple[int, Future[str], Expect]] = []
 
     def submit(self, pos: int, ulaw: bytes, expect: Expect) -> None:
         if self.recognizer is None:
             self.recognizer = shared_recognizer()
-        self._pending.append((pos, self.recognizer.submit(ulaw, expect), expect))
+        self.pending.append((pos, self.recognizer.submit(ulaw, expect), expect))
 
     def poll(self, *, final: bool = False) -> list[tuple[int, str | None, bool | None, str]]:
         """The checks decided now: (turn position, transcript, verdict, reason).
@@ -121,7 +119,7 @@ class Checks:
         """
         out: list[tuple[int, str | None, bool | None, str]] = []
         keep = []
-        for pos, future, expect in self._pending:
+        for pos, future, expect in self.pending:
             if future.done() and not future.cancelled():
                 try:
                     text: str | None = future.result()
@@ -136,7 +134,7 @@ class Checks:
                 keep.append((pos, future, expect))
                 continue
             out.append((pos, text, ok, reason))
-        self._pending = keep
+        self.pending = keep
         return out
 
 

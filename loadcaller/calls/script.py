@@ -212,6 +212,8 @@ class CallScript:
             self._poll_checks()
         if self.finished is not None:
             return []
+        if self._utt is not None and self._entered and now < self._max_call_at:
+            return []  # mid-utterance (a Say, or a barge-in's speech): the step waits for its end
         actions: list[Action] = []
         if now >= self._max_call_at:
             self._finish(CallOutcome.COMPLETED, "max call duration reached")

@@ -107,6 +107,12 @@ class _Wire(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.owner._on_lost(exc)
 
+    def pause_writing(self) -> None:  # over the transport's high-water mark: max_unsent
+        self.owner._unread = True
+
+    def resume_writing(self) -> None:
+        self.owner._unread = False
+
 
 class TwilioStreamTransport(CallTransport):
     """One call as a Twilio Media Stream to ``target.url``."""
@@ -126,6 +132,9 @@ class TwilioStreamTransport(CallTransport):
         self._handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._fragments: list[bytes] = []
         self._stopping = False
+        # more than max_unsent bytes wait for the agent to read them: the transport's own
+        # flow control says so (its high-water mark), not a size asked after every frame
+        self._unread = False
 
     @property
     def remote_id(self) -> str:
@@ -143,6 +152,7 @@ class TwilioStreamTransport(CallTransport):
                     lambda: _Wire(self), uri.host, uri.port, ssl=ctx
                 )
                 self._tcp = tcp
+                tcp.set_write_buffer_limits(high=self.max_unsent)
                 request = self.ws.connect()
                 if self.target.auth_token:
                     url = self.target.signature_url or signed_url(self.target.url)
@@ -178,7 +188,7 @@ class TwilioStreamTransport(CallTransport):
         if tcp is not None and self.ws.state is State.OPEN and not self._stopping:
             # the hot path: framed here, not by the protocol object (see wsframe)
             tcp.write(masked_text_frame(self.stream.media(b64_payload(frame)).encode()))
-            if tcp.get_write_buffer_size() > self.max_unsent:
+            if self._unread:
                 self._not_reading(tcp)
 
     def heard(self, now: int) -> list[PlayedFrame]:
@@ -345,7 +355,7 @@ class TwilioStreamTransport(CallTransport):
                 tcp.write(data)
             elif tcp.can_write_eof():
                 tcp.write_eof()
-        if tcp.get_write_buffer_size() > self.max_unsent:
+        if self._unread:
             self._not_reading(tcp)
 
     def _not_reading(self, tcp: asyncio.Transport) -> None:

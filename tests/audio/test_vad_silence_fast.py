@@ -1,9 +1,9 @@
-"""The VAD's fast path over digital silence reaches the full step's states, frame for frame.
+"""The VAD's fast paths (over digital silence, while speaking) reach the full step's states.
 
-A caller hears digital silence whenever the agent is quiet; once a whole noise
-window of it has gone by, StreamingVad.feed takes a shortcut. These tests feed
-the same levels to a VAD with the shortcut and one without it (its threshold
-out of reach) and compare every event and, after every frame, all the state
+A caller hears digital silence whenever the agent is quiet, and the agent's
+speech much of the rest of a call; StreamingVad.feed takes a shortcut for both.
+These tests feed the same levels to a VAD through feed and to one through the
+full step (_feed) and compare every event and, after every frame, all the state
 that decides later events.
 """
 
@@ -52,19 +52,21 @@ def _levels(rng: random.Random, n: int) -> list[float]:
                                     VadConfig(noise_window_ms=400, min_speech_frames=1)],
                          ids=["default", "no-noise-floor", "short-window"])
 def test_fast_path_matches_the_full_step(config: VadConfig) -> None:
-    fast_frames = 0
+    fast_frames = speaking_frames = 0
     for seed in range(40):
         rng = random.Random(seed)
         fast, full = StreamingVad(config), StreamingVad(config)
-        full._hush_steady = 10**9  # never steady: every frame takes the full step
         for i, level in enumerate(_levels(rng, 1500)):
             t = 1_000_000 + i * 20_000_000
             steady = fast._hush >= fast._hush_steady and level <= SILENCE_DBFS
             fast_frames += steady
-            assert fast.feed(level, t) == full.feed(level, t), (seed, i)
+            speaking_frames += fast.speaking and level > SILENCE_DBFS
+            # the full step for every frame: no shortcut over silence or while speaking
+            assert fast.feed(level, t) == full._feed(level, t), (seed, i)
             assert _state(fast) == _state(full), (seed, i)
         assert fast.finish() == full.finish()
-    assert fast_frames > 10_000  # the shortcut did run
+    assert fast_frames > 10_000  # the shortcuts did run
+    assert speaking_frames > 10_000
 
 
 def test_speech_after_a_long_silence_is_heard_from_its_first_frame() -> None:

@@ -110,3 +110,12 @@ def test_max_call_duration_ends_the_call():
     d = drive((Pause(5_000 * MS),), [], policy=policy)
     assert d.ended_at == T0 + 1_000 * MS
     assert d.script.finished == Finished(CallOutcome.COMPLETED, "max call duration reached")
+
+
+def test_max_call_duration_ends_the_call_mid_utterance():
+    """A Say longer than the call may last is cut where the limit falls (a step mid-
+    utterance has nothing to do until its last frame, but the limit still applies)."""
+    policy = CallPolicy(turn_timeout_ns=2_000 * MS, max_call_ns=300 * MS)
+    d = drive((Say(HELLO),), [], policy=policy)  # HELLO: 500 ms of speech
+    assert d.ended_at == T0 + 300 * MS
+    assert d.script.finished == Finished(CallOutcome.COMPLETED, "max call duration reached")

@@ -145,6 +145,9 @@ def run_tree(tree: Path, n: int, args: argparse.Namespace, url: str, work: Path)
             "ms_per_call_s": 1000 * cpu_s / (up * w.wall) if up else math.nan,
             "lag_p99": p99_between(m0, m1, LAG), "jitter_p99": p99_between(m0, m1, JITTER),
             "sat_windows": len(gen.get("saturated_windows") or []) if gen else math.nan,
+            "sat_at": " ".join(f"{w['since_start_s'][0]:g}-{w['since_start_s'][1]:g}s:"
+                               f"{w['lag_p99_ms']:.0f}ms" for w in gen.get("saturated_windows") or ()
+                               if "since_start_s" in w),
             "skipped": gen.get("skipped_ticks", math.nan), "load": w.load, "exit": code}
 
 
@@ -182,7 +185,7 @@ def show(r: dict[str, Any]) -> None:
           f"{f(r['cpu_pct'], '.1f'):>6} {f(r['ms_per_call_s'], '.3f'):>9} "
           f"{f(r['lag_p99']):>8} {f(r['jitter_p99']):>9} {f(r['sat_windows'], '.0f'):>4} "
           f"{f(r['skipped'], '.0f'):>7} "
-          f"{f(r['load']):>5} {f(r['exit'], 'd'):>4}", flush=True)
+          f"{f(r['load']):>5} {f(r['exit'], 'd'):>4}  {r.get('sat_at', '')}", flush=True)
 
 
 def main() -> int:
@@ -209,7 +212,7 @@ def main() -> int:
               f"window {args.seconds:g} s after {args.settle:g} s settle")
         print(f"{'side':<22} {'users':>5} {'up':>6} {'setups/s':>8} {'ended':>6} {'fail':>5} "
               f"{'CPU %':>6} {'ms/call-s':>9} {'lag p99':>8} {'jit p99':>9} {'sat':>4} "
-              f"{'skipped':>7} {'load':>5} {'exit':>4}")
+              f"{'skipped':>7} {'load':>5} {'exit':>4}  saturated (since load start: lag p99)")
         work = tempdir()
         try:
             for n in args.users:

@@ -128,7 +128,7 @@ class BucketHistogram:
                                      weights=counts, minlength=len(out.counts))
             for i, n in enumerate(per_bucket):
                 out.counts[i] += int(n)
-            out.total += float(np.dot(values, counts))
+            out.total += float(np.multiply(values, counts).sum())  # no BLAS: see summary_ms
         return out
 
 

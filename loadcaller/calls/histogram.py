@@ -104,7 +104,9 @@ class Histogram:
         counts = self._counts()
         high, mid = _bucket_values()
         last = int(np.flatnonzero(counts)[-1])
-        mean = float(np.dot(counts.astype(np.float64), mid)) / total
+        # not np.dot: on 23,000 buckets OpenBLAS hands a dot product to its thread, which
+        # then spins for 0.1 s of a core (beside the agent under test) after every summary
+        mean = float(np.multiply(counts, mid).sum()) / total
         return {
             "count": total,
             "p50": p50,

@@ -146,7 +146,8 @@ def run_tree(tree: Path, n: int, args: argparse.Namespace, url: str, work: Path)
             "lag_p99": p99_between(m0, m1, LAG), "jitter_p99": p99_between(m0, m1, JITTER),
             "sat_windows": len(gen.get("saturated_windows") or []) if gen else math.nan,
             "sat_at": " ".join(f"{w['since_start_s'][0]:g}-{w['since_start_s'][1]:g}s:"
-                               f"{w['lag_p99_ms']:.0f}ms" for w in gen.get("saturated_windows") or ()
+                               f"{w['lag_p99_ms']:.0f}ms"
+                               for w in gen.get("saturated_windows") or ()
                                if "since_start_s" in w),
             "skipped": gen.get("skipped_ticks", math.nan), "load": w.load, "exit": code}
 

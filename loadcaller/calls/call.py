@@ -38,7 +38,7 @@ from loadcaller.errors import LocalError, SetupFailed
 from loadcaller.media.frames import PlayedFrame
 from loadcaller.media.outcomes import CallOutcome
 from loadcaller.timebase import NS_PER_MS, now_ns
-from loadcaller.transports.base import CallEnd, CallTransport, local_os_error
+from loadcaller.transports.base import CallEnd, CallTransport, Write, local_os_error
 
 __all__ = ["LISTEN_VAD", "Call", "CallRecord", "turn_latency_ms"]
 
@@ -94,10 +94,12 @@ class Call:
 
     # ---- the media clock's side (synchronous, hot) ---------------------------------
 
-    def send(self, deadline_ns: int) -> tuple[int, list[PlayedFrame]] | None:
-        """Send this period's frame; (the instant it was in the socket, frames heard).
+    def send(self, deadline_ns: int,
+             out: list[tuple[Write, bytes]]) -> tuple[int | None, list[PlayedFrame]] | None:
+        """Send (or stage in ``out``) this period's frame; (the instant it was in the
+        socket, None when staged; the frames heard).
 
-        That instant, taken right after the send, is what a turn's latency starts
+        That instant, taken right after the write, is what a turn's latency starts
         from when the frame is the caller's last speech frame (see :meth:`take`).
         """
         script = self.script
@@ -105,11 +107,12 @@ class Call:
             return None
         transport = self.transport
         try:
-            transport.send_audio(script.next_frame())
-            now = now_ns()  # the frame is in the socket now
-            return now, transport.heard(now)
+            staged = len(out)
+            transport.stage_audio(script.next_frame(), out)
+            now = now_ns()  # the frame is in the socket now, unless staged
+            return (None if len(out) > staged else now), transport.heard(now)
         except Exception as exc:
-            self._broken(exc)
+            self.broken(exc)
             raise
 
     def take(self, now: int, heard: list[PlayedFrame],
@@ -121,20 +124,13 @@ class Call:
         try:
             self._act(script.step(now, heard, levels))
         except Exception as exc:
-            self._broken(exc)
+            self.broken(exc)
             raise
 
-    def tick(self, deadline_ns: int) -> int | None:
-        """:meth:`send` then :meth:`take` for one call; the send instant."""
-        out = self.send(deadline_ns)
-        if out is None:
-            return None
-        self.take(out[0], out[1])
-        return out[0]
-
-    def _broken(self, exc: Exception) -> None:
-        # our bug, not the agent's: end this call as an error (the clock counts it
-        # in member_errors and drops it) rather than leave it silent until cancelled
+    def broken(self, exc: Exception) -> None:
+        """Our bug, not the agent's (this call's send, write or step raised): end the call
+        as an error (the clock counts it in member_errors and drops it) rather than leave
+        it silent until cancelled."""
         self._act([Finished(CallOutcome.ERROR, f"local: {type(exc).__name__}: {exc}")])
 
     def _act(self, actions: list[SendDtmf | Finished]) -> None:

@@ -34,7 +34,7 @@ from loadcaller.errors import RemoteProtocolError, SetupFailed
 from loadcaller.media.frames import SAMPLE_RATE, PlayedFrame
 from loadcaller.media.outcomes import CallOutcome
 from loadcaller.timebase import now_ns
-from loadcaller.transports.base import CallTransport, Target, local_os_error
+from loadcaller.transports.base import CallTransport, Target, Write, local_os_error
 from loadcaller.transports.wsframe import masked_text_frame
 from loadcaller.twilio.caller import TwilioCallerStream
 from loadcaller.twilio.messages import (
@@ -184,12 +184,29 @@ class TwilioStreamTransport(CallTransport):
     # ---- media clock side ----------------------------------------------------
 
     def send_audio(self, frame: bytes) -> None:
+        data = self._media_frame(frame)
+        if data is not None:
+            self._write_media(data)
+
+    def stage_audio(self, frame: bytes, out: list[tuple[Write, bytes]]) -> None:
+        data = self._media_frame(frame)
+        if data is not None:
+            out.append((self._write_media, data))
+
+    def _media_frame(self, frame: bytes) -> bytes | None:
+        """The hot path: a ``media`` message framed here, not by the protocol object
+        (see wsframe); None when the stream does not take media (closing, closed)."""
+        if self._tcp is None or self.ws.state is not State.OPEN or self._stopping:
+            return None
+        return masked_text_frame(self.stream.media(b64_payload(frame)).encode())
+
+    def _write_media(self, data: bytes) -> None:
         tcp = self._tcp
-        if tcp is not None and self.ws.state is State.OPEN and not self._stopping:
-            # the hot path: framed here, not by the protocol object (see wsframe)
-            tcp.write(masked_text_frame(self.stream.media(b64_payload(frame)).encode()))
-            if self._unread:
-                self._not_reading(tcp)
+        if tcp is None:  # aborted since the frame was staged
+            return
+        tcp.write(data)
+        if self._unread:
+            self._not_reading(tcp)
 
     def heard(self, now: int) -> list[PlayedFrame]:
         if self.playout is None:

@@ -412,11 +412,13 @@ class MediaClock:
                 write(data)
             except Exception as exc:
                 member = sent[j][0]
-                member.broken(exc)
+                with contextlib.suppress(Exception):  # it is dropped either way
+                    member.broken(exc)
                 self._failed(member)
                 continue
             times[j] = now()
         return times
+
     def _failed(self, member: ClockMember) -> None:
         self.member_errors += 1
         log.exception("media clock member failed; removing it")

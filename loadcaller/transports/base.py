@@ -41,7 +41,8 @@ from loadcaller.media.frames import PlayedFrame
 from loadcaller.media.outcomes import CallOutcome
 
 Write = Callable[[bytes], None]
-"""Writes a staged frame's wire bytes (:meth:`CallTransport.stage_audio`); never raises."""
+"""Writes a staged frame's wire bytes (:meth:`CallTransport.stage_audio`). One that
+raises ends its call as an error, as a raising ``send_audio`` does."""
 
 
 def local_os_error(exc: OSError, what: str) -> LocalSetupError | None:

@@ -94,23 +94,26 @@ class Call:
 
     # ---- the media clock's side (synchronous, hot) ---------------------------------
 
-    def send(self, deadline_ns: int,
-             out: list[tuple[Write, bytes]]) -> tuple[int | None, list[PlayedFrame]] | None:
-        """Send (or stage in ``out``) this period's frame; (the instant it was in the
-        socket, None when staged; the frames heard).
+    def send(self, deadline_ns: int, out: list[tuple[Write, bytes]]) -> bool:
+        """Send this period's frame, or stage its write in ``out``; False: nothing to send.
 
-        That instant, taken right after the write, is what a turn's latency starts
-        from when the frame is the caller's last speech frame (see :meth:`take`).
+        The instant right after the write is what a turn's latency starts from when
+        the frame is the caller's last speech frame (see :meth:`take`).
         """
         script = self.script
         if script is None:
-            return None
-        transport = self.transport
+            return False
         try:
-            staged = len(out)
-            transport.stage_audio(script.next_frame(), out)
-            now = now_ns()  # the frame is in the socket now, unless staged
-            return (None if len(out) > staged else now), transport.heard(now)
+            self.transport.stage_audio(script.next_frame(), out)
+        except Exception as exc:
+            self.broken(exc)
+            raise
+        return True
+
+    def hear(self, now: int) -> list[PlayedFrame]:
+        """The agent's frames whose playout began by ``now`` (the frame's write instant)."""
+        try:
+            return self.transport.heard(now)
         except Exception as exc:
             self.broken(exc)
             raise

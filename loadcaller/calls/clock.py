@@ -20,11 +20,15 @@ rather than spinning the loop to the exact instant (a 1 ms spin before every
 deadline cost about 4 % of a core with one call). The sub-millisecond error
 is measured: it is in ``send_jitter``.
 
-A sub-tick runs in passes: every member builds its frame and hands back what
-its caller heard (:meth:`ClockMember.send`; a transport that can stages the
-frame's wire bytes instead of writing them); the staged frames are written back
-to back, each member's instant taken right after its write; the level of every
-heard frame is computed in one numpy call (:func:`ulaw_frames_dbfs`, six times
+A sub-tick runs in passes: every member builds its frame
+(:meth:`ClockMember.send`; a transport that can stages the frame's wire bytes
+instead of writing them); the staged frames are written back to back, each
+member's instant taken right after its write (on one machine a write that finds
+the agent's process asleep pays for waking it: written one by one between the
+calls' other work, most writes did; together, 8 % less CPU per call-second and
+13 % less for the agent at 500 calls); each member collects what its caller
+heard by then (:meth:`ClockMember.hear`); the level of every heard frame is
+computed in one numpy call (:func:`ulaw_frames_dbfs`, six times
 cheaper per frame than one call per frame); then each member steps its script
 (:meth:`ClockMember.take`).
 
@@ -66,10 +70,12 @@ TURN_NS = 300_000  # the loop time one call's set-up or tear-down step is grante
 
 
 class ClockMember(Protocol):
-    def send(self, deadline_ns: int,
-             out: list[tuple[Write, bytes]]) -> tuple[int | None, list[PlayedFrame]] | None:
-        """Send this period's frame, or stage its write in ``out``: (the instant it left,
-        None when staged; the frames heard), or None (nothing to send)."""
+    def send(self, deadline_ns: int, out: list[tuple[Write, bytes]]) -> bool:
+        """Send this period's frame, or stage its write in ``out``; False: nothing to send."""
+        ...
+
+    def hear(self, now_ns: int) -> list[PlayedFrame]:
+        """The frames heard by ``now_ns``, the instant its frame left."""
         ...
 
     def take(self, now_ns: int, heard: list[PlayedFrame], levels: Sequence[float]) -> None:
@@ -357,67 +363,62 @@ class MediaClock:
         return n
 
     def _serve(self, members: list[ClockMember], deadline: int) -> None:
-        sent: list[tuple[ClockMember, int | None, list[PlayedFrame]]] = []
+        now = self.now
+        sent: list[ClockMember] = []
+        times: list[int | None] = []  # when each frame left (None: not yet, or never)
         writes: list[tuple[Write, bytes]] = []
         staged: list[int] = []  # for each staged write, its member's index in sent
-        audio: list[bytes] = []
         for member in members:
             n = len(writes)
             try:
-                out = member.send(deadline, writes)
+                if not member.send(deadline, writes):
+                    continue
             except Exception:  # one broken call must not stop every call's audio
                 del writes[n:]
                 self._failed(member)
                 continue
-            if out is None:
-                continue
             if len(writes) > n:
                 staged.append(len(sent))
-            sent.append((member, out[0], out[1]))
-            for frame in out[1]:
+                times.append(None)
+            else:
+                times.append(now())  # written in send
+            sent.append(member)
+        for (write, data), j in zip(writes, staged, strict=True):
+            try:
+                write(data)
+            except Exception as exc:
+                with contextlib.suppress(Exception):  # it is dropped either way
+                    sent[j].broken(exc)
+                self._failed(sent[j])
+                continue
+            times[j] = now()
+        heard: list[list[PlayedFrame]] = []
+        audio: list[bytes] = []
+        for member, t in zip(sent, times, strict=True):
+            frames: list[PlayedFrame] = []
+            if t is not None:  # None: its write failed, the call is over
+                try:
+                    frames = member.hear(t)
+                except Exception:
+                    self._failed(member)
+                    times[len(heard)] = None
+            heard.append(frames)
+            for frame in frames:
                 audio.append(frame.audio)
-        times = self._write(writes, staged, sent)
         levels = ulaw_frames_dbfs(audio) if audio else []
         jitter = self._jitter.values
         i = 0
-        for (member, t_sent, heard), t_written in zip(sent, times, strict=True):
-            k = len(heard)
-            t = t_sent if t_written is None else t_written
-            if t is not None:  # None: its write failed, the call is over
+        for member, t, frames in zip(sent, times, heard, strict=True):
+            k = len(frames)
+            if t is not None:
                 jitter.append(t - deadline)
                 try:
-                    member.take(t, heard, levels[i:i + k])
+                    member.take(t, frames, levels[i:i + k])
                 except Exception:
                     self._failed(member)
             i += k
         if len(jitter) >= FLUSH:
             self._jitter.flush()
-
-    def _write(self, writes: list[tuple[Write, bytes]], staged: list[int],
-               sent: list[tuple[ClockMember, int | None, list[PlayedFrame]]],
-               ) -> list[int | None]:
-        """Write the staged frames back to back; each member's write instant (None: not
-        staged, or its write raised).
-
-        Back to back, because on one machine a write that finds the agent's process
-        asleep pays for waking it: written one by one between the calls' other work,
-        most writes found it asleep again. Together, the first wakes it and the rest
-        arrive while it runs: 8 % less CPU per call-second here, and 13 % less for the
-        agent (500 calls, benchmarks/caller_scale.py).
-        """
-        times: list[int | None] = [None] * len(sent)
-        now = self.now
-        for (write, data), j in zip(writes, staged, strict=True):
-            try:
-                write(data)
-            except Exception as exc:
-                member = sent[j][0]
-                with contextlib.suppress(Exception):  # it is dropped either way
-                    member.broken(exc)
-                self._failed(member)
-                continue
-            times[j] = now()
-        return times
 
     def _failed(self, member: ClockMember) -> None:
         self.member_errors += 1

@@ -35,14 +35,16 @@ class Member:
         self.taken: list[int] = []
         self.errors: list[Exception] = []
 
-    def send(self, deadline_ns: int,
-             out: list[tuple[Write, bytes]]) -> tuple[int | None, list[PlayedFrame]] | None:
+    def send(self, deadline_ns: int, out: list[tuple[Write, bytes]]) -> bool:
         if self.fail:
             raise RuntimeError("broken")
         self.time.t += self.cost
         self.deadlines.append(deadline_ns)
         self.sent.append(self.time.t)
-        return self.time.t, list(self.heard)
+        return True
+
+    def hear(self, now_ns: int) -> list[PlayedFrame]:
+        return list(self.heard)
 
     def take(self, now_ns: int, heard: list[PlayedFrame], levels: Sequence[float]) -> None:
         self.levels.append(list(levels))
@@ -305,12 +307,15 @@ class Stager(Member):
         super().__init__(time, cost=0, heard=[PlayedFrame(0, bytes([0xFF]) * 160)])
         self.log, self.name, self.write_cost, self.write_fails = log, name, cost, write_fails
 
-    def send(self, deadline_ns: int,
-             out: list[tuple[Write, bytes]]) -> tuple[int | None, list[PlayedFrame]] | None:
+    def send(self, deadline_ns: int, out: list[tuple[Write, bytes]]) -> bool:
         self.log.append(f"build {self.name}")
         self.deadlines.append(deadline_ns)
         out.append((self.write, self.name.encode()))
-        return None, list(self.heard)
+        return True
+
+    def hear(self, now_ns: int) -> list[PlayedFrame]:
+        self.log.append(f"hear {self.name}")
+        return list(self.heard)
 
     def write(self, data: bytes) -> None:
         if self.write_fails:
@@ -331,7 +336,8 @@ def test_staged_frames_are_written_back_to_back_and_stamped_after_each_write() -
         clock.add(m)
     time.t = clock.ideal_ns(0)
     clock.run_subtick(0, time.t)
-    assert log == ["build a", "build b", "build c", "write a", "write b", "write c"]
+    assert log == ["build a", "build b", "build c", "write a", "write b", "write c",
+                   "hear a", "hear b", "hear c"]  # what was heard, once the frames are out
     start = clock.ideal_ns(0)
     assert plain.taken == [start + 50_000]  # wrote in send, as before
     assert (a.taken, b.taken, c.taken) == ([start + 150_000], [start + 250_000],
@@ -350,4 +356,5 @@ def test_a_staged_write_that_raises_ends_that_call_only() -> None:
     clock.run_subtick(0, time.t)
     assert [type(e) for e in a.errors] == [OSError] and a.taken == []
     assert clock.phase(a) is None and clock.member_errors == 1
-    assert log[-1] == "write b" and len(b.taken) == 1 and clock.phase(b) is not None
+    assert log[-2:] == ["write b", "hear b"] and len(b.taken) == 1
+    assert clock.phase(b) is not None

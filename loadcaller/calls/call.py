@@ -38,7 +38,7 @@ from loadcaller.errors import LocalError, SetupFailed
 from loadcaller.media.frames import PlayedFrame
 from loadcaller.media.outcomes import CallOutcome
 from loadcaller.timebase import NS_PER_MS, now_ns
-from loadcaller.transports.base import CallEnd, CallTransport, Write, local_os_error
+from loadcaller.transports.base import CallEnd, CallTransport, local_os_error
 
 __all__ = ["LISTEN_VAD", "Call", "CallRecord", "turn_latency_ms"]
 
@@ -94,28 +94,22 @@ class Call:
 
     # ---- the media clock's side (synchronous, hot) ---------------------------------
 
-    def send(self, deadline_ns: int, out: list[tuple[Write, bytes]]) -> bool:
-        """Send this period's frame, or stage its write in ``out``; False: nothing to send.
+    def send(self, deadline_ns: int) -> tuple[int, list[PlayedFrame]] | None:
+        """Send this period's frame; (the instant it was in the socket, frames heard).
 
-        The instant right after the write is what a turn's latency starts from when
-        the frame is the caller's last speech frame (see :meth:`take`).
+        That instant, taken right after the send, is what a turn's latency starts
+        from when the frame is the caller's last speech frame (see :meth:`take`).
         """
         script = self.script
         if script is None:
-            return False
+            return None
+        transport = self.transport
         try:
-            self.transport.stage_audio(script.next_frame(), out)
+            transport.send_audio(script.next_frame())
+            now = now_ns()  # the frame is in the socket now
+            return now, transport.heard(now)
         except Exception as exc:
-            self.broken(exc)
-            raise
-        return True
-
-    def hear(self, now: int) -> list[PlayedFrame]:
-        """The agent's frames whose playout began by ``now`` (the frame's write instant)."""
-        try:
-            return self.transport.heard(now)
-        except Exception as exc:
-            self.broken(exc)
+            self._broken(exc)
             raise
 
     def take(self, now: int, heard: list[PlayedFrame],
@@ -127,13 +121,20 @@ class Call:
         try:
             self._act(script.step(now, heard, levels))
         except Exception as exc:
-            self.broken(exc)
+            self._broken(exc)
             raise
 
-    def broken(self, exc: Exception) -> None:
-        """Our bug, not the agent's (this call's send, write or step raised): end the call
-        as an error (the clock counts it in member_errors and drops it) rather than leave
-        it silent until cancelled."""
+    def tick(self, deadline_ns: int) -> int | None:
+        """:meth:`send` then :meth:`take` for one call; the send instant."""
+        out = self.send(deadline_ns)
+        if out is None:
+            return None
+        self.take(out[0], out[1])
+        return out[0]
+
+    def _broken(self, exc: Exception) -> None:
+        # our bug, not the agent's: end this call as an error (the clock counts it
+        # in member_errors and drops it) rather than leave it silent until cancelled
         self._act([Finished(CallOutcome.ERROR, f"local: {type(exc).__name__}: {exc}")])
 
     def _act(self, actions: list[SendDtmf | Finished]) -> None:

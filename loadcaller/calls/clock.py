@@ -20,15 +20,9 @@ rather than spinning the loop to the exact instant (a 1 ms spin before every
 deadline cost about 4 % of a core with one call). The sub-millisecond error
 is measured: it is in ``send_jitter``.
 
-A sub-tick runs in passes: every member builds its frame
-(:meth:`ClockMember.send`; a transport that can stages the frame's wire bytes
-instead of writing them); the staged frames are written back to back, each
-member's instant taken right after its write (on one machine a write that finds
-the agent's process asleep pays for waking it: written one by one between the
-calls' other work, most writes did; together, 8 % less CPU per call-second and
-13 % less for the agent at 500 calls); each member collects what its caller
-heard by then (:meth:`ClockMember.hear`); the level of every heard frame is
-computed in one numpy call (:func:`ulaw_frames_dbfs`, six times
+A sub-tick runs in two passes: every member sends its frame and hands back
+what its caller heard (:meth:`ClockMember.send`); the level of every heard
+frame is then computed in one numpy call (:func:`ulaw_frames_dbfs`, six times
 cheaper per frame than one call per frame); then each member steps its script
 (:meth:`ClockMember.take`).
 
@@ -58,7 +52,6 @@ from loadcaller.calls.histogram import Histogram
 from loadcaller.calls.stretches import WindowedLag
 from loadcaller.media.frames import FRAME_NS, PlayedFrame
 from loadcaller.timebase import NS_PER_MS, now_ns
-from loadcaller.transports.base import Write
 
 log = logging.getLogger(__name__)
 
@@ -70,20 +63,12 @@ TURN_NS = 300_000  # the loop time one call's set-up or tear-down step is grante
 
 
 class ClockMember(Protocol):
-    def send(self, deadline_ns: int, out: list[tuple[Write, bytes]]) -> bool:
-        """Send this period's frame, or stage its write in ``out``; False: nothing to send."""
-        ...
-
-    def hear(self, now_ns: int) -> list[PlayedFrame]:
-        """The frames heard by ``now_ns``, the instant its frame left."""
+    def send(self, deadline_ns: int) -> tuple[int, list[PlayedFrame]] | None:
+        """Send this period's frame: (the instant it left, frames heard), or None."""
         ...
 
     def take(self, now_ns: int, heard: list[PlayedFrame], levels: Sequence[float]) -> None:
         """Step with the frames heard and their levels (dBFS), one per frame."""
-        ...
-
-    def broken(self, exc: Exception) -> None:
-        """Its staged write raised: end it (the clock drops it)."""
         ...
 
 
@@ -363,59 +348,30 @@ class MediaClock:
         return n
 
     def _serve(self, members: list[ClockMember], deadline: int) -> None:
-        now = self.now
-        sent: list[ClockMember] = []
-        times: list[int | None] = []  # when each frame left (None: not yet, or never)
-        writes: list[tuple[Write, bytes]] = []
-        staged: list[int] = []  # for each staged write, its member's index in sent
+        sent: list[tuple[ClockMember, int, list[PlayedFrame]]] = []
+        audio: list[bytes] = []
+        jitter = self._jitter.values
         for member in members:
-            n = len(writes)
             try:
-                if not member.send(deadline, writes):
-                    continue
+                out = member.send(deadline)
             except Exception:  # one broken call must not stop every call's audio
-                del writes[n:]
                 self._failed(member)
                 continue
-            if len(writes) > n:
-                staged.append(len(sent))
-                times.append(None)
-            else:
-                times.append(now())  # written in send
-            sent.append(member)
-        for (write, data), j in zip(writes, staged, strict=True):
-            try:
-                write(data)
-            except Exception as exc:
-                with contextlib.suppress(Exception):  # it is dropped either way
-                    sent[j].broken(exc)
-                self._failed(sent[j])
+            if out is None:
                 continue
-            times[j] = now()
-        heard: list[list[PlayedFrame]] = []
-        audio: list[bytes] = []
-        for member, t in zip(sent, times, strict=True):
-            frames: list[PlayedFrame] = []
-            if t is not None:  # None: its write failed, the call is over
-                try:
-                    frames = member.hear(t)
-                except Exception:
-                    self._failed(member)
-                    times[len(heard)] = None
-            heard.append(frames)
-            for frame in frames:
+            t_sent, heard = out
+            jitter.append(t_sent - deadline)
+            sent.append((member, t_sent, heard))
+            for frame in heard:
                 audio.append(frame.audio)
         levels = ulaw_frames_dbfs(audio) if audio else []
-        jitter = self._jitter.values
         i = 0
-        for member, t, frames in zip(sent, times, heard, strict=True):
-            k = len(frames)
-            if t is not None:
-                jitter.append(t - deadline)
-                try:
-                    member.take(t, frames, levels[i:i + k])
-                except Exception:
-                    self._failed(member)
+        for member, t_sent, heard in sent:
+            k = len(heard)
+            try:
+                member.take(t_sent, heard, levels[i:i + k])
+            except Exception:
+                self._failed(member)
             i += k
         if len(jitter) >= FLUSH:
             self._jitter.flush()

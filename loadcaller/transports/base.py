@@ -29,7 +29,6 @@ import abc
 import asyncio
 import errno
 import resource
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -39,10 +38,6 @@ from chaos.packet import Impairment
 from loadcaller.errors import LocalSetupError
 from loadcaller.media.frames import PlayedFrame
 from loadcaller.media.outcomes import CallOutcome
-
-Write = Callable[[bytes], None]
-"""Writes a staged frame's wire bytes (:meth:`CallTransport.stage_audio`). One that
-raises ends its call as an error, as a raising ``send_audio`` does."""
 
 
 def local_os_error(exc: OSError, what: str) -> LocalSetupError | None:
@@ -113,14 +108,6 @@ class CallTransport(abc.ABC):
     @abc.abstractmethod
     def send_audio(self, frame: bytes) -> None:
         """Send one 20 ms mu-law frame now."""
-
-    def stage_audio(self, frame: bytes, out: list[tuple[Write, bytes]]) -> None:
-        """Send one frame, or leave its wire bytes and their write in ``out``.
-
-        The media clock writes a sub-tick's staged frames back to back once every
-        call in it has built its frame (see MediaClock). The default sends now.
-        """
-        self.send_audio(frame)
 
     @abc.abstractmethod
     def heard(self, now_ns: int) -> list[PlayedFrame]:

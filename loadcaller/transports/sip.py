@@ -49,7 +49,7 @@ from loadcaller.sip.rtp import Codec, RtpReceiver, RtpSender, media_stats
 from loadcaller.sip.sdp import Negotiated, build_offer
 from loadcaller.sip.uac import SipCall
 from loadcaller.timebase import NS_PER_S, now_ns
-from loadcaller.transports.base import CallTransport, Target, Write
+from loadcaller.transports.base import CallTransport, Target
 from loadcaller.transports.ports import PortPool, PortRange
 
 log = logging.getLogger(__name__)
@@ -293,30 +293,9 @@ class SipTransport(CallTransport):
     # ---- the media clock's side --------------------------------------------------------
 
     def send_audio(self, frame: bytes) -> None:
-        packet = self._packet(frame)
-        if packet is not None:
-            self._send_packet(packet)
-
-    def stage_audio(self, frame: bytes, out: list[tuple[Write, bytes]]) -> None:
-        packet = self._packet(frame)
-        if packet is None:
-            return
-        if self._impair_out is None:  # the media clock sends it with its sub-tick's others
-            out.append((self._sendto, packet))
-        else:
-            self._send_packet(packet)
-
-    def _sendto(self, packet: bytes) -> None:
-        sock, media = self._rtp, self._media
-        if sock is not None and media is not None:
-            sock.sendto(packet, media.remote_rtp)
-
-    def _packet(self, frame: bytes) -> bytes | None:
-        """This tick's RTP packet (a DTMF event's while a digit plays), None when not
-        sending (no media yet, on hold)."""
         sock, media, sender = self._rtp, self._media, self._sender
         if sock is None or media is None or sender is None or media.on_hold:
-            return None
+            return
         dtmf = self._dtmf
         if dtmf is not None and not dtmf.busy and self._digits:
             if self._digit_gap > 0:  # audio between two digits' tones
@@ -329,17 +308,14 @@ class SipTransport(CallTransport):
             silent = frame is SILENCE_FRAME
             packet = sender.audio(frame, spurt_start=self._prev_silent and not silent)
             self._prev_silent = silent
-        return packet
-
-    def _send_packet(self, packet: bytes) -> None:
         if self._impair_out is None:
-            self._sendto(packet)
+            sock.sendto(packet, media.remote_rtp)
             return
         now = now_ns() / NS_PER_S
         for at, data in self._impair_out.process(packet, now):
             self._held_out.add(at, data)
         for _, data in self._held_out.due(now):
-            self._sendto(data)
+            sock.sendto(data, media.remote_rtp)
 
     def heard(self, now: int) -> list[PlayedFrame]:
         if self._held_in:

@@ -34,7 +34,7 @@ from loadcaller.errors import RemoteProtocolError, SetupFailed
 from loadcaller.media.frames import SAMPLE_RATE, PlayedFrame
 from loadcaller.media.outcomes import CallOutcome
 from loadcaller.timebase import now_ns
-from loadcaller.transports.base import CallTransport, Target, Write, local_os_error
+from loadcaller.transports.base import CallTransport, Target, local_os_error
 from loadcaller.transports.wsframe import masked_text_frame
 from loadcaller.twilio.caller import TwilioCallerStream
 from loadcaller.twilio.messages import (
@@ -188,11 +188,6 @@ class TwilioStreamTransport(CallTransport):
         if data is not None:
             self._write_media(data)
 
-    def stage_audio(self, frame: bytes, out: list[tuple[Write, bytes]]) -> None:
-        data = self._media_frame(frame)
-        if data is not None:
-            out.append((self._write_media, data))
-
     def _media_frame(self, frame: bytes) -> bytes | None:
         """The hot path: a ``media`` message framed here, not by the protocol object
         (see wsframe); None when the stream does not take media (closing, closed)."""
@@ -202,7 +197,7 @@ class TwilioStreamTransport(CallTransport):
 
     def _write_media(self, data: bytes) -> None:
         tcp = self._tcp
-        if tcp is None:  # aborted since the frame was staged
+        if tcp is None:
             return
         tcp.write(data)
         if self._unread:

@@ -12,7 +12,6 @@ from loadcaller.audio.vad import ulaw_frame_dbfs, ulaw_frames_dbfs
 from loadcaller.calls.clock import MediaClock
 from loadcaller.media.frames import FRAME_NS, PlayedFrame
 from loadcaller.timebase import NS_PER_MS
-from loadcaller.transports.base import Write
 
 
 class FakeTime:
@@ -32,26 +31,17 @@ class Member:
         self.deadlines: list[int] = []
         self.sent: list[int] = []
         self.levels: list[list[float]] = []
-        self.taken: list[int] = []
-        self.errors: list[Exception] = []
 
-    def send(self, deadline_ns: int, out: list[tuple[Write, bytes]]) -> bool:
+    def send(self, deadline_ns: int) -> tuple[int, list[PlayedFrame]] | None:
         if self.fail:
             raise RuntimeError("broken")
         self.time.t += self.cost
         self.deadlines.append(deadline_ns)
         self.sent.append(self.time.t)
-        return True
-
-    def hear(self, now_ns: int) -> list[PlayedFrame]:
-        return list(self.heard)
+        return self.time.t, list(self.heard)
 
     def take(self, now_ns: int, heard: list[PlayedFrame], levels: Sequence[float]) -> None:
         self.levels.append(list(levels))
-        self.taken.append(now_ns)
-
-    def broken(self, exc: Exception) -> None:
-        self.errors.append(exc)
 
 
 def clock_at(t: int = 0, per_phase: int = 1) -> tuple[MediaClock, FakeTime]:
@@ -297,64 +287,3 @@ def test_set_ups_and_hang_ups_take_turns_between_sub_ticks() -> None:
     seen, ticks, released = asyncio.run(go())
     assert seen[-1] >= 6 and ticks >= 5  # one at a time, sub-tick after sub-tick
     assert released
-
-
-class Stager(Member):
-    """Stages its frame (a transport writing to a socket); its write takes ``cost``."""
-
-    def __init__(self, time: FakeTime, log: list[str], name: str, cost: int = 0,
-                 write_fails: bool = False) -> None:
-        super().__init__(time, cost=0, heard=[PlayedFrame(0, bytes([0xFF]) * 160)])
-        self.log, self.name, self.write_cost, self.write_fails = log, name, cost, write_fails
-
-    def send(self, deadline_ns: int, out: list[tuple[Write, bytes]]) -> bool:
-        self.log.append(f"build {self.name}")
-        self.deadlines.append(deadline_ns)
-        out.append((self.write, self.name.encode()))
-        return True
-
-    def hear(self, now_ns: int) -> list[PlayedFrame]:
-        self.log.append(f"hear {self.name}")
-        return list(self.heard)
-
-    def write(self, data: bytes) -> None:
-        if self.write_fails:
-            raise OSError("the socket went away")
-        self.time.t += self.write_cost
-        self.log.append(f"write {data.decode()}")
-
-
-def test_staged_frames_are_written_back_to_back_and_stamped_after_each_write() -> None:
-    """Every member builds its frame first, then the writes go out together: written one
-    by one between the calls' other work, most writes found the agent's process asleep
-    and paid for waking it. Each member's instant is the end of its own write."""
-    clock, time = clock_at(t=0, per_phase=4)
-    log: list[str] = []
-    a, b, c = (Stager(time, log, name, cost=100_000) for name in "abc")
-    plain = Member(time, cost=50_000)
-    for m in (a, b, plain, c):
-        clock.add(m)
-    time.t = clock.ideal_ns(0)
-    clock.run_subtick(0, time.t)
-    assert log == ["build a", "build b", "build c", "write a", "write b", "write c",
-                   "hear a", "hear b", "hear c"]  # what was heard, once the frames are out
-    start = clock.ideal_ns(0)
-    assert plain.taken == [start + 50_000]  # wrote in send, as before
-    assert (a.taken, b.taken, c.taken) == ([start + 150_000], [start + 250_000],
-                                           [start + 350_000])
-    assert a.levels == [[ulaw_frame_dbfs(bytes([0xFF]) * 160)]]  # heard frames still stepped
-    assert sorted(clock._jitter.values) == [50_000, 150_000, 250_000, 350_000]
-
-
-def test_a_staged_write_that_raises_ends_that_call_only() -> None:
-    clock, time = clock_at(t=0, per_phase=3)
-    log: list[str] = []
-    a, b = Stager(time, log, "a", write_fails=True), Stager(time, log, "b")
-    for m in (a, b):
-        clock.add(m)
-    time.t = clock.ideal_ns(0)
-    clock.run_subtick(0, time.t)
-    assert [type(e) for e in a.errors] == [OSError] and a.taken == []
-    assert clock.phase(a) is None and clock.member_errors == 1
-    assert log[-2:] == ["write b", "hear b"] and len(b.taken) == 1
-    assert clock.phase(b) is not None

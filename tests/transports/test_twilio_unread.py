@@ -1,8 +1,7 @@
 """An agent that neither reads nor sends: the caller's own media ends the call at max_unsent.
 
 The guard is the transport's high-water mark (``pause_writing``), checked after every
-media write, whether the frame was written at once or staged for the media clock's
-burst. (An agent that sends, even marks, is caught on the receive path too: the
+media write. (An agent that sends, even marks, is caught on the receive path too: the
 end-to-end hostile-agent test covers that one.) A real websockets server that stops
 reading, with small socket buffers so that 64 KiB of unread media piles up in a second.
 """
@@ -13,12 +12,10 @@ import asyncio
 import contextlib
 import socket
 
-import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from loadcaller.media.outcomes import CallOutcome
-from loadcaller.transports.base import Write
 from loadcaller.transports.twilio_stream import TwilioStreamTransport, TwilioTarget
 
 FRAME = bytes(range(160))
@@ -31,8 +28,7 @@ async def _deaf(ws: ServerConnection) -> None:
         await asyncio.sleep(30)  # then reads nothing and says nothing
 
 
-@pytest.mark.parametrize("staged", [False, True], ids=["send_audio", "staged"])
-async def test_unread_media_ends_the_call_at_max_unsent(staged: bool) -> None:
+async def test_unread_media_ends_the_call_at_max_unsent() -> None:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited when accepted
     sock.bind(("127.0.0.1", 0))
@@ -55,13 +51,7 @@ async def test_unread_media_ends_the_call_at_max_unsent(staged: bool) -> None:
         transport._write_media = counted  # type: ignore[method-assign]
         frames = 0
         while not transport.ended.done() and frames < 20_000:
-            if staged:
-                out: list[tuple[Write, bytes]] = []
-                transport.stage_audio(FRAME, out)
-                for write, data in out:
-                    write(data)
-            else:
-                transport.send_audio(FRAME)
+            transport.send_audio(FRAME)
             frames += 1
             if frames % 50 == 0:
                 await asyncio.sleep(0.001)  # the server's turn to (not) read

@@ -184,24 +184,12 @@ class TwilioStreamTransport(CallTransport):
     # ---- media clock side ----------------------------------------------------
 
     def send_audio(self, frame: bytes) -> None:
-        data = self._media_frame(frame)
-        if data is not None:
-            self._write_media(data)
-
-    def _media_frame(self, frame: bytes) -> bytes | None:
-        """The hot path: a ``media`` message framed here, not by the protocol object
-        (see wsframe); None when the stream does not take media (closing, closed)."""
-        if self._tcp is None or self.ws.state is not State.OPEN or self._stopping:
-            return None
-        return masked_text_frame(self.stream.media(b64_payload(frame)).encode())
-
-    def _write_media(self, data: bytes) -> None:
         tcp = self._tcp
-        if tcp is None:
-            return
-        tcp.write(data)
-        if self._unread:
-            self._not_reading(tcp)
+        if tcp is not None and self.ws.state is State.OPEN and not self._stopping:
+            # the hot path: framed here, not by the protocol object (see wsframe)
+            tcp.write(masked_text_frame(self.stream.media(b64_payload(frame)).encode()))
+            if self._unread:
+                self._not_reading(tcp)
 
     def heard(self, now: int) -> list[PlayedFrame]:
         if self.playout is None:

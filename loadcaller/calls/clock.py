@@ -22,9 +22,9 @@ is measured: it is in ``send_jitter``.
 
 A sub-tick runs in two passes: every member sends its frame and hands back
 what its caller heard (:meth:`ClockMember.send`); the level of every heard
-frame is then computed in one numpy call (:func:`ulaw_frames_dbfs`, six times
-cheaper per frame than one call per frame); then each member steps its script
-(:meth:`ClockMember.take`).
+frame with audio (silence has none to compute) is then computed in one numpy
+call (:func:`ulaw_frames_dbfs`, six times cheaper per frame than one call per
+frame); then each member steps its script (:meth:`ClockMember.take`).
 
 The clock measures itself: ``lag`` is how late a sub-tick began after its
 deadline, ``spread`` how long it took, and ``send_jitter`` how far each frame
@@ -60,6 +60,7 @@ SUB_NS = NS_PER_MS
 PER_PHASE = 25  # members a slot takes before another opens: ~0.5 ms of sends
 FLUSH = 4096  # values kept before they go into their histogram at once
 TURN_NS = 300_000  # the loop time one call's set-up or tear-down step is granted
+NO_LEVELS: tuple[float, ...] = ()  # a member that heard only silence
 
 
 class ClockMember(Protocol):
@@ -68,7 +69,8 @@ class ClockMember(Protocol):
         ...
 
     def take(self, now_ns: int, heard: list[PlayedFrame], levels: Sequence[float]) -> None:
-        """Step with the frames heard and their levels (dBFS), one per frame."""
+        """Step with the frames heard and the levels (dBFS) of those with audio, in order
+        (silence, a frame with empty audio, has none)."""
         ...
 
 
@@ -348,8 +350,8 @@ class MediaClock:
         return n
 
     def _serve(self, members: list[ClockMember], deadline: int) -> None:
-        sent: list[tuple[ClockMember, int, list[PlayedFrame]]] = []
-        audio: list[bytes] = []
+        sent: list[tuple[ClockMember, int, list[PlayedFrame], int]] = []
+        audio: list[bytes] = []  # only frames with sound: silence needs no level
         jitter = self._jitter.values
         for member in members:
             try:
@@ -361,18 +363,18 @@ class MediaClock:
                 continue
             t_sent, heard = out
             jitter.append(t_sent - deadline)
-            sent.append((member, t_sent, heard))
+            sent.append((member, t_sent, heard, len(audio)))
             for frame in heard:
-                audio.append(frame.audio)
+                if frame.audio:
+                    audio.append(frame.audio)
         levels = ulaw_frames_dbfs(audio) if audio else []
-        i = 0
-        for member, t_sent, heard in sent:
-            k = len(heard)
+        n = len(levels)
+        for i, (member, t_sent, heard, first) in enumerate(sent):
+            last = sent[i + 1][3] if i + 1 < len(sent) else n
             try:
-                member.take(t_sent, heard, levels[i:i + k])
+                member.take(t_sent, heard, levels[first:last] if last > first else NO_LEVELS)
             except Exception:
                 self._failed(member)
-            i += k
         if len(jitter) >= FLUSH:
             self._jitter.flush()
 

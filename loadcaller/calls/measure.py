@@ -93,16 +93,22 @@ class Listener:
     def hear(self, frames: list[PlayedFrame], levels: Sequence[float] | None = None) -> bool:
         """Feed heard frames; True when an onset or an end was found.
 
-        ``levels``: the frames' levels in dBFS, one per frame, when the media
-        clock computed them in one batch for all its calls.
+        ``levels``: the levels in dBFS of the frames with audio, in order, when
+        the media clock computed them in one batch for all its calls (a frame
+        with empty audio is silence and has none).
         """
         changed = False
         vad = self._vad
-        for i, frame in enumerate(frames):
-            if levels is not None:
-                dbfs = levels[i]
+        j = 0
+        for frame in frames:
+            audio = frame.audio
+            if not audio:
+                dbfs = SILENCE_DBFS
+            elif levels is not None:
+                dbfs = levels[j]
+                j += 1
             else:
-                dbfs = ulaw_frame_dbfs(frame.audio) if frame.audio else SILENCE_DBFS
+                dbfs = ulaw_frame_dbfs(audio)
             event = vad.feed(dbfs, frame.t_ns)
             if event is None:
                 continue

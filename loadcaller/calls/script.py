@@ -185,8 +185,9 @@ class CallScript:
              levels: Sequence[float] | None = None) -> list[Action]:
         """The frame from :meth:`next_frame` left at ``now``; ``heard`` was heard.
 
-        ``levels``: the heard frames' levels when the media clock computed them
-        for many calls at once (None: the listener computes them).
+        ``levels``: the levels of the heard frames with audio, when the media
+        clock computed them for many calls at once (None: the listener computes
+        them; see :meth:`Listener.hear`).
         """
         if self._first_sent:
             self._first_sent = False

@@ -110,27 +110,38 @@ class Playout:
 
     def advance(self, now_ns: int) -> tuple[list[PlayedFrame], list[str]]:
         """Frames whose playout has begun by ``now_ns``, and marks now passed."""
+        t = self._t_next
         buf = self._buf
         frames: list[PlayedFrame] = []
-        while self._t_next <= now_ns:
-            if buf:
-                n = min(FRAME_BYTES, len(buf))
-                if n < FRAME_BYTES and self._t_next + n * NS_PER_BYTE > now_ns:
-                    break  # a partial tail: wait, more audio may complete the frame
-                frames.append(PlayedFrame(self._t_next, bytes(buf[:n])))
-                del buf[:n]
-                self._played += n
-                self._t_next += n * NS_PER_BYTE
-            else:
-                if self._t_next + FRAME_NS > now_ns:
-                    break  # silence is heard once its 20 ms have passed
-                frames.append(PlayedFrame(self._t_next, SILENT))
-                self._t_next += FRAME_NS
-        marks: list[str] = []
-        if not self._marks:  # the agent is quiet: most ticks of most calls
-            return frames, marks
+        if not buf:  # the agent is quiet (most ticks of most calls): silence only
+            if t + FRAME_NS <= now_ns:
+                k = (now_ns - t) // FRAME_NS
+                frames = [PlayedFrame(t + i * FRAME_NS, SILENT) for i in range(k)]
+                self._t_next = t + k * FRAME_NS
+        else:
+            played = self._played
+            while t <= now_ns:
+                if buf:
+                    n = len(buf)
+                    if n >= FRAME_BYTES:
+                        n = FRAME_BYTES
+                    elif t + n * NS_PER_BYTE > now_ns:
+                        break  # a partial tail: wait, more audio may complete the frame
+                    frames.append(PlayedFrame(t, bytes(buf[:n])))
+                    del buf[:n]
+                    played += n
+                    t += n * NS_PER_BYTE
+                else:
+                    if t + FRAME_NS > now_ns:
+                        break  # silence is heard once its 20 ms have passed
+                    frames.append(PlayedFrame(t, SILENT))
+                    t += FRAME_NS
+            self._t_next, self._played = t, played
+        if not self._marks:
+            return frames, []
         # A mark is passed once the audio before it has finished playing.
         finished = self._played - max(0, -((now_ns - self._t_next) // NS_PER_BYTE))
+        marks: list[str] = []
         while self._marks and self._marks[0][0] <= finished:
             name = self._marks.popleft()[1]
             self._mark_bytes -= len(name)

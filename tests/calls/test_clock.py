@@ -157,19 +157,24 @@ def test_a_clock_far_behind_skips_whole_periods() -> None:
     assert m.deadlines == [clock.ideal_ns(served)]
 
 
-def test_levels_of_every_heard_frame_come_from_one_batch() -> None:
+def test_levels_of_every_heard_frame_with_audio_come_from_one_batch() -> None:
     time = FakeTime()
-    clock = MediaClock(sub_ns=FRAME_NS, clock=time)  # one phase: all three in one sub-tick
-    loud = [PlayedFrame(1, os.urandom(160)), PlayedFrame(2, b"")]
+    clock = MediaClock(sub_ns=FRAME_NS, clock=time)  # one phase: all four in one sub-tick
+    loud = [PlayedFrame(1, os.urandom(160)), PlayedFrame(2, b""), PlayedFrame(3, os.urandom(160))]
     quiet = [PlayedFrame(3, bytes([0x7E]) * 160)]
-    a, b, c = Member(time, heard=loud), Member(time), Member(time, heard=quiet)
-    for m in (a, b, c):
+    hush = [PlayedFrame(4, b""), PlayedFrame(5, b"")]
+    a, b, c, d = (Member(time, heard=loud), Member(time), Member(time, heard=hush),
+                  Member(time, heard=quiet))
+    for m in (a, b, c, d):
         clock.add(m)
     clock.run_subtick(0, clock.ideal_ns(0))
     exact = pytest.approx  # numpy sums a batch in another order: the last bit may differ
-    assert a.levels == [exact([ulaw_frame_dbfs(loud[0].audio), -120.0], rel=1e-12)]
+    # one level per frame with audio, in order; silence (empty audio) has none
+    assert a.levels == [exact([ulaw_frame_dbfs(loud[0].audio), ulaw_frame_dbfs(loud[2].audio)],
+                              rel=1e-12)]
     assert b.levels == [[]]
-    assert c.levels == [exact([ulaw_frame_dbfs(quiet[0].audio)], rel=1e-12)]
+    assert c.levels == [[]]
+    assert d.levels == [exact([ulaw_frame_dbfs(quiet[0].audio)], rel=1e-12)]
 
 
 def test_batched_levels_equal_one_at_a_time() -> None:

@@ -79,3 +79,19 @@ def test_overlap_boundary_is_the_end_of_the_agents_run_exactly():
     assert reply_onset(ear, end + 1, final=True) is None
     # and a stop 300 ms after the end is not an overlap either
     assert reply_onset(ear, end + 300 * MS, final=True) is None
+
+
+def test_levels_given_for_the_frames_with_audio_match_the_listeners_own():
+    # the media clock hands the listener one level per frame with audio (silence,
+    # empty audio, has none): gaps of silence between speech must not shift them
+    from loadcaller.audio.vad import ulaw_frames_dbfs
+
+    audio = [b""] * 7 + list(SPEECH) + [b""] * 30 + list(SPEECH[:20]) + [b""] * 25
+    frames = [PlayedFrame(i * 20 * MS, a) for i, a in enumerate(audio)]
+    own, batched = Listener(LISTEN_VAD), Listener(LISTEN_VAD)
+    own.hear(frames)
+    for i in range(0, len(frames), 3):  # ticks of up to three frames, as the clock gives them
+        chunk = frames[i:i + 3]
+        batched.hear(chunk, ulaw_frames_dbfs([f.audio for f in chunk if f.audio]))
+    assert own.onsets and own.ends
+    assert (batched.onsets, batched.ends) == (own.onsets, own.ends)

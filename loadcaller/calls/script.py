@@ -85,6 +85,7 @@ LISTEN_VAD = VadConfig(hangover_ms=400)
 MAX_STEPS_RUN: Final = 100_000  # steps one call may run, loops included (profiles: fewer)
 RECOGNITION_WAIT_NS: Final = 15_000_000_000  # the script's end waits this for expect: verdicts
 _SPEECH_DBFS: Final = VadConfig().off_dbfs  # a frame of the caller's speech (not a pause)
+SKIP_IDLE_TICKS = True  # tests turn it off to check the skip changes nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,9 @@ class CallScript:
         self._expect_pos: int | None = None  # the turn an expect: checks
         self._checks = asr.Checks(recognizer)
         self._checks_deadline: int | None = None
+        # the step in progress waits only on time and on what the caller hears: until
+        # then, with nothing new heard, a tick cannot move it (0: every tick may)
+        self._wake = 0
 
     # ---- the media clock's side -------------------------------------------------
 
@@ -206,7 +210,8 @@ class CallScript:
             self._entered = False
             self._next()
         if heard:
-            self.listener.hear(heard, levels)
+            if self.listener.hear(heard, levels):
+                self._wake = 0
             if self._audio is not None:
                 self._audio.extend(heard)
         if self._checks.pending:
@@ -215,6 +220,8 @@ class CallScript:
             return []
         if self._utt is not None and self._entered and now < self._max_call_at:
             return []  # mid-utterance (a Say, or a barge-in's speech): the step waits for its end
+        if now < self._wake:
+            return []  # waiting for an instant not reached, and nothing new was heard
         actions: list[Action] = []
         if now >= self._max_call_at:
             self._finish(CallOutcome.COMPLETED, "max call duration reached")
@@ -263,6 +270,7 @@ class CallScript:
 
     def _advance(self, now: int, actions: list[Action]) -> bool:
         """Run the current step at ``now``; True when it finished (go on to the next)."""
+        self._wake = 0
         step = self._current()
         if step is None:
             self._end_of_script(now)
@@ -293,6 +301,8 @@ class CallScript:
             if entering:
                 self._deadline = now + step.duration_ns
             done = now >= self._deadline
+            if not done:
+                self._until(self._deadline)
         elif isinstance(step, Dtmf):
             actions.extend(SendDtmf(d) for d in step.digits)
         elif isinstance(step, If | Repeat):
@@ -333,6 +343,9 @@ class CallScript:
             return None
         if found is None:
             if now < self._deadline:
+                # nothing changes before the timeout, the caller's patience or a new onset
+                self._until(self._deadline if patience is None
+                            else min(self._deadline, after + patience + self._confirm_ns))
                 return _NOT_YET
             found = reply_onset(self.listener, after, final=True)
         if pending is not None:
@@ -361,6 +374,7 @@ class CallScript:
         if self._wait == _REPLYING:
             end = self.listener.end_after(self._onset)
             if end is None and now < self._deadline:
+                self._until(self._deadline)  # or until the end is heard
                 return False
             if step.expect is not None:
                 self._check(step.expect, end)
@@ -395,6 +409,7 @@ class CallScript:
             self._phase = 1
         if self._phase == 1:
             if now + FRAME_NS < self._onset:  # the first frame leaves on the next tick
+                self._until(self._onset - FRAME_NS)
                 return False
             self._utt, self._pos, self._phase = step.utterance, 0, 2
         return False  # ends in step() once its last frame has left
@@ -416,6 +431,7 @@ class CallScript:
                 onset = None
             if onset is None:
                 if now < self._deadline + self._confirm_ns:
+                    self._until(self._deadline + self._confirm_ns)
                     return False
                 self.turns.append(TurnResult(self._speech, TurnOutcome.NO_REPROMPT,
                                              self._quiet_since, faults=self._faults(),
@@ -464,6 +480,10 @@ class CallScript:
         self._finish(CallOutcome.CALLER_ABANDONED,
                      f"no reply within the caller's patience ({patience_ns / 1e9:g} s); "
                      "the caller hung up")
+
+    def _until(self, t_ns: int) -> None:
+        """The step in progress can only move at ``t_ns`` or once something new is heard."""
+        self._wake = min(t_ns, self._max_call_at) if SKIP_IDLE_TICKS else 0
 
     # ---- expect: ---------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ from loadcaller.twilio.messages import (
     AgentClear,
     AgentMark,
     AgentMedia,
-    b64_payload,
+    b64_bytes,
     parse_agent_message,
 )
 from loadcaller.twilio.playout import Playout, PlayoutOverflow
@@ -187,7 +187,7 @@ class TwilioStreamTransport(CallTransport):
         tcp = self._tcp
         if tcp is not None and self.ws.state is State.OPEN and not self._stopping:
             # the hot path: framed here, not by the protocol object (see wsframe)
-            tcp.write(masked_text_frame(self.stream.media(b64_payload(frame)).encode()))
+            tcp.write(masked_text_frame(self.stream.media_bytes(b64_bytes(frame))))
             if self._unread:
                 self._not_reading(tcp)
 

@@ -7,7 +7,8 @@ every message after ``connected`` from 1, ``chunk`` counts media messages from 1
 ``timestamp`` is milliseconds since the stream started; all three are strings.
 
 ``media`` text is built from a base64 payload the caller encodes once per
-utterance frame and shares across calls, so the hot path is one f-string.
+utterance frame and shares across calls, so the hot path is one bytes
+formatting (:meth:`TwilioCallerStream.media_bytes`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class TwilioCallerStream:
     custom_parameters: dict[str, str] = field(default_factory=dict)
     seq: int = 0
     chunk: int = 0
+    _media: bytes = field(default=b"", init=False, repr=False, compare=False)
 
     def _next_seq(self) -> int:
         self.seq += 1
@@ -60,13 +62,20 @@ class TwilioCallerStream:
 
     def media(self, b64_payload: str) -> str:
         """The next 20 ms ``media`` message; ``timestamp`` follows the chunk count."""
+        return self.media_bytes(b64_payload.encode("ascii")).decode("ascii")
+
+    def media_bytes(self, b64_payload: bytes) -> bytes:
+        """:meth:`media` as the bytes a websocket frame carries (the hot path: one
+        bytes formatting, about half the cost of an f-string and its encoding)."""
         self.seq += 1
         chunk = self.chunk = self.chunk + 1
-        return (
-            f'{{"event":"media","sequenceNumber":"{self.seq}","media":{{"track":"inbound",'
-            f'"chunk":"{chunk}","timestamp":"{(chunk - 1) * 20}","payload":"{b64_payload}"}},'
-            f'"streamSid":"{self.stream_sid}"}}'
-        )
+        template = self._media
+        if not template:
+            sid = self.stream_sid.encode().replace(b"%", b"%%")
+            template = self._media = (
+                b'{"event":"media","sequenceNumber":"%d","media":{"track":"inbound",'
+                b'"chunk":"%d","timestamp":"%d","payload":"%s"},"streamSid":"' + sid + b'"}')
+        return template % (self.seq, chunk, (chunk - 1) * 20, b64_payload)
 
     def dtmf(self, digit: str) -> str:
         return json.dumps(

@@ -179,18 +179,23 @@ def parse_twilio_message(text: str | bytes) -> TwilioMessage:
 
 # A frame's base64 text, computed once per distinct frame and shared by every call
 # (utterance frames are long-lived objects: the lookup is an identity hit).
-_B64: dict[bytes, str] = {}
+_B64: dict[bytes, bytes] = {}
 _B64_MAX = 1 << 16  # frames beyond this many (impaired, changed) are not kept
 
 
-def b64_payload(frame: bytes) -> str:
-    """The base64 ``payload`` text of a frame, cached for frames seen before."""
+def b64_bytes(frame: bytes) -> bytes:
+    """The base64 ``payload`` of a frame as ASCII bytes, cached for frames seen before."""
     text = _B64.get(frame)
     if text is None:
-        text = base64.b64encode(frame).decode("ascii")
+        text = base64.b64encode(frame)
         if len(_B64) < _B64_MAX:
             _B64[frame] = text
     return text
+
+
+def b64_payload(frame: bytes) -> str:
+    """The base64 ``payload`` text of a frame (:func:`b64_bytes`, decoded)."""
+    return b64_bytes(frame).decode("ascii")
 
 
 # ---- builders an agent uses -------------------------------------------------

@@ -30,14 +30,20 @@ def test_caller_stream_speaks_twilios_wire_format():
     assert m1["media"] == {"track": "inbound", "chunk": "1", "timestamp": "0", "payload": payload}
     assert m2["media"]["chunk"] == "2" and m2["media"]["timestamp"] == "20"
     assert m1["streamSid"] == s.stream_sid
+    # the hot path's bytes are the same message, counted on
+    m3 = json.loads(s.media_bytes(payload.encode()))
+    media = m3["media"]
+    assert (m3["sequenceNumber"], media["chunk"], media["timestamp"]) == ("4", "3", "40")
+    odd = TwilioCallerStream(stream_sid="MZ%d%s")  # a SID is never formatted as a template
+    assert json.loads(odd.media_bytes(payload.encode()))["streamSid"] == "MZ%d%s"
 
     dtmf = json.loads(s.dtmf("5"))
     assert dtmf["dtmf"] == {"track": "inbound_track", "digit": "5"}
     mark = json.loads(s.mark("reply-1"))
-    assert mark["mark"] == {"name": "reply-1"} and mark["sequenceNumber"] == "5"
+    assert mark["mark"] == {"name": "reply-1"} and mark["sequenceNumber"] == "6"
     stop = json.loads(s.stop())
     assert stop["stop"] == {"accountSid": s.account_sid, "callSid": s.call_sid}
-    assert stop["sequenceNumber"] == "6"
+    assert stop["sequenceNumber"] == "7"
 
 
 def test_agent_side_parser_reads_what_the_caller_sends():

@@ -119,7 +119,9 @@ class Call:
         if script is None:
             return
         try:
-            self._act(script.step(now, heard, levels))
+            actions = script.step(now, heard, levels)
+            if actions:
+                self._act(actions)
         except Exception as exc:
             self._broken(exc)
             raise
@@ -137,7 +139,7 @@ class Call:
         # in member_errors and drops it) rather than leave it silent until cancelled
         self._act([Finished(CallOutcome.ERROR, f"local: {type(exc).__name__}: {exc}")])
 
-    def _act(self, actions: list[SendDtmf | Finished]) -> None:
+    def _act(self, actions: Sequence[SendDtmf | Finished]) -> None:
         for action in actions:
             if isinstance(action, SendDtmf):
                 self.transport.send_dtmf(action.digit)

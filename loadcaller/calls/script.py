@@ -104,6 +104,7 @@ class Finished:
 
 
 Action = SendDtmf | Finished
+NO_ACTIONS: Final[tuple[Action, ...]] = ()  # most ticks of most calls
 
 _WAITING, _REPLYING = 0, 1
 _NOT_YET: Final = (-1, False)  # _await_reply: the answer is not known at this instant
@@ -186,7 +187,7 @@ class CallScript:
         return frame
 
     def step(self, now: int, heard: list[PlayedFrame],
-             levels: Sequence[float] | None = None) -> list[Action]:
+             levels: Sequence[float] | None = None) -> Sequence[Action]:
         """The frame from :meth:`next_frame` left at ``now``; ``heard`` was heard.
 
         ``levels``: the levels of the heard frames with audio, when the media
@@ -217,11 +218,11 @@ class CallScript:
         if self._checks.pending:
             self._poll_checks()
         if self.finished is not None:
-            return []
+            return NO_ACTIONS
         if self._utt is not None and self._entered and now < self._max_call_at:
-            return []  # mid-utterance (a Say, or a barge-in's speech): the step waits for its end
+            return NO_ACTIONS  # mid-utterance (a Say, or a barge-in's speech): wait for its end
         if now < self._wake:
-            return []  # waiting for an instant not reached, and nothing new was heard
+            return NO_ACTIONS  # waiting for an instant not reached, and nothing new was heard
         actions: list[Action] = []
         if now >= self._max_call_at:
             self._finish(CallOutcome.COMPLETED, "max call duration reached")

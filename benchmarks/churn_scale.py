@@ -106,6 +106,8 @@ def run_tree(tree: Path, n: int, args: argparse.Namespace, url: str, work: Path)
         p for p in (str(tree.resolve()), os.environ.get("PYTHONPATH", "")) if p)}
     cmd = [sys.executable, "-m", "loadcaller", "run", str(profile), "--results-dir", str(out),
            "--progress-every", "0", "--metrics-port", "0", "--saturation-lag-ms", "5"]
+    if args.processes:
+        cmd += ["--processes", str(args.processes)]
     with log.open("wb") as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=err, start_new_session=True, env=env, cwd=tree)
@@ -199,6 +201,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--tree", type=Path, action="append",
                     help="a source tree to run loadcaller from (repeatable; default .)")
+    ap.add_argument("--processes", type=int, default=0,
+                    help="loadcaller run --processes N (0: its default)")
     ap.add_argument("--no-sipp-uac", action="store_true")
     ap.add_argument("--profile", type=Path, metavar="DIR",
                     help="py-spy (pip install py-spy) every thread over each window into DIR")

@@ -378,6 +378,7 @@ def _run(args: argparse.Namespace) -> int:
     from loadcaller.gates.parse import cli_gates, fault_names
     from loadcaller.profile import load_profile
     from loadcaller.swarm.run import run_swarm
+    from loadcaller.transports.base import default_processes
 
     overrides: dict[str, Any] = {}
     if args.target:
@@ -393,10 +394,8 @@ def _run(args: argparse.Namespace) -> int:
     out = args.results_dir or Path("loadcaller-results") / (
         f"{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     opts = swarm_options(args)
-    if opts.role == "local" and not opts.processes and spec.target.transport == "webrtc":
-        from loadcaller.transports.webrtc import default_processes
-
-        procs, why = default_processes(planned_users(spec), getattr(spec.target, "codec", "PCMU"))
+    if opts.role == "local" and not opts.processes:
+        procs, why = default_processes(planned_users(spec), spec.target)
         if procs:
             opts = dataclasses.replace(opts, processes=procs)
             print(f"loadcaller run: {why}", file=sys.stderr, flush=True)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import errno
+import os
 import resource
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -156,3 +157,28 @@ class Target(BaseModel, abc.ABC):
     @abc.abstractmethod
     def new_transport(self, *, call_id: str) -> CallTransport:
         """A transport for one call (inside the running loop)."""
+
+    def per_process(self) -> tuple[int, str] | None:
+        """(calls one process carries, what they are called), or None when no figure is
+        known. Over that many callers ``loadcaller run`` spreads them over processes
+        (:func:`default_processes`) unless ``--processes`` is given."""
+        return None
+
+
+def default_processes(users: int, target: Target) -> tuple[int, str]:
+    """Worker processes for ``users`` callers when --processes is not given.
+
+    One process carries ``target.per_process()`` calls at most (a figure from
+    benchmarks/, set below what held on a 2-core machine); the count is capped at
+    the CPU count. 0 means one process is enough (run in place).
+    """
+    known = target.per_process()
+    if known is None:
+        return 0, ""
+    per, what = known
+    cpus = os.cpu_count() or 1
+    procs = min(cpus, -(-users // per))
+    if procs <= 1:
+        return 0, ""
+    return procs, (f"{users} {what} callers over {procs} processes (at most {per} per "
+                   f"process, {cpus} CPUs; --processes overrides)")

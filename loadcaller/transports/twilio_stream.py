@@ -48,6 +48,11 @@ from loadcaller.twilio.playout import Playout, PlayoutOverflow
 from loadcaller.twilio.signature import compute_signature, signed_url
 
 MAX_MESSAGE_BYTES = 2**22  # websockets' max_size: a media message is a few hundred bytes
+# Twilio-stream calls one process carries with media-clock lag p99 < 5 ms through
+# `loadcaller run` with churn (benchmarks/churn_scale.py, 12 s calls, 40-57 set-ups/s, a
+# quiet 2-core machine, the agent on the same cores): 500 held (lag p99 1.8 ms), 700 did
+# not. Set below what held, so a busier machine still holds
+CALLS_PER_PROCESS = 400
 MIB = 2**20
 
 
@@ -89,6 +94,9 @@ class TwilioTarget(Target):
 
     def new_transport(self, *, call_id: str) -> TwilioStreamTransport:
         return TwilioStreamTransport(self, custom_parameters={"loadcaller_call_id": call_id})
+
+    def per_process(self) -> tuple[int, str]:
+        return CALLS_PER_PROCESS, "Twilio stream"
 
 
 class _Wire(asyncio.Protocol):

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from typing import Any, Literal
 
 from aiortc import (
@@ -63,22 +62,6 @@ CALLS_PER_PROCESS = {"PCMU": 60, "opus": 30}
 CLOSE_WAIT_S = 3.0  # a hang-up waits this long for the peer connection and the DELETE
 _SCHEME_FLAVOUR = {"webrtc+http": "pipecat", "webrtc+https": "pipecat",
                    "whip+http": "whip", "whip+https": "whip"}
-
-
-def default_processes(users: int, codec: str = "PCMU") -> tuple[int, str]:
-    """Worker processes for ``users`` WebRTC callers when --processes is not given.
-
-    aiortc costs far more CPU per call than our own RTP (SRTP, its sender and
-    receiver tasks), so one process holds CALLS_PER_PROCESS[codec] calls at most; the
-    count is capped at the CPU count. 0 means one process is enough (run in place).
-    """
-    cpus = os.cpu_count() or 1
-    per = CALLS_PER_PROCESS.get(codec, min(CALLS_PER_PROCESS.values()))
-    procs = min(cpus, -(-users // per))
-    if procs <= 1:
-        return 0, ""
-    return procs, (f"{users} WebRTC {codec} callers over {procs} processes (at most "
-                   f"{per} per process, {cpus} CPUs; --processes overrides)")
 
 
 class IceServer(BaseModel):
@@ -154,6 +137,12 @@ class WebRtcTarget(Target):
 
     def new_transport(self, *, call_id: str) -> WebRtcTransport:
         return WebRtcTransport(self, call_id=call_id)
+
+    def per_process(self) -> tuple[int, str]:
+        # aiortc costs far more CPU per call than our own RTP (SRTP, its sender and
+        # receiver tasks)
+        per = CALLS_PER_PROCESS.get(self.codec, min(CALLS_PER_PROCESS.values()))
+        return per, f"WebRTC {self.codec}"
 
 
 def answer_audio_problem(sdp: str) -> str | None:

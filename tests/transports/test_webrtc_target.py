@@ -1,4 +1,4 @@
-"""The WebRTC target: URL schemes, flavours, secrets, ICE servers, --target, process spread."""
+"""The WebRTC target: URL schemes, flavours, secrets, ICE servers, --target."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import pytest
 
 from loadcaller.errors import ProfileError
 from loadcaller.profile import parse_profile
-from loadcaller.transports import webrtc
 from loadcaller.transports.registry import target_override, transport_for_url
 from loadcaller.transports.twilio_stream import TwilioTarget
-from loadcaller.transports.webrtc import WebRtcTarget, answer_audio_problem, default_processes
+from loadcaller.transports.webrtc import WebRtcTarget, answer_audio_problem
 
 BASE = "scenarios: [{name: s, steps: [{wait_for_agent: {}}]}]\n"
 
@@ -72,17 +71,6 @@ def test_target_override_moves_any_profile_to_webrtc_and_keeps_webrtc_fields():
     p = parse_profile(BASE + "target: {url: 'webrtc+http://h/x'}",
                       overrides={"target.url": "ws://127.0.0.1:9/x"})
     assert isinstance(p.target, TwilioTarget)
-
-
-def test_webrtc_callers_spread_over_processes_by_default(monkeypatch):
-    monkeypatch.setattr(webrtc.os, "cpu_count", lambda: 8)
-    per = webrtc.CALLS_PER_PROCESS["PCMU"]
-    assert default_processes(per) == (0, "")  # one process is enough: run in place
-    procs, why = default_processes(per + 1)
-    assert procs == 2 and f"at most {per} per process" in why
-    assert default_processes(per * 100)[0] == 8  # never more than the CPUs
-    opus = webrtc.CALLS_PER_PROCESS["opus"]
-    assert opus < per and default_processes(opus + 1, "opus")[0] == 2
 
 
 AUDIO = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"

@@ -102,7 +102,7 @@ class HttpProxy:
         self.faults = faults
         self.metrics = metrics
         self.clock = clock
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._session: aiohttp.ClientSession | None = None
         self._ok = metrics.requests.labels(route.name, "forwarded")
         self._latency = metrics.upstream_latency.labels(route.name)

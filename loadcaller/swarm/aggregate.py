@@ -174,8 +174,8 @@ class Aggregate:
                 self.bargein_outcomes[turn.bargein] += 1
                 reaction = turn.bargein_reaction_ns
                 if reaction is not None:
-                    key = (rec.scenario, rec.transport, str(turn.index))
-                    self._hist(self.bargein, key).observe(max(0, reaction) / NS_PER_S)
+                    turn_key = (rec.scenario, rec.transport, str(turn.index))
+                    self._hist(self.bargein, turn_key).observe(max(0, reaction) / NS_PER_S)
             if turn.expect_ok is False:
                 self.expect_failed[(rec.scenario, rec.transport)] += 1
 
@@ -261,7 +261,8 @@ class Aggregate:
         Each gets ``since_start_s`` ([from, to] in seconds since the load started)
         when the start is known.
         """
-        out = merge_stretches({n: s.get("stretches") or () for n, s in self.nodes.items()})
+        out: list[dict[str, Any]] = merge_stretches(
+            {n: s.get("stretches") or () for n, s in self.nodes.items()})
         if self.t0_monotonic is not None:
             for w in out:
                 w["since_start_s"] = [round(max(0.0, w["from"] - self.t0_monotonic), 1),

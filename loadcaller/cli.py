@@ -214,7 +214,9 @@ def _swarm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics-linger", type=float, default=0.0, metavar="S",
                    help="keep serving /metrics S seconds after the run, for a last scrape")
     p.add_argument("--processes", type=int, default=0, metavar="N",
-                   help="fork N local worker processes (use one per core)")
+                   help="fork N local worker processes, one per core at most (default: "
+                        "one process, or as many as the callers need at the transport's "
+                        "calls per process, capped at the CPUs: docs/distributed.md)")
     p.add_argument("--csv", metavar="PREFIX", help="Locust's CSV statistics: PREFIX_stats.csv, ...")
     p.add_argument("--html", type=Path, metavar="FILE", help="Locust's HTML report at the end")
     p.add_argument("--saturation-lag-ms", type=float, default=5.0, metavar="MS",

@@ -85,9 +85,12 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--reply-every", type=float, default=5.0,
                     help="the target's reply interval per call (s)")
+    ap.add_argument("--chunk-ms", type=int, default=0,
+                    help="the target streams each reply in messages of this many ms, paced "
+                         "(0: one burst per reply)")
     args = ap.parse_args()
     target = subprocess.Popen([sys.executable, str(HERE / "twilio_target.py"), "--every",
-                               str(args.reply_every)],
+                               str(args.reply_every), "--chunk-ms", str(args.chunk_ms)],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert target.stdout is not None

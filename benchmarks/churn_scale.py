@@ -197,6 +197,9 @@ def main() -> int:
     ap.add_argument("--spawn-rate", type=float, default=50.0)
     ap.add_argument("--call-s", type=float, default=12.0, help="each call's length")
     ap.add_argument("--every", type=float, default=5.0, help="the target's reply interval")
+    ap.add_argument("--chunk-ms", type=int, default=0,
+                    help="the target streams each reply in messages of this many ms, paced "
+                         "(0: one burst per reply)")
     ap.add_argument("--settle", type=float, default=5.0)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--tree", type=Path, action="append",
@@ -209,7 +212,8 @@ def main() -> int:
     args = ap.parse_args()
     trees = args.tree or [Path(".")]
     target = subprocess.Popen([sys.executable, str(HERE / "twilio_target.py"), "--every",
-                               str(args.every)], stdout=subprocess.PIPE, text=True)
+                               str(args.every), "--chunk-ms", str(args.chunk_ms)],
+                              stdout=subprocess.PIPE, text=True)
     try:
         assert target.stdout is not None
         url = target.stdout.readline().split()[1]

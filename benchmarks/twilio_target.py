@@ -1,7 +1,9 @@
 """A lightweight Twilio Media Streams target for benchmarks (not a voice agent).
 
 It accepts streams, ignores the caller's audio, and every ``--every`` seconds
-sends a ~2 s reply in one burst (so the caller's playout, VAD and marks run).
+sends a ~2 s reply in one burst (so the caller's playout, VAD and marks run),
+or with ``--chunk-ms N`` as N ms media messages paced in real time, as a
+streaming agent (Pipecat, the reference agent) sends its speech.
 websockets' sans-I/O ServerProtocol on a bare asyncio Protocol keeps its own
 CPU low, so the caller process is what gets measured.
 
@@ -21,16 +23,26 @@ from websockets.server import ServerProtocol
 
 from loadcaller.audio.pack import load_pack_audio
 
-REPLY_B64 = base64.b64encode(load_pack_audio("agent_ask_number")).decode()
+REPLY = load_pack_audio("agent_ask_number")
+REPLY_B64 = base64.b64encode(REPLY).decode()
+
+
+def chunks_b64(chunk_ms: int) -> list[str]:
+    """The reply cut into ``chunk_ms`` media payloads (8 bytes of mu-law per ms)."""
+    size = 8 * chunk_ms
+    return [base64.b64encode(REPLY[i:i + size]).decode() for i in range(0, len(REPLY), size)]
 
 
 class Stream(asyncio.Protocol):
-    def __init__(self, every: float) -> None:
+    def __init__(self, every: float, chunks: list[str], chunk_s: float) -> None:
         self.ws = ServerProtocol(max_size=2**22)
         self.every = every
+        self.chunks, self.chunk_s = chunks, chunk_s
         self.sid = ""
         self.tcp: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.pacer: asyncio.TimerHandle | None = None
+        self.sent, self.t0 = 0, 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.tcp = transport  # type: ignore[assignment]
@@ -50,12 +62,38 @@ class Stream(asyncio.Protocol):
 
         if self.ws.state is not State.OPEN:
             return
-        msg = f'{{"event":"media","streamSid":"{self.sid}","media":{{"payload":"{REPLY_B64}"}}}}'
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_later(self.every, self.reply)
+        if self.chunks:
+            self.sent, self.t0 = 0, loop.time()
+            self.pace()
+            return
+        self.media(REPLY_B64)
+        self.mark()
+
+    def pace(self) -> None:
+        """The next chunk now, the one after at its instant (absolute: no drift)."""
+        from websockets.protocol import State
+
+        if self.ws.state is not State.OPEN or self.tcp is None:
+            return
+        if self.sent == len(self.chunks):
+            self.mark()
+            return
+        self.media(self.chunks[self.sent])
+        self.sent += 1
+        self.pacer = asyncio.get_running_loop().call_at(self.t0 + self.sent * self.chunk_s,
+                                                        self.pace)
+
+    def media(self, payload: str) -> None:
+        msg = f'{{"event":"media","streamSid":"{self.sid}","media":{{"payload":"{payload}"}}}}'
         self.ws.send_text(msg.encode())
+        self.flush()
+
+    def mark(self) -> None:
         self.ws.send_text(json.dumps({"event": "mark", "streamSid": self.sid,
                                       "mark": {"name": "r"}}).encode())
         self.flush()
-        self.timer = asyncio.get_running_loop().call_later(self.every, self.reply)
 
     def flush(self) -> None:
         if self.tcp is None:
@@ -67,8 +105,9 @@ class Stream(asyncio.Protocol):
                 self.tcp.write_eof()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        for timer in (self.timer, self.pacer):
+            if timer is not None:
+                timer.cancel()
         self.tcp = None
 
 
@@ -76,10 +115,14 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--every", type=float, default=5.0)
+    ap.add_argument("--chunk-ms", type=int, default=0,
+                    help="send each reply as media messages of this many ms, paced in real "
+                         "time (0: the whole reply in one message)")
     args = ap.parse_args()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Stream(args.every), "127.0.0.1", args.port,
-                                      backlog=4096)
+    chunks = chunks_b64(args.chunk_ms) if args.chunk_ms > 0 else []
+    server = await loop.create_server(lambda: Stream(args.every, chunks, args.chunk_ms / 1000),
+                                      "127.0.0.1", args.port, backlog=4096)
     port = server.sockets[0].getsockname()[1]
     print(f"READY ws://127.0.0.1:{port}/media", flush=True)
     await asyncio.Event().wait()

@@ -372,6 +372,22 @@ def swarm_options(args: argparse.Namespace, results_dir: Path | None = None) -> 
     )
 
 
+def spread_processes(opts: Any, spec: Any) -> tuple[Any, str]:
+    """``opts`` with the worker processes a local run without ``--processes`` needs
+    (:func:`~loadcaller.transports.base.default_processes`), and why ("" : unchanged)."""
+    import dataclasses
+
+    from loadcaller.engine import planned_users
+    from loadcaller.transports.base import default_processes
+
+    if opts.role != "local" or opts.processes:
+        return opts, ""
+    procs, why = default_processes(planned_users(spec), spec.target)
+    if not procs:
+        return opts, ""
+    return dataclasses.replace(opts, processes=procs), why
+
+
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -380,7 +396,6 @@ def _run(args: argparse.Namespace) -> int:
     from loadcaller.gates.parse import cli_gates, fault_names
     from loadcaller.profile import load_profile
     from loadcaller.swarm.run import run_swarm
-    from loadcaller.transports.base import default_processes
 
     overrides: dict[str, Any] = {}
     if args.target:
@@ -395,12 +410,9 @@ def _run(args: argparse.Namespace) -> int:
                                                                   fault_names(profile.chaos)))
     out = args.results_dir or Path("loadcaller-results") / (
         f"{profile.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    opts = swarm_options(args)
-    if opts.role == "local" and not opts.processes:
-        procs, why = default_processes(planned_users(spec), spec.target)
-        if procs:
-            opts = dataclasses.replace(opts, processes=procs)
-            print(f"loadcaller run: {why}", file=sys.stderr, flush=True)
+    opts, why = spread_processes(swarm_options(args), spec)
+    if why:
+        print(f"loadcaller run: {why}", file=sys.stderr, flush=True)
     if opts.role == "local":
         _warn_open_files(-(-planned_users(spec) // max(1, opts.processes)))
     if opts.role == "worker":

@@ -49,10 +49,12 @@ from loadcaller.twilio.signature import compute_signature, signed_url
 
 MAX_MESSAGE_BYTES = 2**22  # websockets' max_size: a media message is a few hundred bytes
 # Twilio-stream calls one process carries with media-clock lag p99 < 5 ms through
-# `loadcaller run` with churn (benchmarks/churn_scale.py, 12 s calls, 40-57 set-ups/s, a
-# quiet 2-core machine, the agent on the same cores): 500 held (lag p99 1.8 ms), 700 did
-# not. Set below what held, so a busier machine still holds
-CALLS_PER_PROCESS = 400
+# `loadcaller run` with churn (benchmarks/churn_scale.py, 12 s calls, a quiet 2-core
+# machine, the agent on the same cores). Against an agent that sends each reply in one
+# message, 500 held (lag p99 1.8 ms) and 700 did not; against one that streams its speech
+# in paced 20 ms messages, as Pipecat does (--chunk-ms 20), every message is a read, a
+# call costs about twice the CPU, and 300 held (3.7 ms). Set below what held
+CALLS_PER_PROCESS = 250
 MIB = 2**20
 
 

@@ -43,18 +43,21 @@ def spec(load: str, url: str = "ws://127.0.0.1:1/media"):  # type: ignore[no-unt
 
 def test_loadcaller_run_forks_workers_only_when_none_were_asked_for(monkeypatch):
     monkeypatch.setattr(base.os, "cpu_count", lambda: 4)
-    many = spec("{users: 1000, duration: 10s}")
+    per = twilio_stream.CALLS_PER_PROCESS
+    many = spec(f"{{users: {2 * per + 1}, duration: 10s}}")
     opts, why = spread_processes(SwarmOptions(), many)
-    assert opts.processes == 3 and why.startswith("1000 Twilio stream callers over 3 processes")
+    assert opts.processes == 3
+    assert why.startswith(f"{2 * per + 1} Twilio stream callers over 3 processes")
     # a load shape's peak counts, not the plan's first users
-    peak = spec("{users: 10, duration: 10m, shape: {type: spike, spike_users: 900, at: 1m, "
-                "hold: 1m}}")
-    assert spread_processes(SwarmOptions(), peak)[0].processes == 3
+    peak = spec(f"{{users: 10, duration: 10m, shape: {{type: spike, spike_users: {per + 1}, "
+                "at: 1m, hold: 1m}}")
+    assert spread_processes(SwarmOptions(), peak)[0].processes == 2
     # the user's choice stands; a master or a worker never forks; few callers run in place
     assert spread_processes(SwarmOptions(processes=1), many) == (SwarmOptions(processes=1), "")
     assert spread_processes(SwarmOptions(role="master"), many)[0].processes == 0
     assert spread_processes(SwarmOptions(role="worker"), many)[0].processes == 0
-    assert spread_processes(SwarmOptions(), spec("{users: 50, duration: 10s}")) == (
+    assert spread_processes(SwarmOptions(), spec(f"{{users: {per}, duration: 10s}}")) == (
         SwarmOptions(), "")
-    sip = spec("{users: 300, duration: 10s}", url="sip:agent@127.0.0.1:5060")
+    sip = spec(f"{{users: {sip_transport.CALLS_PER_PROCESS + 1}, duration: 10s}}",
+               url="sip:agent@127.0.0.1:5060")
     assert spread_processes(SwarmOptions(), sip)[0].processes == 2

@@ -86,7 +86,10 @@ def test_levels_given_for_the_frames_with_audio_match_the_listeners_own():
     # empty audio, has none): gaps of silence between speech must not shift them
     from loadcaller.audio.vad import ulaw_frames_dbfs
 
+    loud, faint = bytes([0x00, 0x80]) * 80, bytes([0xFE]) * 160  # full scale; about -80 dBFS
+    # ticks whose first frames are loud and the last faint: each must get its own level
     audio = [b""] * 7 + list(SPEECH) + [b""] * 30 + list(SPEECH[:20]) + [b""] * 25
+    audio += [b""] * (-len(audio) % 3) + [loud, loud, faint] * 6 + [faint] * 30
     frames = [PlayedFrame(i * 20 * MS, a) for i, a in enumerate(audio)]
     own, batched = Listener(LISTEN_VAD), Listener(LISTEN_VAD)
     own.hear(frames)

@@ -19,6 +19,7 @@ import json
 
 from websockets.frames import Opcode
 from websockets.http11 import Request
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from loadcaller.audio.pack import load_pack_audio
@@ -58,8 +59,6 @@ class Stream(asyncio.Protocol):
         self.flush()
 
     def reply(self) -> None:
-        from websockets.protocol import State
-
         if self.ws.state is not State.OPEN:
             return
         loop = asyncio.get_running_loop()
@@ -73,8 +72,6 @@ class Stream(asyncio.Protocol):
 
     def pace(self) -> None:
         """The next chunk now, the one after at its instant (absolute: no drift)."""
-        from websockets.protocol import State
-
         if self.ws.state is not State.OPEN or self.tcp is None:
             return
         if self.sent == len(self.chunks):

@@ -350,7 +350,8 @@ class MediaClock:
         return n
 
     def _serve(self, members: list[ClockMember], deadline: int) -> None:
-        sent: list[tuple[ClockMember, int, list[PlayedFrame], int]] = []
+        # (member, sent at, heard, its levels' slice of the batch: first, end)
+        sent: list[tuple[ClockMember, int, list[PlayedFrame], int, int]] = []
         audio: list[bytes] = []  # only frames with sound: silence needs no level
         jitter = self._jitter.values
         for member in members:
@@ -363,16 +364,15 @@ class MediaClock:
                 continue
             t_sent, heard = out
             jitter.append(t_sent - deadline)
-            sent.append((member, t_sent, heard, len(audio)))
+            first = len(audio)
             for frame in heard:
                 if frame.audio:
                     audio.append(frame.audio)
+            sent.append((member, t_sent, heard, first, len(audio)))
         levels = ulaw_frames_dbfs(audio) if audio else []
-        n = len(levels)
-        for i, (member, t_sent, heard, first) in enumerate(sent):
-            last = sent[i + 1][3] if i + 1 < len(sent) else n
+        for member, t_sent, heard, first, end in sent:
             try:
-                member.take(t_sent, heard, levels[first:last] if last > first else NO_LEVELS)
+                member.take(t_sent, heard, levels[first:end] if end > first else NO_LEVELS)
             except Exception:
                 self._failed(member)
         if len(jitter) >= FLUSH:

@@ -35,7 +35,12 @@ from loadcaller.media.frames import SAMPLE_RATE, PlayedFrame
 from loadcaller.media.outcomes import CallOutcome
 from loadcaller.timebase import now_ns
 from loadcaller.transports.base import CallTransport, Target, local_os_error
-from loadcaller.transports.wsframe import masked_text_frame
+from loadcaller.transports.wsframe import (
+    BINARY,
+    ServerFrames,
+    masked_text_frame,
+    server_frame,
+)
 from loadcaller.twilio.caller import TwilioCallerStream
 from loadcaller.twilio.messages import (
     AgentClear,
@@ -48,6 +53,7 @@ from loadcaller.twilio.playout import Playout, PlayoutOverflow
 from loadcaller.twilio.signature import compute_signature, signed_url
 
 MAX_MESSAGE_BYTES = 2**22  # websockets' max_size: a media message is a few hundred bytes
+MAX_UPGRADE_BYTES = 2**16  # an upgrade response's head; past this websockets judges it
 # Twilio-stream calls one process carries with media-clock lag p99 < 5 ms through
 # `loadcaller run` with churn (benchmarks/churn_scale.py, 12 s calls, a quiet 2-core
 # machine, the agent on the same cores). Against an agent that sends each reply in one
@@ -141,6 +147,9 @@ class TwilioStreamTransport(CallTransport):
         self._tcp: asyncio.Transport | None = None
         self._handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._fragments: list[bytes] = []
+        self._upgrading = True  # the response's head is read into _head first
+        self._head = bytearray()
+        self._frames: ServerFrames | None = None  # once upgraded: the agent's frames
         self._stopping = False
         # more than max_unsent bytes wait for the agent to read them: the transport's own
         # flow control says so (its high-water mark), not a size asked after every frame
@@ -232,6 +241,45 @@ class TwilioStreamTransport(CallTransport):
     # ---- receive path --------------------------------------------------------
 
     def _on_data(self, data: bytes, t: int) -> None:
+        frames = self._frames
+        if frames is None:
+            if self._upgrading:
+                self._on_upgrade_data(data, t)
+            else:  # a refused upgrade's body: websockets reads it
+                self._on_ws_data(data, t)
+            return
+        ws = self.ws
+        for kind, chunk in frames.feed(data):
+            if self.ended.done():
+                break  # this call is over: the rest is not worth parsing
+            if not kind:
+                self._on_ws_data(chunk, t)
+            elif ws.state is State.OPEN and not self._fragments:
+                self._on_payload(chunk, kind == BINARY, t)  # a whole message: the hot path
+            else:  # mid-fragments or closing: websockets judges it
+                self._on_ws_data(server_frame(kind, chunk), t)
+
+    def _on_upgrade_data(self, data: bytes, t: int) -> None:
+        """Bytes before the upgrade's end: websockets gets the response's head and not a
+        byte more, so that it holds no part of a frame when :class:`ServerFrames` takes
+        over (an agent may send its first message right behind the 101)."""
+        head = self._head
+        head += data
+        end = head.find(b"\r\n\r\n")
+        if end < 0 and len(head) < MAX_UPGRADE_BYTES:
+            return
+        cut = len(head) if end < 0 else end + 4
+        response, rest = bytes(head[:cut]), bytes(head[cut:])
+        head.clear()
+        self._upgrading = False
+        self._on_ws_data(response, t)
+        if self.ws.state is State.OPEN and self.ws.handshake_exc is None:
+            self._frames = ServerFrames(MAX_MESSAGE_BYTES)
+        if rest:
+            self._on_data(rest, t)
+
+    def _on_ws_data(self, data: bytes, t: int) -> None:
+        """What websockets reads: the upgrade, control frames, fragments, errors."""
         ws = self.ws
         ws.receive_data(data)
         for event in ws.events_received():
@@ -253,21 +301,27 @@ class TwilioStreamTransport(CallTransport):
                     self._fragments = []
                 else:
                     payload = bytes(event.data)
-                if op is Opcode.BINARY:
-                    self._on_message(payload, t)
-                    continue
-                try:
-                    text = payload.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    self._fail(CallOutcome.ERROR, "agent broke the websocket protocol: text "
-                               f"message is not UTF-8 ({exc.reason} at byte {exc.start})")
+                if not self._on_payload(payload, op is Opcode.BINARY, t):
                     return
-                self._on_message(text, t)
             elif op is Opcode.CLOSE:
                 self._on_close_frame()
         if ws.parser_exc is not None or ws.handshake_exc is not None:
             self._on_parser_error()
         self._flush()
+
+    def _on_payload(self, payload: bytes, binary: bool, t: int) -> bool:
+        """One whole message; False when it ended the call (text that is not UTF-8)."""
+        if binary:
+            self._on_message(payload, t)
+            return True
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self._fail(CallOutcome.ERROR, "agent broke the websocket protocol: text "
+                       f"message is not UTF-8 ({exc.reason} at byte {exc.start})")
+            return False
+        self._on_message(text, t)
+        return True
 
     def _on_parser_error(self) -> None:
         """websockets refused what the agent sent; say what, instead of "connection lost"."""
@@ -333,6 +387,9 @@ class TwilioStreamTransport(CallTransport):
             self._end(CallOutcome.DROPPED, why)
 
     def _on_eof(self) -> None:
+        if self._head:  # a response's head cut short: websockets says what it lacks
+            head, self._head = bytes(self._head), bytearray()
+            self.ws.receive_data(head)
         self.ws.receive_eof()
         self._flush()
 

@@ -59,7 +59,7 @@ def drift_json(text: str | bytes, p: SchemaDriftParams) -> str | None:
     """The drifted JSON text, or None when `text` is not JSON or nothing matched."""
     try:
         doc = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested too deep: as it came
         return None
     ops = compile_ops(doc, p.op, p.path, to=p.to, key=p.key, value=p.value)
     if not ops:

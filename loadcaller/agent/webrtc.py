@@ -35,7 +35,6 @@ most ``max_calls`` calls at once: an offer beyond them is answered ``503``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from loadcaller import peerjson
 from loadcaller.agent.server import ReferenceAgent
 from loadcaller.agent.session import AgentSession
 from loadcaller.agent.webrtc_stamps import SentTrack, WebRtcLine, stamp_arrivals
@@ -381,7 +381,7 @@ class WebRtcAgent:
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.read())
+        body = peerjson.loads(await request.read())
     except (ValueError, UnicodeDecodeError):
         raise OfferError(400, "the body must be a JSON object") from None
     if not isinstance(body, dict):

@@ -17,6 +17,7 @@ refused unread. Each ends the call as ``error`` with a reason that says which.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import ssl
 from typing import Literal
@@ -51,6 +52,8 @@ from loadcaller.twilio.messages import (
 )
 from loadcaller.twilio.playout import Playout, PlayoutOverflow
 from loadcaller.twilio.signature import compute_signature, signed_url
+
+log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 2**22  # websockets' max_size: a media message is a few hundred bytes
 MAX_UPGRADE_BYTES = 2**16  # an upgrade response's head; past this websockets judges it
@@ -114,7 +117,10 @@ class _Wire(asyncio.Protocol):
         self.owner = owner
 
     def data_received(self, data: bytes) -> None:
-        self.owner._on_data(data, now_ns())
+        try:
+            self.owner._on_data(data, now_ns())
+        except Exception as exc:  # our bug: this call ends as an error, not a traceback per read
+            self.owner._broken(exc)
 
     def eof_received(self) -> bool | None:
         self.owner._on_eof()
@@ -424,6 +430,11 @@ class TwilioStreamTransport(CallTransport):
                 tcp.write_eof()
         if self._unread:
             self._not_reading(tcp)
+
+    def _broken(self, exc: Exception) -> None:
+        log.debug("receive path failed", exc_info=exc)
+        self._end(CallOutcome.ERROR, f"local: {type(exc).__name__} reading the agent: {exc}")
+        self._abort()
 
     def _not_reading(self, tcp: asyncio.Transport) -> None:
         """The agent has left ``max_unsent`` bytes unread: end the call, drop the backlog."""

@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from loadcaller import peerjson
 from loadcaller.errors import RemoteProtocolError
 
 # ---- messages an agent sends (parsed by the caller) ------------------------
@@ -97,9 +98,9 @@ def _loads(text: str | bytes) -> dict[str, Any]:
     if isinstance(text, bytes):
         raise RemoteProtocolError("binary websocket frame where Twilio protocol expects text")
     try:
-        obj = json.loads(text)
+        obj = peerjson.loads(text)
     except ValueError as exc:
-        raise RemoteProtocolError(f"malformed JSON: {text[:80]!r}") from exc
+        raise RemoteProtocolError(f"malformed JSON ({exc}): {text[:80]!r}") from exc
     if not isinstance(obj, dict):
         raise RemoteProtocolError(f"message is not a JSON object: {text[:80]!r}")
     return obj

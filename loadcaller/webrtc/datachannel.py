@@ -16,10 +16,11 @@ keeps the best kind the agent sent, so no word is counted twice.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
+
+from loadcaller import peerjson
 
 RTVI_LABEL: Final = "rtvi-ai"
 # Best first: each kind restates the same speech at a finer grain than the one before.
@@ -53,7 +54,7 @@ class DataChannelLog:
         if isinstance(message, bytes):
             return None
         try:
-            data = json.loads(message)
+            data = peerjson.loads(message)
         except ValueError:
             self.not_json += 1
             return None

@@ -31,6 +31,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from pydantic import SecretStr
 
+from loadcaller import peerjson
 from loadcaller.errors import SetupFailed
 from loadcaller.redact import redact_url
 
@@ -159,7 +160,7 @@ class PipecatSignalling(Signalling):
                                          content_type="application/json",
                                          accept="application/json")
         try:
-            answer = json.loads(data)
+            answer = peerjson.loads(data)
         except ValueError:
             raise SetupFailed(f"signalling: the answer from {self.shown_url} is not JSON"
                               + _snippet(data)) from None

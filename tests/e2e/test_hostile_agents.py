@@ -124,6 +124,13 @@ async def invalid_utf8(ws: ServerConnection) -> None:
     await silent(ws)
 
 
+async def deep_json(ws: ServerConnection) -> None:
+    """Valid JSON nested deeper than the caller's interpreter recurses (10 kB)."""
+    await _read_start(ws)
+    await ws.send('{"event": "media", "x": ' + "[" * 5000 + "]" * 5000 + "}")
+    await silent(ws)
+
+
 async def no_close_frame(ws: ServerConnection) -> None:
     """Greets, then ends the TCP stream (FIN) without a websocket close frame."""
     sid = await _read_start(ws)
@@ -194,6 +201,7 @@ CASES = [
     Case("unknown_event", "error", "unknown event"),
     Case("invalid_base64", "error", "not base64"),
     Case("invalid_utf8", "error", "utf-8"),
+    Case("deep_json", "error", "nested too deeply"),
     Case("no_close_frame", "dropped", "without a close frame"),
     Case("reject_403", "failed_setup", "HTTP 403"),
     Case("reject_500", "failed_setup", "HTTP 500"),

@@ -29,6 +29,7 @@ from loadcaller.transports.twilio_stream import (
     MAX_MESSAGE_BYTES,
     TwilioStreamTransport,
     TwilioTarget,
+    _Wire,
 )
 from loadcaller.transports.wsframe import BINARY, OTHER, TEXT, ServerFrames
 from loadcaller.twilio.caller import TwilioCallerStream
@@ -288,3 +289,18 @@ def test_the_splitter_cuts_whole_frames_and_holds_the_rest():
     assert frames.pending == 0
     over = b"\x81\x7e\x03\xe9" + b"x" * 10  # 1001 bytes announced: websockets refuses it
     assert frames.feed(over) == [(OTHER, over)]
+
+
+def test_a_bug_in_the_receive_path_ends_that_call_as_a_local_error(monkeypatch):
+    t, tcp, response = _call(False)
+    wire = _Wire(t)
+    wire.data_received(response)
+
+    def broken(message: str | bytes, t_ns: int) -> None:
+        raise KeyError("oops")
+
+    monkeypatch.setattr(t, "_on_message", broken)
+    wire.data_received(_stream(["media"]))  # raised out of data_received: a traceback per read
+    assert t.ended.done() and tcp.aborted
+    end = t.ended.result()
+    assert (end.outcome, end.reason) == ("error", "local: KeyError reading the agent: 'oops'")

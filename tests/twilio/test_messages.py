@@ -77,3 +77,10 @@ def test_agent_messages_round_trip():
 def test_what_an_agent_gets_wrong_is_a_remote_protocol_error(message, says):
     with pytest.raises(RemoteProtocolError, match=says):
         tw.parse_agent_message(message)
+
+
+@pytest.mark.parametrize("parse", [tw.parse_agent_message, tw.parse_twilio_message])
+def test_json_nested_past_the_recursion_limit_is_the_peer_s_protocol_error(parse):
+    deep = '{"event": "media", "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    with pytest.raises(RemoteProtocolError, match="nested too deeply"):
+        parse(deep)

@@ -19,7 +19,7 @@ import gevent
 from locust import User, constant, task
 
 from loadcaller.calls.call import CallRecord
-from loadcaller.calls.load import SETUP_BACKOFF_S
+from loadcaller.calls.load import MIN_CALL_INTERVAL_S, SETUP_BACKOFF_S
 from loadcaller.compile import RunSpec
 from loadcaller.media.outcomes import NOT_FAILED, CallOutcome
 from loadcaller.swarm.node import CallerNode
@@ -76,10 +76,14 @@ class VoiceUser(User):
             node.open_counts["missed"] += missed
             gevent.sleep(max(0.0, start - time.monotonic()))
             node.open_counts["started"] += 1
+        started = time.monotonic()
         rec = node.place_call(self._index)
         self._report(rec)
-        if rec.outcome == CallOutcome.FAILED_SETUP and self._pacing is None:
-            gevent.sleep(SETUP_BACKOFF_S)
+        if self._pacing is None:  # the open model's pacing sets its own starts
+            if rec.outcome == CallOutcome.FAILED_SETUP:
+                gevent.sleep(SETUP_BACKOFF_S)
+            else:  # an agent that ends every call at once is not dialled 500 times a second
+                gevent.sleep(max(0.0, started + MIN_CALL_INTERVAL_S - time.monotonic()))
 
     def _report(self, rec: CallRecord) -> None:
         fire = self.environment.events.request.fire

@@ -17,12 +17,13 @@ goes on with the others.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gevent
@@ -40,11 +41,11 @@ from loadcaller.metrics import make_registry
 from loadcaller.redact import redact_url
 from loadcaller.swarm import options as o
 from loadcaller.swarm.aggregate import Aggregate
-from loadcaller.swarm.environment import make_environment
+from loadcaller.swarm.environment import hang_up_now, make_environment
 from loadcaller.swarm.node import CallerNode
 from loadcaller.swarm.reports import LocustReports
 from loadcaller.swarm.user import VoiceUser, attach_node
-from loadcaller.swarm.wire import HANGUP_NOW, PAYLOAD_KEY, WireError
+from loadcaller.swarm.wire import HANGUP_NOW, HANGUP_SIGNAL, PAYLOAD_KEY, WireError
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class Coordinator:
                                  for sc in spec.scenarios}, spec.transport)
         self.node: CallerNode | None = None
         self.signals: list[int] = []
+        self.forked: tuple[int, ...] = ()  # pids of the workers this process forked
         self.done = gevent.event.AsyncResult()
         self.runner: Runner
         if master_port is None:
@@ -259,6 +261,19 @@ class Coordinator:
         self.signals.append(EXIT_SIGNAL[sig])
         if not self.done.ready():
             self.done.set("signal")
+        else:  # the duration is up and the calls in progress have their grace: not any more
+            self._hang_up_now()
+            # a worker waiting out the grace reads no message until its stop is over
+            # (Locust's worker runs "stop" in its message loop): the forked ones get a
+            # signal. Remote workers (--worker) finish their grace.
+            for pid in self.forked:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, HANGUP_SIGNAL)
+
+    def _hang_up_now(self) -> None:
+        hang_up_now(self.runner)
+        if isinstance(self.runner, MasterRunner):
+            self.runner.send_message(HANGUP_NOW)
 
     def wait_for_workers(self) -> bool:
         runner = self.runner
@@ -298,9 +313,7 @@ class Coordinator:
     def stop(self, how: str) -> None:
         """Stop every user; on a signal hang up at once, otherwise give the grace."""
         if how == "signal":
-            self.env.stop_timeout = 0.0
-            if isinstance(self.runner, MasterRunner):
-                self.runner.send_message(HANGUP_NOW)
+            self._hang_up_now()
         self.runner.stop()
         self.ship()
 
@@ -358,9 +371,11 @@ class Coordinator:
 def run_coordinator(spec: RunSpec, opts: o.SwarmOptions, *, master_port: int | None = None,
                     on_summary: OnSummary | None = None,
                     on_ready: Callable[[Coordinator], None] | None = None,
-                    ) -> tuple[dict[str, Any], int]:
-    """Run the load (see the module docstring); return the summary and the exit code."""
+                    forked: Sequence[int] = ()) -> tuple[dict[str, Any], int]:
+    """Run the load (see the module docstring); return the summary and the exit code.
+    ``forked``: the pids of this process's forked workers."""
     c = Coordinator(spec, opts, master_port=master_port)
+    c.forked = tuple(forked)
     handlers = [gevent.signal_handler(sig, c.on_signal, sig) for sig in EXIT_SIGNAL]
     try:
         c.start_servers()

@@ -13,6 +13,7 @@ from typing import Any
 from locust import argument_parser
 from locust.env import Environment
 from locust.event import Events
+from locust.runners import STATE_CLEANUP, Runner
 from locust.shape import LoadTestShape
 
 from loadcaller.compile import RunSpec
@@ -62,3 +63,12 @@ def make_environment(spec: RunSpec, *, headless: bool, **extra: Any) -> Environm
         parsed_options=locust_options(spec, headless=headless, **extra),
     )
     return env
+
+
+def hang_up_now(runner: Runner) -> None:
+    """No more grace for the calls in progress: a stop from now on hangs up at once, and
+    one already waiting out ``stop_timeout`` (the duration was up, then a signal came)
+    ends its users now instead of up to ``stop_timeout`` later."""
+    runner.environment.stop_timeout = 0.0
+    if runner.state == STATE_CLEANUP:
+        runner.user_greenlets.kill(block=False)

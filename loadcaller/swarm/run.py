@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import socket
 import sys
 import time
@@ -26,6 +27,7 @@ from loadcaller.report.html import write_run_report
 from loadcaller.swarm import options as o
 from loadcaller.swarm.coordinator import Coordinator, OnSummary, run_coordinator
 from loadcaller.swarm.resultsdir import claim_results_dir
+from loadcaller.swarm.wire import HANGUP_SIGNAL
 from loadcaller.swarm.worker import run_worker
 
 
@@ -43,6 +45,7 @@ def _fork_workers(spec: RunSpec, opts: o.SwarmOptions, port: int) -> list[int]:
     for _ in range(opts.processes):
         pid = gevent.fork()
         if pid == 0:  # the child never returns into the caller's code
+            signal.signal(HANGUP_SIGNAL, signal.SIG_IGN)  # until the worker handles it
             code = 1
             try:
                 code = run_worker(spec, worker_opts, forked=True, parent_pid=master_pid)
@@ -129,7 +132,7 @@ def _run_role(spec: RunSpec, opts: o.SwarmOptions, *, on_summary: OnSummary,
                                      expect_workers=opts.processes)
         try:
             return run_coordinator(spec, master, master_port=port, on_summary=on_summary,
-                                   on_ready=on_ready)
+                                   on_ready=on_ready, forked=pids)
         finally:
             _reap(pids)
     if opts.role == "master":

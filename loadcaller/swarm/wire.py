@@ -24,6 +24,7 @@ import binascii
 import dataclasses
 import functools
 import math
+import signal
 import struct
 import zlib
 from collections.abc import Collection
@@ -40,6 +41,9 @@ from loadcaller.media.outcomes import BargeInOutcome, CallOutcome, TurnOutcome
 
 PAYLOAD_KEY = "loadcaller"
 HANGUP_NOW = "loadcaller_hangup_now"
+# what a master sends the workers it forked when HANGUP_NOW cannot be read (a worker
+# reads no message while it waits out the calls' grace)
+HANGUP_SIGNAL = signal.SIGUSR1
 
 MAX_INSTANT_NS = 2**63 - 1  # perf_counter_ns() instants
 MAX_SPAN_NS = 7 * 86_400 * 10**9  # any duration: a week is far beyond any call

@@ -42,10 +42,10 @@ from locust.runners import WorkerRunner
 
 from loadcaller.compile import RunSpec
 from loadcaller.swarm import options as o
-from loadcaller.swarm.environment import make_environment
+from loadcaller.swarm.environment import hang_up_now, make_environment
 from loadcaller.swarm.node import CallerNode
 from loadcaller.swarm.user import VoiceUser, attach_node
-from loadcaller.swarm.wire import HANGUP_NOW, PAYLOAD_KEY
+from loadcaller.swarm.wire import HANGUP_NOW, HANGUP_SIGNAL, PAYLOAD_KEY
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class Worker:
         self.env.stop_timeout = 0.0
 
     def _on_hangup_now(self, environment: Environment, msg: Any, **_kw: Any) -> None:
-        self.env.stop_timeout = 0.0
+        hang_up_now(self.runner)
 
     def run(self, *, forked: bool) -> int:
         """Serve the master until it says quit (or, standalone, until a signal)."""
@@ -141,6 +141,8 @@ class Worker:
             # forked: the master got it too and coordinates the stop
 
         handlers = [gevent.signal_handler(s, on_signal, s) for s in EXIT_SIGNAL]
+        if forked:  # the master's "hang up now" while this worker waits out the grace
+            handlers.append(gevent.signal_handler(HANGUP_SIGNAL, hang_up_now, self.runner))
         try:
             self.runner.greenlet.join()
         finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 from loadcaller import yamlload
 from loadcaller.compile import compile_profile
@@ -90,6 +91,17 @@ def test_each_profile_asks_for_what_its_name_promises() -> None:
     assert {p.noise.kind for p in personas if p.noise} >= {"street", "car", "babble"}
     assert "barge_in" in _kinds(noisy)
     assert "silence" in _kinds(_load("dead-air"))
+
+
+def test_chaos_profiles_serve_the_fault_windows_where_prometheus_scrapes_them() -> None:
+    """Without the control API no chaos_fault_active: no fault windows on the dashboards,
+    and the SLO alerts fire during the faults the run injects on purpose."""
+    scrape = yaml.safe_load((ROOT / "grafana" / "prometheus" / "prometheus.yml").read_text())
+    (chaos_job,) = [j for j in scrape["scrape_configs"] if j["job_name"] == "chaos"]
+    (target,) = chaos_job["static_configs"][0]["targets"]
+    for name in ("backend-chaos", "chaos-nightly"):
+        chaos = _load(name).chaos
+        assert chaos is not None and chaos["control"]["listen"] == target, name
 
 
 @pytest.mark.parametrize("name", ["noisy-callers", "dead-air", "prelaunch-500"])

@@ -375,9 +375,9 @@ class TwilioStreamTransport(CallTransport):
                 self._fail(CallOutcome.ERROR, str(exc))
         elif isinstance(msg, AgentClear):
             # audio whose playout began before the clear was heard: keep it for heard()
-            frames, marks = playout.advance(t)
+            frames, marks = playout.cut(t)
             self._before_clear += frames
-            for name in (*marks, *playout.clear(t)):
+            for name in marks:
                 self._send(self.stream.mark(name))
 
     def _on_close_frame(self) -> None:

@@ -108,6 +108,22 @@ class Playout:
         self._mark_bytes = 0
         return names
 
+    def cut(self, now_ns: int) -> tuple[list[PlayedFrame], list[str]]:
+        """A ``clear`` at ``now_ns``: what was heard until then, and every mark echoed.
+
+        The heard frames are those whose playout began before ``now_ns``, the last
+        one cut at the byte ``now_ns`` falls in: audio that arrived and was cleared
+        at the same instant was never heard (an agent sending media, mark and clear
+        in a loop once had each whole frame counted as heard).
+        """
+        frames, marks = self.advance(now_ns)
+        if frames:
+            last = frames[-1]
+            begun = -((last.t_ns - now_ns) // NS_PER_BYTE)  # its bytes begun before now
+            if begun < len(last.audio):
+                frames[-1:] = [PlayedFrame(last.t_ns, last.audio[:begun])] if begun > 0 else []
+        return frames, marks + self.clear(now_ns)
+
     def advance(self, now_ns: int) -> tuple[list[PlayedFrame], list[str]]:
         """Frames whose playout has begun by ``now_ns``, and marks now passed."""
         t = self._t_next

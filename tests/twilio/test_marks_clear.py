@@ -180,10 +180,13 @@ async def test_clear_stops_what_the_caller_hears_at_once_and_echoes_pending_mark
     after = caller.heard(t2 + 3_000_000_000)  # long after the audio would have ended
     assert after, "the caller hears time pass (silence) after a clear"
     # audio whose playout began between the last tick and the clear was heard (Twilio
-    # played it); from the clear on, only silence
+    # played it), the last frame up to the byte the clear came in; then only silence
     played = [f for f in after if f.audio]
     assert len(played) >= 2, "what played between the last tick and the clear was heard"
-    assert all(f.audio == b"\x11" * 160 and t1 < f.t_ns <= t2 for f in played)
+    assert all(f.audio == b"\x11" * 160 for f in played[:-1])
+    assert 0 < len(played[-1].audio) <= 160 and set(played[-1].audio) == {0x11}
+    assert all(t1 < f.t_ns <= t2 for f in played)
+    assert played[-1].t_ns + len(played[-1].audio) * BYTE_NS <= t2 + BYTE_NS
     silent = after[len(played):]
     assert silent and all(f.audio == b"" for f in silent), [f.audio[:1] for f in silent]
     assert t1 < after[0].t_ns <= t2  # nothing of the agent's audio plays after the clear

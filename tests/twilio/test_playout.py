@@ -219,3 +219,19 @@ def test_advance_hears_what_the_rules_say_frame_for_frame(events):
         if op == 2:
             assert fast.clear(now) == ref.clear(now)
     assert fast.advance(now + 10**10) == _reference_advance(ref, now + 10**10)
+
+
+def test_a_clear_keeps_heard_only_what_began_to_play_before_it():
+    p = Playout(now_ns=0)
+    p.push(bytes(range(160)) * 2, now_ns=10 * MS)  # plays 10-50 ms
+    p.mark("a", now_ns=10 * MS)
+    frames, marks = p.cut(now_ns=35 * MS)  # 25 ms in: the second frame 5 ms (40 bytes) in
+    assert [(f.t_ns, f.audio) for f in frames if f.audio] == [
+        (10 * MS, bytes(range(160))), (30 * MS, bytes(range(40)))]
+    assert marks == ["a"] and p.queued_bytes == 0
+    p.push(bytes(160), now_ns=60 * MS)
+    frames, _ = p.cut(now_ns=60 * MS)  # arrived and cleared at once: never heard
+    assert [f for f in frames if f.audio] == []
+    p.push(bytes(160), now_ns=70 * MS)
+    frames, _ = p.cut(now_ns=70 * MS + 1)  # its first byte began: one byte heard
+    assert [len(f.audio) for f in frames if f.audio] == [1]

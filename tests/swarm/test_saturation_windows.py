@@ -237,3 +237,17 @@ def test_a_bad_window_is_a_usage_error(value, capsys):
         build_parser().parse_args(["run", "p.yaml", "--saturation-window", value])
     assert exc.value.code == 2
     assert "--saturation-window" in capsys.readouterr().err
+
+
+def test_the_progress_line_counts_the_turns_of_calls_in_progress_once():
+    agg = Aggregate(None, saturation_lag_ms=5.0)
+    live = [{"call_id": "a", "scenario": "s", "transport": "twilio", "index": i,
+             "outcome": "answered", "latency_ns": 300 * MS} for i in range(2)]
+    agg.add_live_turns(live)
+    turns = agg.progress()["turns"]
+    assert (turns["count"], turns["answered"]) == (2, 2)  # as /metrics says, mid-call
+    rec = _record("a", [(T0, T0 + S), (T0 + 2 * S, T0 + 3 * S), (T0 + 5 * S, None)])
+    agg.add_records("w0", [record_to_wire(rec)])
+    turns = agg.progress()["turns"]
+    assert (turns["count"], turns["answered"]) == (3, 2)  # the call's record: once each
+    assert "turns     3 (2 answered)" in progress_line(5.0, 10.0, 0, agg.progress())

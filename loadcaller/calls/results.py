@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from loadcaller.calls import measure
 from loadcaller.calls.call import CallRecord, turn_latency_ms
 from loadcaller.calls.histogram import Histogram
+from loadcaller.calls.linefile import LineFile
 from loadcaller.calls.media_totals import MediaTotals
 from loadcaller.calls.persona_totals import PersonaTotals
 from loadcaller.media.outcomes import NOT_FAILED, CallOutcome, TurnOutcome
@@ -155,12 +156,12 @@ class Results:
         self.reasons: Counter[str] = Counter()
         self.personas = PersonaTotals()
         self.media = MediaTotals()
-        self._turns_f: IO[str] | None = None
-        self._calls_f: IO[str] | None = None
+        self._turns_f: LineFile | None = None
+        self._calls_f: LineFile | None = None
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
-            self._turns_f = (directory / "turns.jsonl").open("w", encoding="utf-8")
-            self._calls_f = (directory / "calls.jsonl").open("w", encoding="utf-8")
+            self._turns_f = LineFile(directory / "turns.jsonl")
+            self._calls_f = LineFile(directory / "calls.jsonl")
 
     @property
     def calls_finished(self) -> int:
@@ -195,12 +196,18 @@ class Results:
             if self._timeline is not None:
                 self._timeline.append(
                     (turn.t_speech_end_ns, tuple(turn.faults), turn.outcome, turn.latency_ns))
-        if self._turns_f is not None and self._calls_f is not None:
-            for turn in rec.turns:
-                self._turns_f.write(json.dumps(turn_line(rec, turn)) + "\n")
-            self._turns_f.flush()
-            self._calls_f.write(json.dumps(call_line(rec)) + "\n")
-            self._calls_f.flush()
+        turns_f, calls_f = self._turns_f, self._calls_f
+        if turns_f is not None and calls_f is not None:
+            # a record's lines go in whole or not at all: its turns without its call
+            # line would be turns of a call calls.jsonl does not have
+            before = turns_f.end
+            turns_f.write("".join(json.dumps(turn_line(rec, turn)) + "\n"
+                                  for turn in rec.turns).encode())
+            try:
+                calls_f.write((json.dumps(call_line(rec)) + "\n").encode())
+            except OSError:
+                turns_f.cut(before)
+                raise
 
     def _record_step(self, turn: measure.TurnResult) -> None:
         if turn.bargein is not None:
@@ -305,8 +312,12 @@ class Results:
             return
         path = self.directory / "summary.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        try:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+            tmp.replace(path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # no half summary left behind
+            raise
 
     def close(self) -> None:
         for f in (self._turns_f, self._calls_f):

@@ -322,10 +322,11 @@ class Coordinator:
         if on_summary is not None:
             on_summary(summary)
         lost = False  # the files do not hold what was measured: say so in the exit code
+        summary_lost = False
         try:
             self.agg.results.write_summary(summary)
         except OSError as exc:
-            lost = True
+            lost = summary_lost = True
             print(f"loadcaller: could not write summary.json: {exc}", file=sys.stderr)
         try:
             self.reports.finish()
@@ -335,9 +336,11 @@ class Coordinator:
         swarm = summary["swarm"]
         if swarm["records_not_written"]:
             lost = True
+            counted = ("the summary above counts them" if summary_lost
+                       else "summary.json counts them")
             print(f"loadcaller: {swarm['records_not_written']} call records could not be "
-                  f"written to calls.jsonl/turns.jsonl ({swarm['write_error']}); "
-                  "summary.json counts them", file=sys.stderr)
+                  f"written to calls.jsonl/turns.jsonl ({swarm['write_error']}); {counted}",
+                  file=sys.stderr)
         if swarm["workers_lost"]:
             print(f"loadcaller: {len(swarm['workers_lost'])} worker(s) stopped answering "
                   "during the run; their calls in progress are not counted", file=sys.stderr)

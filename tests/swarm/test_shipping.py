@@ -61,6 +61,12 @@ def test_a_full_disk_still_writes_the_summary_and_says_what_was_lost(tmp_path, a
     finished = summary["calls"]["finished"]
     written = _complete_lines(out_dir / "calls.jsonl")
     assert (out_dir / "calls.jsonl").stat().st_size <= FILE_LIMIT
+    for name in ("calls.jsonl", "turns.jsonl"):  # whole lines only: no torn JSON at the end
+        text = (out_dir / name).read_text()
+        assert text == "" or text.endswith("\n"), text[-80:]
+    # each written call has its turns, and no turn is of a call that is not there
+    turns = _complete_lines(out_dir / "turns.jsonl")
+    assert {t["call_id"] for t in turns} == {c["call_id"] for c in written if c["turns"]}
     assert len(written) < finished  # the disk filled up during the run
     assert swarm["records_not_written"] == finished - len(written) > 0
     assert "File too large" in swarm["write_error"]

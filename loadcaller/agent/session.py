@@ -37,7 +37,7 @@ import json
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
@@ -136,7 +136,7 @@ class AgentSession:
     def on_start(self, call_sid: str, t: int, stream_sid: str = "") -> None:
         """The call is up (Twilio ``start``, SIP ACK): greet the caller."""
         self.stream_sid, self.call_sid = stream_sid, call_sid
-        self._reply = asyncio.ensure_future(self._until_hung_up(self._greet(t)))
+        self._reply = self._spawn(self._greet, t)
 
     def on_audio(self, frame: bytes, t: int) -> None:
         """One 20 ms mu-law frame from the caller, received at ``t``."""
@@ -196,8 +196,8 @@ class AgentSession:
         record = {"call_sid": self.call_sid, "turn": self.turn, "reprompt": self._reprompts,
                   "t_quiet_since": _s(quiet_since)}
         utt = self.cfg.reprompt or self.voice["agent_fallback"]
-        self._reply = asyncio.ensure_future(self._until_hung_up(
-            self._speak(utt, f"reprompt-{self._reprompts}", record, first_key="t_reprompt_sent")))
+        self._reply = self._spawn(self._speak, utt, f"reprompt-{self._reprompts}", record,
+                                  first_key="t_reprompt_sent")
 
     # ---- outbound ----------------------------------------------------------------
 
@@ -206,17 +206,24 @@ class AgentSession:
         if previous is not None and not previous.done():
             if self._speaking and self.cfg.bargein_reaction_ms is None:
                 # an agent that never stops talks on, then answers
-                self._reply = asyncio.ensure_future(self._until_hung_up(
-                    self._answer(turn, t_last_speech, after=previous)))
+                self._reply = self._spawn(self._answer, turn, t_last_speech, after=previous)
                 return
             previous.cancel()
-        self._reply = asyncio.ensure_future(
-            self._until_hung_up(self._answer(turn, t_last_speech)))
+        self._reply = self._spawn(self._answer, turn, t_last_speech)
 
-    async def _until_hung_up(self, work: Awaitable[Any]) -> None:
-        """Run a reply; the caller hanging up mid-reply is normal, not an error."""
-        with contextlib.suppress(ConnectionClosed):
-            await work
+    def _spawn(self, reply: Callable[..., Awaitable[Any]], *args: Any,
+               **kwargs: Any) -> asyncio.Task[None]:
+        """Run a reply as a task; the caller hanging up mid-reply is normal, not an error.
+
+        The reply's coroutine is made inside the task: one made outside and cancelled
+        with the task before it ran (a call that ended at once) was never awaited, and
+        each printed a RuntimeWarning.
+        """
+        async def run() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                await reply(*args, **kwargs)
+
+        return asyncio.get_running_loop().create_task(run())
 
     async def _greet(self, t_start: int) -> None:
         await asyncio.sleep(self.cfg.greeting_delay.sample(self.rng) / 1000.0)

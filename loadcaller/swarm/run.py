@@ -9,6 +9,7 @@ afterwards, in Locust's ``init`` event.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -59,11 +60,23 @@ def _fork_workers(spec: RunSpec, opts: o.SwarmOptions, port: int) -> list[int]:
     return pids
 
 
-def _reap(pids: list[int], timeout_s: float = 15.0) -> None:
-    """Wait for forked workers to leave; kill any still there after the timeout."""
-    deadline = time.monotonic() + timeout_s
+def _reap(pids: list[int], timeout_s: float = 15.0, nudge_s: float = 2.0) -> None:
+    """Wait for forked workers to leave; kill any still there after the timeout.
+
+    A worker still there after ``nudge_s`` gets SIGTERM: one the master was stopped
+    before it connected gets no quit message and leaves on it at once (it waited
+    the whole timeout); one shipping its last records carries on.
+    """
+    start = time.monotonic()
+    deadline = start + timeout_s
     left = set(pids)
+    nudged = False
     while left and time.monotonic() < deadline:
+        if not nudged and time.monotonic() - start > nudge_s:
+            nudged = True
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
         for pid in list(left):
             done, _ = os.waitpid(pid, os.WNOHANG)
             if done:

@@ -38,7 +38,7 @@ import gevent
 import gevent.lock
 import gevent.monkey
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import STATE_INIT, WorkerRunner
 
 from loadcaller.compile import RunSpec
 from loadcaller.swarm import options as o
@@ -138,7 +138,11 @@ class Worker:
             if not forked:
                 self.env.stop_timeout = 0.0
                 gevent.spawn(self._leave)
-            # forked: the master got it too and coordinates the stop
+            elif self.runner.worker_state == STATE_INIT and not self.runner.user_count:
+                # forked and never given load (the master was stopped while this one
+                # connected): nothing to hang up or ship, and no quit will come
+                _force_exit(got[0], f"{sig.name} before any load")
+            # forked otherwise: the master got it too and coordinates the stop
 
         handlers = [gevent.signal_handler(s, on_signal, s) for s in EXIT_SIGNAL]
         if forked:  # the master's "hang up now" while this worker waits out the grace

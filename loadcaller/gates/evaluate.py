@@ -140,10 +140,16 @@ def in_phase(faults: Any, phase: str) -> bool:
 
 def phase_figures(turns: Iterable[dict[str, Any]], phases: set[str],
                   summary: dict[str, Any]) -> dict[str, dict[str, Value]]:
-    """Turn metrics of each phase in ``phases``, from turns.jsonl records."""
+    """Turn metrics of each phase in ``phases``, from turns.jsonl records.
+
+    A ``silence`` step's line (dead air the caller left on purpose) is no turn, as
+    in summary.json's figures: without chaos, phase ``none`` equals the overall figures.
+    """
     hists = {p: Histogram() for p in phases}
     outcomes: dict[str, Counter[str]] = {p: Counter() for p in phases}
     for rec in turns:
+        if rec.get("step") == "silence":
+            continue
         faults = rec.get("faults")
         lat = rec.get("latency_ms")
         for p in phases:

@@ -196,3 +196,39 @@ def test_the_junit_run_case_fails_when_the_run_did(tmp_path: Path, code: int,
     assert cases["answered_ratio >= 0.5"].is_passed
     (failure,) = cases["run"].result
     assert failure.message.startswith(problem)
+
+
+def _dead_air_run(directory: Path) -> tuple[dict[str, Any], Path]:
+    """A run without chaos whose calls each answered two turns and left one dead-air gap
+    the agent reprompted into, written by the real writer."""
+    from loadcaller.calls.call import CallRecord
+    from loadcaller.calls.measure import TurnResult
+    from loadcaller.calls.results import Results
+
+    ms, s = 1_000_000, 1_000_000_000
+    results = Results(directory)
+    for i in range(3):
+        t0 = (100 + 20 * i) * s
+        turns = [TurnResult(0, "answered", t0 + 2 * s, t0 + 2 * s + 700 * ms),
+                 TurnResult(1, "reprompted", t0 + 5 * s, step="silence",
+                            t_reprompt_ns=t0 + 9 * s),
+                 TurnResult(2, "answered", t0 + 12 * s, t0 + 12 * s + 900 * ms)]
+        results.calls_started += 1
+        results.record_call(CallRecord(
+            call_id=f"c{i}", transport="twilio", scenario="deadair", outcome="completed",
+            reason="done", t_start_ns=t0, t_end_ns=t0 + 15 * s, setup_ns=5 * ms,
+            greeting_ns=200 * ms, turns=turns))
+    summ = results.summary({"saturated": False}, {"name": "deadair"})
+    results.close()
+    return summ, directory / "turns.jsonl"
+
+
+def test_silence_steps_are_no_turns_in_a_phase_either(tmp_path: Path) -> None:
+    summ, turns = _dead_air_run(tmp_path)
+    assert '"step": "silence"' in turns.read_text()
+    gates = [parse_gate(t, phase) for phase in (None, "none") for t in
+             ("answered_ratio >= 0.99", "turns_count == 6", "turn_latency_max < 1s")]
+    r = evaluate(gates, summ, turns)
+    overall, none = r[:3], r[3:]
+    assert [x.value for x in none] == [x.value for x in overall]  # no chaos: the same
+    assert none[0].value == 1.0 and all(x.passed for x in r)

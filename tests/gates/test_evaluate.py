@@ -73,10 +73,26 @@ def test_no_data_fails_and_says_so() -> None:
     empty = summary(turns={"count": 0, "answered": 0, "latency_ms": _lat([]), "outcomes": {}},
                     phases=[])
     results = evaluate([parse_gate("turn_latency_p95 < 1s"), parse_gate("answered_ratio > 0"),
-                        parse_gate("turn_no_response_count <= 3"),
                         parse_gate("agent_fallbacks == 0")], empty)
-    assert [(r.value, r.passed) for r in results] == [(None, False)] * 4
+    assert [(r.value, r.passed) for r in results] == [(None, False)] * 3
     assert results[0].line() == "FAIL  turn_latency_p95 < 1s  (measured no data)"
+
+
+def test_a_count_of_nothing_is_zero_not_no_data(tmp_path: Path) -> None:
+    # a dead target: every call failed_setup, no turn measured
+    dead = summary(turns={"count": 0, "answered": 0, "latency_ms": _lat([]), "outcomes": {}},
+                   calls={"started": 5, "finished": 5, "connected": 0, "completed": 0,
+                          "failed": 5, "cancelled": 0, "outcomes": {"failed_setup": 5}},
+                   phases=[])
+    path = _turns(tmp_path / "turns.jsonl", [])
+    results = evaluate([parse_gate("turns_count == 0"), parse_gate("turn_no_response_count <= 3"),
+                        parse_gate("call_completed_count == 0"),
+                        parse_gate("turns_count == 0", "none"),
+                        parse_gate("answered_ratio >= 0.9"),
+                        parse_gate("turn_latency_p95 < 1s", "none")], dead, path)
+    assert [(r.value, r.passed) for r in results] == [
+        (0, True), (0, True), (0, True), (0, True), (None, False), (None, False)]
+    assert results[0].line() == "PASS  turns_count == 0  (measured 0)"
 
 
 def _turns(path: Path, rows: list[tuple[list[str], str, float | None]]) -> Path:

@@ -195,23 +195,33 @@ def test_units_in_summary_json_latency_ms_others_none() -> None:
     assert json.dumps(s["gates"][1]["threshold"]) == "9"
 
 
-@pytest.mark.parametrize(("code", "problem"), [
-    (130, "stopped by SIGINT"), (3, "the generator saturated"), (1, "2 of 10 calls failed")])
-def test_the_junit_run_case_fails_when_the_run_did(tmp_path: Path, code: int,
-                                                   problem: str) -> None:
+@pytest.mark.parametrize(("code", "over", "problem"), [
+    (130, {}, "stopped by SIGINT"), (3, {}, "the generator saturated"),
+    (5, {}, "the results are incomplete"),
+    (1, {"failure": "2 of 10 calls failed (20% > --max-failed-ratio 0.1)"},
+     "2 of 10 calls failed"),
+    (1, {"ground_truth": {"out_of_bounds": ["median |caller - agent| 9.0 ms > 3 ms"]}},
+     "the callers' numbers disagree with the agent's ground truth: median"),
+    (1, {}, "1 SLO gate(s) failed: answered_ratio >= 0.99"),
+    (7, {}, "the run exited 7")])
+def test_the_junit_run_case_fails_whenever_the_exit_code_is_not_0(
+        tmp_path: Path, code: int, over: dict[str, Any], problem: str) -> None:
     junitparser = pytest.importorskip("junitparser")
     from loadcaller.gates.verdict import publish
 
-    s = summary(failure="2 of 10 calls failed (20% > --max-failed-ratio 0.1)" if code == 1
-                else None)
+    s = summary(**{"failure": None, **over})
     path = tmp_path / "out" / "junit.xml"
-    publish(evaluate([parse_gate("answered_ratio >= 0.5")], s), s, code=code, junit=path,
-            pushgateway=None)
+    gates = [parse_gate("answered_ratio >= 0.5")] + (
+        [parse_gate("answered_ratio >= 0.99")] if problem.startswith("1 SLO") else [])
+    publish(evaluate(gates, s), s, code=code, junit=path, pushgateway=None)
     (suite,) = list(junitparser.JUnitXml.fromfile(str(path)))
     cases = {c.name: c for c in suite}
     assert cases["answered_ratio >= 0.5"].is_passed
     (failure,) = cases["run"].result
     assert failure.message.startswith(problem)
+    publish(evaluate(gates[:1], s), s, code=0, junit=path, pushgateway=None)
+    (suite,) = list(junitparser.JUnitXml.fromfile(str(path)))
+    assert all(c.is_passed for c in suite)  # all green: exit 0
 
 
 def _dead_air_run(directory: Path) -> tuple[dict[str, Any], Path]:

@@ -25,6 +25,7 @@ samples, not judged. Exit codes: 0 no regression, 1 a regression, 2 bad input.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -53,12 +54,33 @@ class CompareInputError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """``compare``'s thresholds; a value that makes no sense is a ValueError naming its
+    option (the command's exit 2): an alpha of 0 would never flag, a negative effect
+    threshold would flag noise."""
+
     alpha: float = 0.01
     min_increase_ms: float = 50.0
     min_increase_ratio: float = 0.10
     max_answered_drop: float = 0.02
     min_samples: int = 20
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("--alpha", self.alpha, 0 < self.alpha < 1, "must be above 0 and below 1"),
+            ("--min-increase-ms", self.min_increase_ms,
+             math.isfinite(self.min_increase_ms) and self.min_increase_ms >= 0,
+             "must be 0 or more milliseconds"),
+            ("--min-increase-ratio", self.min_increase_ratio,
+             math.isfinite(self.min_increase_ratio) and self.min_increase_ratio >= 0,
+             "must be 0 or more"),
+            ("--max-answered-drop", self.max_answered_drop, 0 <= self.max_answered_drop < 1,
+             "must be 0 or more and below 1"),
+            ("--min-samples", self.min_samples, self.min_samples >= 1, "must be at least 1"),
+        )
+        for option, value, ok, why in checks:
+            if not ok:
+                raise ValueError(f"compare {option} {value:g}: {why}")
 
 
 @dataclass

@@ -7,9 +7,11 @@ fault active twice, or together with another, spans several of summary.json's
 ``phases``, whose percentiles cannot be merged. So phase gates read
 turns.jsonl (each turn lists its faults) into the same kind of histogram.
 
-A gate whose metric has no data (no turns in its phase, no calls, no agent
-fallback figures) fails, with the value ``None``, shown as "no data": a gate
-that nothing measured has not been met.
+A gate whose metric has no data (a ratio or percentile of no turns or calls,
+no agent fallback figures, a phase gate without turns.jsonl) fails, with the
+value ``None``, shown as "no data": a gate that nothing measured has not been
+met. A count of nothing is 0, not "no data": ``turns_count == 0`` holds for a
+run against a dead target.
 """
 
 from __future__ import annotations
@@ -78,12 +80,11 @@ def _latency_figures(prefix: str, lat: dict[str, Any] | None) -> dict[str, Value
 
 def _turn_figures(count: int, outcomes: dict[str, int], lat: dict[str, Any] | None,
                   fallbacks: int | None) -> dict[str, Value]:
-    has = count > 0
     out: dict[str, Value] = _latency_figures("turn_latency", lat)
     out["answered_ratio"] = _ratio(outcomes.get(TurnOutcome.ANSWERED, 0), count)
-    out["turns_count"] = count if has else None
+    out["turns_count"] = count
     for o in TurnOutcome:
-        out[f"turn_{o}_count"] = outcomes.get(o, 0) if has else None
+        out[f"turn_{o}_count"] = outcomes.get(o, 0)
     out["agent_fallbacks"] = fallbacks
     return out
 
@@ -110,11 +111,10 @@ def overall_figures(summary: dict[str, Any]) -> dict[str, Value]:
     outcomes: dict[str, int] = calls.get("outcomes") or {}
     ended = finished - int(calls.get("cancelled") or 0)
     out["completed_ratio"] = _ratio(outcomes.get(CallOutcome.COMPLETED, 0), ended)
-    out["calls_count"] = finished if finished else None
-    out["calls_failed_count"] = (sum(n for o, n in outcomes.items() if o not in NOT_FAILED)
-                                 if finished else None)
+    out["calls_count"] = finished
+    out["calls_failed_count"] = sum(n for o, n in outcomes.items() if o not in NOT_FAILED)
     for o in CallOutcome:
-        out[f"call_{o}_count"] = outcomes.get(o, 0) if finished else None
+        out[f"call_{o}_count"] = outcomes.get(o, 0)
     saturated = (summary.get("generator") or {}).get("saturated")
     out["generator_saturated"] = saturated if isinstance(saturated, bool) else None
     return out
@@ -140,10 +140,16 @@ def in_phase(faults: Any, phase: str) -> bool:
 
 def phase_figures(turns: Iterable[dict[str, Any]], phases: set[str],
                   summary: dict[str, Any]) -> dict[str, dict[str, Value]]:
-    """Turn metrics of each phase in ``phases``, from turns.jsonl records."""
+    """Turn metrics of each phase in ``phases``, from turns.jsonl records.
+
+    A ``silence`` step's line (dead air the caller left on purpose) is no turn, as
+    in summary.json's figures: without chaos, phase ``none`` equals the overall figures.
+    """
     hists = {p: Histogram() for p in phases}
     outcomes: dict[str, Counter[str]] = {p: Counter() for p in phases}
     for rec in turns:
+        if rec.get("step") == "silence":
+            continue
         faults = rec.get("faults")
         lat = rec.get("latency_ms")
         for p in phases:

@@ -5,8 +5,9 @@ reporters read): ``<testsuites>`` holding one ``<testsuite>`` with ``tests``,
 ``failures``, ``errors``, ``skipped`` and ``time``; each ``<testcase>`` has a
 ``name`` and ``classname``; a failed one holds ``<failure message= type=>``
 with the measured value against the threshold. One more case, ``run``, fails
-when the run itself did (failed calls, a saturated generator, a signal), so a
-suite that is all green means the exit code was 0.
+whenever the exit code is not 0, with the reason (failed calls or gates, a
+saturated generator, incomplete results, a signal, the demo's ground-truth
+check), so a suite that is all green means the exit code was 0.
 """
 
 from __future__ import annotations

@@ -17,8 +17,33 @@ from loadcaller.gates.evaluate import GateResult, evaluate, format_value
 from loadcaller.gates.parse import Gate
 
 _RUN_PROBLEMS = {130: "stopped by SIGINT", 143: "stopped by SIGTERM",
+                 5: "the results are incomplete: summary.json or some call records could "
+                    "not be written",
                  3: "the generator saturated: its own lag may have set the numbers",
                  4: "the master did not get its workers"}
+
+
+def run_problem(code: int, summary: dict[str, Any],
+                results: Sequence[GateResult] = ()) -> str | None:
+    """Why the run's exit code is not 0 (None when it is): the JUnit ``run`` case's failure.
+
+    Every non-zero code has a reason, so a suite that is all green means exit 0.
+    """
+    if code == 0:
+        return None
+    if code in _RUN_PROBLEMS:
+        return f"{_RUN_PROBLEMS[code]} (exit {code})"
+    if summary.get("failure"):
+        return f"{summary['failure']} (exit {code})"
+    gt = summary.get("ground_truth")
+    if isinstance(gt, dict) and gt.get("out_of_bounds"):
+        why = gt["out_of_bounds"]
+        why = "; ".join(map(str, why)) if isinstance(why, list) else str(why)
+        return f"the callers' numbers disagree with the agent's ground truth: {why} (exit {code})"
+    failed = [r.gate.label for r in results if not r.passed]
+    if failed:
+        return f"{len(failed)} SLO gate(s) failed: {'; '.join(failed)} (exit {code})"
+    return f"the run exited {code}"
 
 
 def judge_gates(gates: Sequence[Gate], summary: dict[str, Any],
@@ -68,7 +93,7 @@ def publish(results: Sequence[GateResult], summary: dict[str, Any], *, code: int
     if junit is not None:
         from loadcaller.gates.junit import write_junit
 
-        problem = _RUN_PROBLEMS.get(code) or summary.get("failure")
+        problem = run_problem(code, summary, results)
         try:
             write_junit(junit, results, summary, run_problem=problem)
         except OSError as exc:

@@ -184,14 +184,29 @@ def outcomes(data: RunData) -> str:
     return section("outcomes", "Outcomes", calls + turns + reasons)
 
 
+def measured(value: Any, unit: str = "") -> str:
+    """A gate's measured value: ``false``, ``20``, ``0.925``, ``1,234.5 ms`` (``-``: no data).
+
+    A bool is checked before numbers (it is an int to Python) and a count stays an integer.
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        text = f"{value:,}"
+    elif isinstance(value, float):
+        text = num(value)
+    else:
+        return str(value)
+    return f"{text} {unit}".strip()
+
+
 def gates(data: RunData) -> str:
     rows = []
     for g in data.summary.get("gates") or []:
         g = _d(g)
-        value = g.get("value")
-        unit = g.get("unit") or ""
-        shown = "-" if value is None else f"{num(float(value))} {unit}".strip() if (
-            isinstance(value, int | float)) else value
+        shown = measured(g.get("value"), str(g.get("unit") or ""))
         ok = bool(g.get("passed"))
         rows.append((g.get("gate"), g.get("phase") or "all", shown,
                      Raw(f'<span class="{"pass" if ok else "fail"}">'

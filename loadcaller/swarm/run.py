@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -91,10 +92,14 @@ def _reap(pids: list[int], timeout_s: float = 15.0, nudge_s: float = 2.0) -> Non
 
 
 def run_swarm(spec: RunSpec, opts: o.SwarmOptions, *, on_summary: OnSummary | None = None,
-              on_ready: Any = None, report: bool = True) -> tuple[dict[str, Any], int]:
+              on_ready: Any = None, report: bool = True,
+              final_code: Callable[[dict[str, Any], int], int] | None = None,
+              ) -> tuple[dict[str, Any], int]:
     """Run ``spec`` in this process's role; return the summary (empty on a worker)
     and the exit code (see :func:`judged_exit`). With ``report`` the process that
-    wrote summary.json also writes report.html (the demo writes its own, later)."""
+    wrote summary.json also writes report.html (the demo writes its own, later).
+    ``final_code`` (the demo's ground-truth self-check) may change the judged code
+    before JUnit and the Pushgateway are given it."""
     failure: list[str | None] = []
     gates: list[GateResult] = []
 
@@ -109,6 +114,8 @@ def run_swarm(spec: RunSpec, opts: o.SwarmOptions, *, on_summary: OnSummary | No
     gates_failed = print_gates(gates)
     code = judged_exit(code, failure[0] if failure else None, gates_failed=gates_failed)
     if failure:  # judged: this process wrote the summary
+        if final_code is not None:
+            code = final_code(summary, code)
         publish(gates, summary, code=code, junit=opts.junit_path,
                 pushgateway=opts.pushgateway_url)
         if report:

@@ -158,3 +158,21 @@ def test_mann_whitney_matches_a_hand_computed_case() -> None:
     assert p == pytest.approx(0.5 * math.erfc(4 / 5.25 ** 0.5 / 2 ** 0.5))
     p_same, sup_same = stats.mann_whitney_greater(np.ones(5), np.ones(5))
     assert (p_same, sup_same) == (1.0, 0.5)
+
+
+@pytest.mark.parametrize(("option", "value", "why"), [
+    ("--alpha", "0", "must be above 0 and below 1"),
+    ("--alpha", "1", "must be above 0 and below 1"),
+    ("--min-increase-ms", "-100", "must be 0 or more milliseconds"),
+    ("--min-increase-ms", "nan", "must be 0 or more milliseconds"),
+    ("--min-increase-ratio", "-0.5", "must be 0 or more"),
+    ("--max-answered-drop", "1", "must be 0 or more and below 1"),
+])
+def test_nonsense_thresholds_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         option: str, value: str, why: str) -> None:
+    rng = np.random.default_rng(8)
+    a = write_run(tmp_path / "a", lognormal(rng, 30, 800))
+    b = write_run(tmp_path / "b", lognormal(rng, 30, 800))
+    assert main(["compare", str(a), str(b), f"{option}={value}"]) == 2
+    err = capsys.readouterr().err
+    assert option in err and why in err

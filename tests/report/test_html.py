@@ -200,7 +200,27 @@ def test_saturated_and_gates_and_media(tmp_path: Path) -> None:
     gates_html = re.search(r'<section id="gates">.*?</section>', page, re.S).group(0)
     assert gates_html.count('class="pass"') == 1 and gates_html.count('class="fail"') == 1
     assert "1,234.5 ms" in gates_html and "<td>0.5</td>" in gates_html
+
     assert "10.00%" in page and "p50 4.3" in page
+
+
+def test_gate_values_show_as_the_gate_reads_them(tmp_path: Path) -> None:
+    """A bool gate shows false/true (not 0/1), a count an integer (not 20.0)."""
+    from loadcaller.gates.evaluate import evaluate
+    from loadcaller.gates.parse import parse_gate
+
+    write_run(tmp_path, [call(i) for i in range(7)])  # 21 turns, all answered
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    results = evaluate([parse_gate("generator_saturated == false"),
+                        parse_gate("turns_count >= 20"), parse_gate("turn_latency_p95 < 2s"),
+                        parse_gate("answered_ratio >= 0.99")], summary)
+    summary["gates"] = [r.to_json() for r in results]
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    gates_html = re.search(r'<section id="gates">.*?</section>',
+                           write_report(tmp_path).read_text(), re.S).group(0)
+    cells = re.findall(r"<tr><td>[^<]*</td><td>[^<]*</td><td>([^<]*)</td>", gates_html)
+    assert cells[0] == "false" and cells[1] == "21" and cells[3] == "1"
+    assert cells[2].endswith(" ms") and cells[2].startswith("8")
 
 
 def test_everything_from_outside_is_escaped(tmp_path: Path) -> None:

@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", help="the agent: ws:// or wss:// (Twilio Media Streams), "
                    "sip: or sips: (SIP/RTP); overrides target.url and picks the transport")
     r.add_argument("--users", type=_positive_int, help="concurrent callers, overrides load.users")
-    r.add_argument("--duration", help="e.g. 30s, 5m; overrides load.duration")
+    r.add_argument("--duration", help="e.g. 30s, 5m; overrides load.duration. 0: a dry run "
+                   "that validates and compiles the profile (speech synthesis included) "
+                   "and places no call")
     r.add_argument("--results-dir", type=Path, help="default loadcaller-results/<name>-<time>")
     r.add_argument("--progress-every", type=float, default=2.0, metavar="S",
                    help="seconds between progress lines (0: none)")
@@ -423,8 +425,10 @@ def _run(args: argparse.Namespace) -> int:
         _keep_profile(profile, out, overwrite=opts.overwrite)
         shape = f"{type(spec.shape).__name__.lower()} shape" if spec.shape else (
             f"{spec.plan.users} callers")
+        span = (f"for {spec.plan.duration_s:g}s" if spec.plan.duration_s > 0 or spec.shape
+                else "dry run (duration 0: no call)")
         print(f"loadcaller run {args.profile}: {shape} -> {redact_url(spec.target.url)} "
-              f"for {spec.plan.duration_s:g}s; results in {out}", file=sys.stderr, flush=True)
+              f"{span}; results in {out}", file=sys.stderr, flush=True)
     _, code = run_swarm(spec, opts)
     return code
 

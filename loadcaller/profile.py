@@ -38,6 +38,7 @@ from pydantic import (
     Tag,
     ValidationError,
     WithJsonSchema,
+    model_serializer,
     model_validator,
 )
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
@@ -58,6 +59,7 @@ from loadcaller.gates.parse import (
     gate_from_yaml,
     phase_problem,
 )
+from loadcaller.redact import REDACTED, redacted_in
 from loadcaller.stepmodels import (
     BargeInStep,
     ExpectArgs,
@@ -249,6 +251,12 @@ class HangupStep(_Model):
     model_config = ConfigDict(json_schema_extra={"required": ["hangup"]})
 
     hangup: None = None
+
+    @model_serializer(mode="plain")
+    def _bare(self) -> str:
+        """Dumped as written, ``hangup``: ``{hangup: null}`` would lose its only key to
+        ``exclude_none`` (the results directory's profile.yaml)."""
+        return "hangup"
 
 
 STEP_KINDS = ("say", "wait_for_agent", "pause", "dtmf", "hangup", "barge_in", "silence", "if",
@@ -489,6 +497,10 @@ def parse_profile(text: str, source: str = "<profile>",
     _apply_overrides(data, overrides or {})
     # (line, field, message): values YAML could not read, then what pydantic refuses
     issues = [(p.line, _field_path(p.loc, union_tags=False), p.message) for p in problems]
+    issues += [(yamlload.line_of(root, loc), _field_path(loc, union_tags=False),
+                f"{REDACTED} is a redacted secret (a results directory's copy of a profile): "
+                "give the secret again, e.g. ${VAR} or {file: PATH}")
+               for loc in redacted_secrets(data)]
     profile: Profile | None = None
     try:
         profile = Profile.model_validate(data)
@@ -518,6 +530,23 @@ def parse_profile(text: str, source: str = "<profile>",
     _check_gate_phases(profile, root, source)
     profile._source = SourceMap(source, root)
     return profile
+
+
+def redacted_secrets(data: Any, loc: Loc = ()) -> list[Loc]:
+    """Where raw profile data holds a redacted secret (``***``) instead of a secret."""
+    if isinstance(data, dict):
+        out = []
+        for k, v in data.items():
+            if isinstance(v, str) and redacted_in(v, str(k)):
+                out.append((*loc, str(k)))
+            else:
+                out += redacted_secrets(v, (*loc, str(k)))
+        return out
+    if isinstance(data, list):
+        return [found for i, v in enumerate(data) for found in redacted_secrets(v, (*loc, i))]
+    if isinstance(data, str) and redacted_in(data):
+        return [loc]
+    return []
 
 
 def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> None:

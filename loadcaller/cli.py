@@ -422,7 +422,8 @@ def _run(args: argparse.Namespace) -> int:
               f"-> {redact_url(spec.target.url)}", file=sys.stderr, flush=True)
     else:
         opts = dataclasses.replace(opts, results_dir=out)
-        _keep_profile(profile, out, overwrite=opts.overwrite)
+        _keep_profile(profile, out, overwrite=opts.overwrite,
+                      inputs=[args.profile, *_profile_inputs(profile, args.profile.parent)])
         shape = f"{type(spec.shape).__name__.lower()} shape" if spec.shape else (
             f"{spec.plan.users} callers")
         span = (f"for {spec.plan.duration_s:g}s" if spec.plan.duration_s > 0 or spec.shape
@@ -433,13 +434,33 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
-def _keep_profile(profile: Any, out: Path, *, overwrite: bool) -> None:
+def _keep_profile(profile: Any, out: Path, *, overwrite: bool, inputs: list[Path]) -> None:
     """Claim the results directory and keep the profile used there (redacted)."""
     from loadcaller.report.profile_copy import write_profile_copy
     from loadcaller.swarm.resultsdir import claim_results_dir
 
-    claim_results_dir(out, overwrite=overwrite)
+    claim_results_dir(out, overwrite=overwrite, inputs=inputs)
     write_profile_copy(profile, out)
+
+
+def _profile_inputs(profile: Any, base_dir: Path) -> list[Path]:
+    """Files a profile may name (WAVs, the data CSV, recordings): every string in it, as
+    a path relative to ``base_dir`` and to its recordings directory. Most are no file."""
+    strings: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            strings.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(profile.model_dump(mode="json"))
+    dirs = [base_dir] + ([base_dir / profile.recordings] if profile.recordings else [])
+    return [d / s for d in dirs for s in strings if s and "\0" not in s]
 
 
 def _report(results_dir: Path, output: Path | None) -> int:

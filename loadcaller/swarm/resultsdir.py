@@ -12,6 +12,10 @@ would replace the user's profile (comments gone, secrets redacted). A results
 directory where any of :data:`RUN_FILES` is the same file as an input (symlinks
 and hard links followed) is refused, before anything is removed.
 
+Claiming creates the directory and writes (then removes) a file there: a
+directory that cannot take the results (under /proc, /sys, a name over 255
+bytes) is refused at once, not by the first call's write, with a traceback.
+
 A directory is claimed once per process: the demo claims it before its agent
 starts writing there, and the swarm run it then starts finds it claimed (it
 must not refuse, or remove, the agent's file).
@@ -36,21 +40,27 @@ def claim_results_dir(path: Path, *, overwrite: bool, inputs: Iterable[Path] = (
     ``inputs`` are the files the run reads (its profile first): none may be one of
     the files the run writes there.
     """
-    key = path.resolve()
-    if key in _claimed:
-        return
-    _check_inputs(path, inputs)
-    if path.exists() and not path.is_dir():
-        raise LocalError(f"results directory {path} exists and is not a directory")
-    if not path.is_dir() or not any(path.iterdir()):
-        _claimed.add(key)
-        return
-    if not overwrite:
-        raise LocalError(f"results directory {path} is not empty (a previous run's?); "
-                         "choose another --results-dir, or pass --overwrite to replace "
-                         "its results")
-    for name in RUN_FILES:
-        (path / name).unlink(missing_ok=True)
+    try:
+        key = path.resolve()
+        if key in _claimed:
+            return
+        _check_inputs(path, inputs)
+        if path.exists() and not path.is_dir():
+            raise LocalError(f"results directory {path} exists and is not a directory")
+        if path.is_dir() and any(path.iterdir()):
+            if not overwrite:
+                raise LocalError(f"results directory {path} is not empty (a previous run's?); "
+                                 "choose another --results-dir, or pass --overwrite to "
+                                 "replace its results")
+            for name in RUN_FILES:
+                (path / name).unlink(missing_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
+        with (path / "summary.tmp").open("w", encoding="utf-8"):  # a run file: ours to remove
+            pass
+        (path / "summary.tmp").unlink()
+    except OSError as exc:  # e.g. under /proc or /sys, or a name over 255 bytes
+        raise LocalError(f"results directory {path}: cannot write there "
+                         f"({exc.strerror or exc})") from None
     _claimed.add(key)
 
 

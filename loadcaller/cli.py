@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -246,7 +247,8 @@ def _swarm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics-linger", type=_non_negative_number, default=0.0, metavar="S",
                    help="keep serving /metrics S seconds after the run, for a last scrape")
     p.add_argument("--processes", type=int, default=0, metavar="N",
-                   help="fork N local worker processes, one per core at most (default: "
+                   help="fork N local worker processes, one per core at most: more is done "
+                   "with a warning (default: "
                         "one process, or as many as the callers need at the transport's "
                         "calls per process, capped at the CPUs: docs/distributed.md)")
     p.add_argument("--csv", metavar="PREFIX", help="Locust's CSV statistics: PREFIX_stats.csv, ...")
@@ -385,6 +387,11 @@ def swarm_options(args: argparse.Namespace, results_dir: Path | None = None) -> 
     if args.processes and (master or worker):
         raise LocalError("--processes forks local workers; do not combine it with "
                          "--master or --worker")
+    cpus = os.cpu_count() or 1
+    if args.processes > cpus:
+        print(f"loadcaller: warning: --processes {args.processes} is more than this "
+              f"machine's {cpus} CPUs: processes sharing a core measure their own waits as "
+              "latency (watch the saturation verdict)", file=sys.stderr, flush=True)
     opts = SwarmOptions(
         role="master" if master else "worker" if worker else "local",
         processes=args.processes, results_dir=results_dir, web=args.web,

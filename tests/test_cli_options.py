@@ -6,6 +6,7 @@ before any worker process is forked), and the one run is a dry run (duration 0).
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -83,6 +84,15 @@ def test_unusable_paths_hosts_ports_and_numbers_exit_2_in_one_line(tmp_path: Pat
         last = proc.stderr.strip().splitlines()[-1]
         assert message in last, (extra, proc.stderr)
     assert time.monotonic() - started < 30  # about 1 s each, 4 at a time
+
+
+def test_more_processes_than_cpus_is_honoured_with_a_warning(tmp_path: Path) -> None:
+    many = (os.cpu_count() or 1) + 1
+    proc = _run(tmp_path, "--processes", str(many), "--duration", "0", "--results-dir",
+                str(tmp_path / "r"), "--metrics-port", "-1", "--progress-every", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert (f"loadcaller: warning: --processes {many} is more than this machine's "
+            f"{os.cpu_count()} CPUs") in proc.stderr
 
 
 def _agent(*args: str) -> subprocess.CompletedProcess[str]:

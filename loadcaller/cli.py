@@ -253,8 +253,9 @@ def _swarm_arguments(p: argparse.ArgumentParser) -> None:
                         "calls per process, capped at the CPUs: docs/distributed.md)")
     p.add_argument("--csv", metavar="PREFIX", help="Locust's CSV statistics: PREFIX_stats.csv, ...")
     p.add_argument("--html", type=Path, metavar="FILE", help="Locust's HTML report at the end")
-    p.add_argument("--saturation-lag-ms", type=_positive_number, default=5.0, metavar="MS",
-                   help="media clock lag p99 above this marks the run untrustworthy (exit 3)")
+    p.add_argument("--saturation-lag-ms", type=_non_negative_number, default=5.0, metavar="MS",
+                   help="media clock lag p99 above this marks the run untrustworthy (exit 3; "
+                   "0: any lag does)")
     p.add_argument("--saturation-window", type=_window, default=5.0, metavar="DURATION",
                    help="judge the media clock over windows this long (default 5s): any "
                    "saturated window makes the run untrustworthy (exit 3) and tags its turns")

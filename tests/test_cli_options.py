@@ -56,7 +56,7 @@ REFUSED = [
      "--master-bind-host 192.0.2.1: cannot listen there"),
     (["--saturation-lag-ms", "nan"], "argument --saturation-lag-ms: must be a finite number"),
     (["--saturation-lag-ms", "-1"], "argument --saturation-lag-ms: must be a finite number"),
-    (["--saturation-lag-ms", "0"], "argument --saturation-lag-ms: must be more than 0"),
+    (["--saturation-lag-ms", "inf"], "argument --saturation-lag-ms: must be a finite number"),
     (["--progress-every", "-1"], "argument --progress-every: must be a finite number"),
     (["--progress-every", "nan"], "argument --progress-every: must be a finite number"),
     (["--metrics-linger", "-1"], "argument --metrics-linger: must be a finite number"),

@@ -11,6 +11,8 @@ import argparse
 import asyncio
 import json
 import logging
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -71,6 +73,34 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    """A TCP or UDP port, 0 to 65535 (0: any free one where a server listens)."""
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("a port is 0 to 65535")
+    return value
+
+
+def _metrics_port(text: str) -> int:
+    """--metrics-port: a port, or -1 for no /metrics."""
+    return -1 if text.strip() == "-1" else _port(text)
+
+
+def _non_negative_number(text: str) -> float:
+    """A finite number, 0 or more (``nan`` would disable a check without a word)."""
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError("must be a finite number, 0 or more")
+    return value
+
+
+def _positive_number(text: str) -> float:
+    value = _non_negative_number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loadcaller",
@@ -109,9 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", help="the agent: ws:// or wss:// (Twilio Media Streams), "
                    "sip: or sips: (SIP/RTP); overrides target.url and picks the transport")
     r.add_argument("--users", type=_positive_int, help="concurrent callers, overrides load.users")
-    r.add_argument("--duration", help="e.g. 30s, 5m; overrides load.duration")
+    r.add_argument("--duration", help="e.g. 30s, 5m; overrides load.duration. 0: a dry run "
+                   "that validates and compiles the profile (speech synthesis included) "
+                   "and places no call")
     r.add_argument("--results-dir", type=Path, help="default loadcaller-results/<name>-<time>")
-    r.add_argument("--progress-every", type=float, default=2.0, metavar="S",
+    r.add_argument("--progress-every", type=_non_negative_number, default=2.0, metavar="S",
                    help="seconds between progress lines (0: none)")
     _swarm_arguments(r)
     g = r.add_argument_group("distributed runs (docs/distributed.md)")
@@ -119,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="coordinate remote workers; this process places no calls")
     g.add_argument("--worker", action="store_true", help="place calls for a --master")
     g.add_argument("--master-host", default="127.0.0.1", help="the master a --worker joins")
-    g.add_argument("--master-port", type=int, default=5557,
+    g.add_argument("--master-port", type=_port, default=5557,
                    help="master's port for workers (default 5557)")
     g.add_argument("--master-bind-host", default="127.0.0.1",
                    help="interface a --master listens on for workers (default 127.0.0.1, "
@@ -127,14 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "machines: the worker port is not authenticated, keep it private)")
     g.add_argument("--expect-workers", type=_positive_int, default=1,
                    help="workers a --master waits for before starting (default 1)")
-    g.add_argument("--expect-workers-timeout", type=float, default=60.0, metavar="S")
+    g.add_argument("--expect-workers-timeout", type=_positive_number, default=60.0,
+                   metavar="S")
 
     a = sub.add_parser("agent", help="run the reference voice agent (Twilio Media Streams or SIP)",
                        description="A realistic agent to aim callers at: greets, detects the "
                        "end of each caller turn (500 ms of silence), calls a backend, thinks, "
                        "replies in real time, stops on barge-in, logs its ground truth.")
     a.add_argument("--host", default="127.0.0.1")
-    a.add_argument("--port", type=int, default=8080,
+    a.add_argument("--port", type=_port, default=8080,
                    help="0 picks a free port (a UDP port for --transport sip)")
     a.add_argument("--transport", choices=("twilio", "sip", "webrtc"), default="twilio",
                    help="twilio: Media Streams websocket on ws://HOST:PORT/media; "
@@ -145,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "normal:300:50, lognormal:300:0.4")
     a.add_argument("--greeting-delay", default="200ms", help="delay before the greeting")
     a.add_argument("--backend-url", help="POST each turn here, e.g. http://127.0.0.1:8000/v1/turn")
-    a.add_argument("--backend-timeout", type=float, default=2.0, metavar="S")
+    a.add_argument("--backend-timeout", type=_positive_number, default=2.0, metavar="S")
     a.add_argument("--ground-truth", type=Path, help="write per-turn ground truth JSONL here")
     a.add_argument("--auth-token", help="require a valid X-Twilio-Signature")
     a.add_argument("--public-url", help="URL the signature is computed over (default wss://Host/path)")
@@ -163,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("backend", help="run the mock backend API the reference agent calls")
     b.add_argument("--host", default="127.0.0.1")
-    b.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    b.add_argument("--port", type=_port, default=8000, help="0 picks a free port")
     b.add_argument("--latency", default="40ms", help="latency distribution (like agent --think)")
     b.add_argument("--seed", type=int)
 
@@ -207,20 +240,22 @@ def _swarm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--web", action="store_true",
                    help="Locust's web UI (start/stop the load there) instead of a headless run")
     p.add_argument("--web-host", default="127.0.0.1")
-    p.add_argument("--web-port", type=int, default=8089)
+    p.add_argument("--web-port", type=_port, default=8089)
     p.add_argument("--metrics-host", default="127.0.0.1", help="where /metrics listens")
-    p.add_argument("--metrics-port", type=int, default=9646,
+    p.add_argument("--metrics-port", type=_metrics_port, default=9646,
                    help="Prometheus /metrics port (default 9646; 0 picks a free port; -1: off)")
-    p.add_argument("--metrics-linger", type=float, default=0.0, metavar="S",
+    p.add_argument("--metrics-linger", type=_non_negative_number, default=0.0, metavar="S",
                    help="keep serving /metrics S seconds after the run, for a last scrape")
     p.add_argument("--processes", type=int, default=0, metavar="N",
-                   help="fork N local worker processes, one per core at most (default: "
+                   help="fork N local worker processes, one per core at most: more is done "
+                   "with a warning (default: "
                         "one process, or as many as the callers need at the transport's "
                         "calls per process, capped at the CPUs: docs/distributed.md)")
     p.add_argument("--csv", metavar="PREFIX", help="Locust's CSV statistics: PREFIX_stats.csv, ...")
     p.add_argument("--html", type=Path, metavar="FILE", help="Locust's HTML report at the end")
-    p.add_argument("--saturation-lag-ms", type=float, default=5.0, metavar="MS",
-                   help="media clock lag p99 above this marks the run untrustworthy (exit 3)")
+    p.add_argument("--saturation-lag-ms", type=_non_negative_number, default=5.0, metavar="MS",
+                   help="media clock lag p99 above this marks the run untrustworthy (exit 3; "
+                   "0: any lag does)")
     p.add_argument("--saturation-window", type=_window, default=5.0, metavar="DURATION",
                    help="judge the media clock over windows this long (default 5s): any "
                    "saturated window makes the run untrustworthy (exit 3) and tags its turns")
@@ -342,6 +377,7 @@ def swarm_options(args: argparse.Namespace, results_dir: Path | None = None) -> 
     """The :class:`~loadcaller.swarm.options.SwarmOptions` the command line asks for."""
     from loadcaller.gates.push import check_url
     from loadcaller.swarm.options import SwarmOptions
+    from loadcaller.swarm.preflight import check_swarm_options
 
     if args.processes < 0:
         raise LocalError("--processes must be 0 or more")
@@ -352,7 +388,12 @@ def swarm_options(args: argparse.Namespace, results_dir: Path | None = None) -> 
     if args.processes and (master or worker):
         raise LocalError("--processes forks local workers; do not combine it with "
                          "--master or --worker")
-    return SwarmOptions(
+    cpus = os.cpu_count() or 1
+    if args.processes > cpus:
+        print(f"loadcaller: warning: --processes {args.processes} is more than this "
+              f"machine's {cpus} CPUs: processes sharing a core measure their own waits as "
+              "latency (watch the saturation verdict)", file=sys.stderr, flush=True)
+    opts = SwarmOptions(
         role="master" if master else "worker" if worker else "local",
         processes=args.processes, results_dir=results_dir, web=args.web,
         web_host=args.web_host, web_port=args.web_port, metrics_host=args.metrics_host,
@@ -370,6 +411,8 @@ def swarm_options(args: argparse.Namespace, results_dir: Path | None = None) -> 
         junit_path=args.junit,
         pushgateway_url=None if args.pushgateway is None else check_url(args.pushgateway),
     )
+    check_swarm_options(opts)  # before any worker is forked or agent started
+    return opts
 
 
 def spread_processes(opts: Any, spec: Any) -> tuple[Any, str]:
@@ -420,22 +463,45 @@ def _run(args: argparse.Namespace) -> int:
               f"-> {redact_url(spec.target.url)}", file=sys.stderr, flush=True)
     else:
         opts = dataclasses.replace(opts, results_dir=out)
-        _keep_profile(profile, out, overwrite=opts.overwrite)
+        _keep_profile(profile, out, overwrite=opts.overwrite,
+                      inputs=[args.profile, *_profile_inputs(profile, args.profile.parent)])
         shape = f"{type(spec.shape).__name__.lower()} shape" if spec.shape else (
             f"{spec.plan.users} callers")
+        span = (f"for {spec.plan.duration_s:g}s" if spec.plan.duration_s > 0 or spec.shape
+                else "dry run (duration 0: no call)")
         print(f"loadcaller run {args.profile}: {shape} -> {redact_url(spec.target.url)} "
-              f"for {spec.plan.duration_s:g}s; results in {out}", file=sys.stderr, flush=True)
+              f"{span}; results in {out}", file=sys.stderr, flush=True)
     _, code = run_swarm(spec, opts)
     return code
 
 
-def _keep_profile(profile: Any, out: Path, *, overwrite: bool) -> None:
+def _keep_profile(profile: Any, out: Path, *, overwrite: bool, inputs: list[Path]) -> None:
     """Claim the results directory and keep the profile used there (redacted)."""
     from loadcaller.report.profile_copy import write_profile_copy
     from loadcaller.swarm.resultsdir import claim_results_dir
 
-    claim_results_dir(out, overwrite=overwrite)
+    claim_results_dir(out, overwrite=overwrite, inputs=inputs)
     write_profile_copy(profile, out)
+
+
+def _profile_inputs(profile: Any, base_dir: Path) -> list[Path]:
+    """Files a profile may name (WAVs, the data CSV, recordings): every string in it, as
+    a path relative to ``base_dir`` and to its recordings directory. Most are no file."""
+    strings: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            strings.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(profile.model_dump(mode="json"))
+    dirs = [base_dir] + ([base_dir / profile.recordings] if profile.recordings else [])
+    return [d / s for d in dirs for s in strings if s and "\0" not in s]
 
 
 def _report(results_dir: Path, output: Path | None) -> int:
@@ -487,10 +553,39 @@ async def _agent(args: argparse.Namespace) -> int:
                          bargein_reaction_ms=reaction, reprompt_after_s=reprompt,
                          reprompt=None if reprompt is None else reprompt_voice(),
                          wrong_reply_ratio=args.wrong_reply_ratio)
-    truth = args.ground_truth.open("a", encoding="utf-8") if args.ground_truth else None
+    try:
+        truth = args.ground_truth.open("a", encoding="utf-8") if args.ground_truth else None
+    except OSError as exc:
+        raise LocalError(f"--ground-truth {args.ground_truth}: cannot write there "
+                         f"({exc.strerror or exc})") from None
     agent = ReferenceAgent(config, truth=truth, auth_token=args.auth_token,
                            public_url=args.public_url, seed=args.seed)
-    hang_up = None  # an async close of the calls in progress (WebRTC)
+    try:  # hang_up: an async close of the calls in progress (WebRTC)
+        url, where, stop, hang_up = await _start_agent(agent, args)
+    except OSError as exc:  # the port is taken, the host is not this machine's, ...
+        await agent.close()
+        if truth is not None:
+            truth.close()
+        raise LocalError(f"cannot listen on {args.host}:{args.port} "
+                         f"({exc.strerror or exc})") from None
+    print(f"loadcaller agent: {where} (think {config.think}, "
+          f"backend {args.backend_url or 'none'})", file=sys.stderr)
+    print(f"READY {url}", flush=True)
+    try:
+        await _until_signalled()
+    finally:
+        stop()
+        if hang_up is not None:
+            await hang_up()
+        await agent.close()
+        if truth is not None:
+            truth.close()
+    return 0
+
+
+async def _start_agent(agent: Any, args: argparse.Namespace) -> tuple[str, str, Any, Any]:
+    """Start the reference agent's server: its URL, a description, stop and hang-up."""
+    hang_up = None
     if args.transport == "sip":
         from loadcaller.agent.sip import SipAgent
 
@@ -511,27 +606,19 @@ async def _agent(args: argparse.Namespace) -> int:
         server, port = await agent.start(args.host, args.port)
         url = f"ws://{args.host}:{port}/media"
         where, stop = f"Twilio Media Streams on {url}", server.close
-    print(f"loadcaller agent: {where} (think {config.think}, "
-          f"backend {args.backend_url or 'none'})", file=sys.stderr)
-    print(f"READY {url}", flush=True)
-    try:
-        await _until_signalled()
-    finally:
-        stop()
-        if hang_up is not None:
-            await hang_up()
-        await agent.close()
-        if truth is not None:
-            truth.close()
-    return 0
+    return url, where, stop, hang_up
 
 
 async def _backend(args: argparse.Namespace) -> int:
     from loadcaller.agent.backend import start_backend
     from loadcaller.agent.dist import parse_distribution
 
-    runner, port = await start_backend(args.host, args.port, parse_distribution(args.latency),
-                                       args.seed)
+    try:
+        runner, port = await start_backend(args.host, args.port,
+                                           parse_distribution(args.latency), args.seed)
+    except OSError as exc:  # the port is taken, the host is not this machine's, ...
+        raise LocalError(f"cannot listen on {args.host}:{args.port} "
+                         f"({exc.strerror or exc})") from None
     print(f"loadcaller backend: http://{args.host}:{port}/v1/turn (latency {args.latency})",
           file=sys.stderr)
     print(f"READY http://{args.host}:{port}", flush=True)

@@ -38,6 +38,7 @@ from pydantic import (
     Tag,
     ValidationError,
     WithJsonSchema,
+    model_serializer,
     model_validator,
 )
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
@@ -48,7 +49,7 @@ from loadcaller import yamlload
 from loadcaller.audio.persona import Persona
 from loadcaller.audio.persona import Voice as Voice  # profiles' voice: pf.Voice
 from loadcaller.calls.callerdata import DataSpec
-from loadcaller.config import AlsoAccepts, Duration
+from loadcaller.config import AlsoAccepts, Duration, NotBool, PositiveDuration
 from loadcaller.config import Model as _Model
 from loadcaller.errors import ProfileError
 from loadcaller.gates.parse import (
@@ -58,6 +59,7 @@ from loadcaller.gates.parse import (
     gate_from_yaml,
     phase_problem,
 )
+from loadcaller.redact import REDACTED, redacted_in
 from loadcaller.stepmodels import (
     BargeInStep,
     ExpectArgs,
@@ -75,6 +77,16 @@ MAX_DTMF_DIGITS: Final = 64
 MAX_SAY_TEXT: Final = 2000
 """Characters: over two minutes of speech, more than any caller's turn."""
 MAX_ERRORS_SHOWN: Final = 100
+MAX_USERS: Final = 100_000
+"""Concurrent callers: ``load.users`` and every load shape's user counts."""
+MAX_RATE: Final = 10_000.0
+"""Calls (or users) started per second: far beyond any one swarm's reach."""
+NAME_PATTERN: Final = r"^[A-Za-z0-9_.-]+$"
+"""A profile's or scenario's name: it names files and directories (at most 100)."""
+
+Users = Annotated[int, NotBool, Field(le=MAX_USERS)]
+"""A number of callers (``true`` is not one)."""
+Rate = Annotated[float, NotBool, Field(gt=0, le=MAX_RATE)]
 
 Loc = tuple[str | int, ...]
 
@@ -107,8 +119,8 @@ class RampShape(_Model):
     """From ``start_users`` to ``end_users`` (default ``load.users``) over ``ramp``, then hold."""
 
     type: Literal["ramp"]
-    start_users: int = Field(0, ge=0)
-    end_users: int | None = Field(None, ge=0)
+    start_users: Users = Field(0, ge=0)
+    end_users: Users | None = Field(None, ge=0)
     ramp: Duration = 60.0
 
 
@@ -116,17 +128,17 @@ class StepShape(_Model):
     """``start_users``, plus ``step_users`` every ``step_time``, up to ``max_users``."""
 
     type: Literal["step"]
-    start_users: int = Field(1, ge=0)
-    step_users: int = Field(5, ge=1)
+    start_users: Users = Field(1, ge=0)
+    step_users: Users = Field(5, ge=1)
     step_time: Duration = 30.0
-    max_users: int | None = Field(None, ge=1, description="default load.users")
+    max_users: Users | None = Field(None, ge=1, description="default load.users")
 
 
 class SpikeShape(_Model):
     """``load.users`` callers, jumping to ``spike_users`` at ``at`` for ``hold``."""
 
     type: Literal["spike"]
-    spike_users: int = Field(ge=1)
+    spike_users: Users = Field(ge=1)
     at: Duration = 30.0
     hold: Duration = 30.0
 
@@ -146,8 +158,8 @@ class OpenShape(_Model):
     """
 
     type: Literal["open"]
-    rate: float = Field(gt=0, description="calls started per second")
-    max_concurrency: int | None = Field(None, ge=1)
+    rate: Rate = Field(description="calls started per second (at most 10,000)")
+    max_concurrency: Users | None = Field(None, ge=1)
     late_after: Duration = 0.5
 
 
@@ -160,8 +172,8 @@ LoadShape = Annotated[
 class Load(_Model):
     """Users calling one call after another, or a load shape."""
 
-    users: int = Field(10, ge=1, le=100_000)
-    spawn_rate: float = Field(10.0, gt=0, description="users started per second")
+    users: Users = Field(10, ge=1)
+    spawn_rate: Rate = Field(10.0, description="users started per second")
     duration: Duration = 30.0
     stop_timeout: Duration = Field(30.0, description="grace for calls in progress at the end")
     shape: LoadShape | None = Field(None, description="constant, ramp, step, spike, soak or "
@@ -169,10 +181,11 @@ class Load(_Model):
 
 
 class CallRules(_Model):
-    turn_timeout: Duration = Field(8.0, description="no reply onset by then: no_response")
-    max_reply: Duration = 30.0
-    max_call_duration: Duration = 300.0
-    give_up_after_no_response: int = Field(2, ge=1)
+    turn_timeout: PositiveDuration = Field(8.0, description="no reply onset by then: "
+                                           "no_response")
+    max_reply: PositiveDuration = 30.0
+    max_call_duration: PositiveDuration = 300.0
+    give_up_after_no_response: Annotated[int, NotBool] = Field(2, ge=1)
 
 
 class SayArgs(_Model):
@@ -204,7 +217,7 @@ class SayStep(_Model):
 
 
 class WaitArgs(_Model):
-    timeout: Duration | None = None
+    timeout: PositiveDuration | None = None
     expect: ExpectArgs | None = Field(None, description="words or a regex the reply must "
                                       "contain (speech recognition: loadcaller[asr])")
 
@@ -238,6 +251,12 @@ class HangupStep(_Model):
     model_config = ConfigDict(json_schema_extra={"required": ["hangup"]})
 
     hangup: None = None
+
+    @model_serializer(mode="plain")
+    def _bare(self) -> str:
+        """Dumped as written, ``hangup``: ``{hangup: null}`` would lose its only key to
+        ``exclude_none`` (the results directory's profile.yaml)."""
+        return "hangup"
 
 
 STEP_KINDS = ("say", "wait_for_agent", "pause", "dtmf", "hangup", "barge_in", "silence", "if",
@@ -316,7 +335,7 @@ GateItem = Annotated[Gate, PlainValidator(gate_from_yaml), WithJsonSchema(GATE_J
 
 
 class Scenario(_Model):
-    name: str = Field(max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(max_length=100, pattern=NAME_PATTERN)
     weight: float = Field(1.0, gt=0)
     persona: str | None = Field(None, description="always this persona (default: the mix)")
     steps: list[Step] = Field(min_length=1)
@@ -332,13 +351,14 @@ class Scenario(_Model):
 class Profile(_Model):
     """A whole run."""
 
-    name: str = "run"
+    name: str = Field("run", max_length=100, pattern=NAME_PATTERN,
+                      description="names the results directory: A-Z a-z 0-9 _ . -")
     target: Annotated[AnyTarget, _AnyOfTargets()] = Field(default_factory=TwilioTarget)
     load: Load = Load()
     voice: Voice = Voice()
     call: CallRules = CallRules()
     scenarios: list[Scenario] = Field(min_length=1)
-    seed: int | None = None
+    seed: Annotated[int, NotBool] | None = None
     media: MediaImpairments | None = Field(
         None, description="impair the caller's own media path (any transport, no proxy)")
     chaos: dict[str, Any] | None = Field(
@@ -477,6 +497,10 @@ def parse_profile(text: str, source: str = "<profile>",
     _apply_overrides(data, overrides or {})
     # (line, field, message): values YAML could not read, then what pydantic refuses
     issues = [(p.line, _field_path(p.loc, union_tags=False), p.message) for p in problems]
+    issues += [(yamlload.line_of(root, loc), _field_path(loc, union_tags=False),
+                f"{REDACTED} is a redacted secret (a results directory's copy of a profile): "
+                "give the secret again, e.g. ${VAR} or {file: PATH}")
+               for loc in redacted_secrets(data)]
     profile: Profile | None = None
     try:
         profile = Profile.model_validate(data)
@@ -506,6 +530,23 @@ def parse_profile(text: str, source: str = "<profile>",
     _check_gate_phases(profile, root, source)
     profile._source = SourceMap(source, root)
     return profile
+
+
+def redacted_secrets(data: Any, loc: Loc = ()) -> list[Loc]:
+    """Where raw profile data holds a redacted secret (``***``) instead of a secret."""
+    if isinstance(data, dict):
+        out = []
+        for k, v in data.items():
+            if isinstance(v, str) and redacted_in(v, str(k)):
+                out.append((*loc, str(k)))
+            else:
+                out += redacted_secrets(v, (*loc, str(k)))
+        return out
+    if isinstance(data, list):
+        return [found for i, v in enumerate(data) for found in redacted_secrets(v, (*loc, i))]
+    if isinstance(data, str) and redacted_in(data):
+        return [loc]
+    return []
 
 
 def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> None:

@@ -90,3 +90,19 @@ def redact_url(url: str) -> str:
 def redact_text(text: str) -> str:
     """Every URL found in free text (an error message, say) redacted as by :func:`redact_url`."""
     return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+
+def redacted_in(value: str, key: str = "") -> bool:
+    """Whether ``value`` holds a :data:`REDACTED` placeholder where a credential was.
+
+    True for ``***`` under a credential-like ``key`` and for a URL whose password or
+    credential parameter is ``***`` (a results directory's profile.yaml): running it
+    would send ``***`` as the secret.
+    """
+    if REDACTED not in value:
+        return False
+    if value.strip() == REDACTED and key and is_credential_name(key):
+        return True
+    # a placeholder in a credential's place: the URL with a stand-in value is redacted
+    stand_in = value.replace(REDACTED, "x")
+    return _SCHEME.match(value) is not None and redact_url(stand_in) != stand_in

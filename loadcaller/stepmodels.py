@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from loadcaller.calls import asr
-from loadcaller.config import AlsoAccepts, Duration
+from loadcaller.config import AlsoAccepts, Duration, NotBool
 from loadcaller.config import Model as _Model
 from loadcaller.media.outcomes import TurnOutcome
 
@@ -136,7 +136,7 @@ class IfStep(_Model):
 class RepeatArgs(_Model):
     """Run ``steps`` ``times`` times (a loop always has a cap)."""
 
-    times: int = Field(ge=1, le=MAX_REPEAT)
+    times: Annotated[int, NotBool] = Field(ge=1, le=MAX_REPEAT)
     steps: list[Step] = Field(min_length=1)
 
     @model_validator(mode="before")

@@ -15,7 +15,10 @@ traceback or a hang (each of these was found by a hostile review):
   recursive structure) is refused too;
 - numbers a profile never needs: ``.inf`` and ``.nan`` (durations became
   OverflowError in ``int(inf * 1e9)``), integers beyond 2**64;
-- text that is not UTF-8, and characters YAML does not allow.
+- text that is not UTF-8, and characters YAML does not allow;
+- a key written twice in one mapping (``load: {users: 2, users: 500}``, two
+  ``scenarios:``): PyYAML keeps the last one silently. A ``<<`` merge key's
+  values may still be overridden.
 
 A value that cannot be constructed (``.inf``, a date like ``2024-13-45``, a
 300-digit integer) does not stop the load: it is reported with its line and
@@ -51,6 +54,7 @@ MAX_BYTES: Final = 1024 * 1024
 MAX_DEPTH: Final = 64
 MAX_NODES: Final = 200_000
 _MAX_INT: Final = 2**64
+_MERGE: Final = "tag:yaml.org,2002:merge"
 _MAX_INT_DIGITS: Final = 32  # checked before int() sees the text (4,300 digits raise)
 
 Loc = tuple[str | int, ...]
@@ -130,6 +134,19 @@ class _Loader(_Base):
         self._nodes += n
         if self._nodes > MAX_NODES:
             raise ConstructorError(None, None, message, mark)
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> Any:
+        """A mapping; a key written twice is a problem (PyYAML keeps the last silently)."""
+        if isinstance(node, MappingNode):
+            seen: dict[tuple[str, str], Node] = {}
+            for key, _value in node.value:
+                if not isinstance(key, ScalarNode) or key.tag == _MERGE:
+                    continue  # a merged key (<<) may be overridden: that is what it is for
+                first = seen.setdefault((str(key.tag), str(key.value)), key)
+                if first is not key:
+                    self.problems.append((key, f"duplicate key {_excerpt(key)} (first on "
+                                          f"line {first.start_mark.line + 1})"))
+        return super().construct_mapping(node, deep)
 
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         deep_before = bool(getattr(self, "deep_construct", False))

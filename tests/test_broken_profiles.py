@@ -111,6 +111,10 @@ CASES = [
     Case("unclosed_flow_sequence", "scenarios:\n  - name: a\n    steps: [hangup\nseed: 1\n", 4,
          "scenarios[0].steps", "YAML syntax error"),
     Case("tab_indentation", S + "load:\n\tusers: 3\n", 3, "load", "YAML syntax error"),
+    Case("duplicate_key", S + "load: {users: 2, users: 500}\n", 2, "load.users",
+         "duplicate key 'users' (first on line 2)"),
+    Case("duplicate_scenarios", S + "seed: 1\nscenarios: [{name: b, steps: [hangup]}]\n", 3,
+         "scenarios", "duplicate key 'scenarios' (first on line 1)"),
     Case("two_documents", S + "---\n" + S, 2, "(top level)", "another document"),
     Case("oversized_profile", S + "# " + "x" * (1024 * 1024) + "\n", 1, "(top level)",
          "over 1024 KiB"),
@@ -128,6 +132,48 @@ CASES = [
          "'x' is not a DTMF digit"),
     Case("voice_name_like_an_option", S + "voice: {name: '--stdout'}\n", 2, "voice.name",
          "should match pattern"),
+    # counts and rates: within load.users' limits, and numbers, not booleans
+    Case("boolean_users", S + "load: {users: true}\n", 2, "load.users", "not true or false"),
+    Case("boolean_repeat_times", _steps("repeat: {times: true, steps: [hangup]}"), 4,
+         "scenarios[0].steps[0].repeat.times", "not true or false"),
+    Case("ramp_billion_users", S + "load:\n  shape: {type: ramp, start_users: 1000000000}\n",
+         3, "load.shape.start_users", "less than or equal to 100000"),
+    Case("ramp_end_users", S + "load: {shape: {type: ramp, end_users: 100001}}\n", 2,
+         "load.shape.end_users", "less than or equal to 100000"),
+    Case("step_max_users", S + "load: {shape: {type: step, max_users: 1000000}}\n", 2,
+         "load.shape.max_users", "less than or equal to 100000"),
+    Case("spike_users", S + "load: {shape: {type: spike, spike_users: 1000000}}\n", 2,
+         "load.shape.spike_users", "less than or equal to 100000"),
+    Case("open_max_concurrency", S + "load: {shape: {type: open, rate: 1, "
+         "max_concurrency: 1000000}}\n", 2, "load.shape.max_concurrency",
+         "less than or equal to 100000"),
+    Case("open_rate_1e300", S + "load: {shape: {type: open, rate: 1e300}}\n", 2,
+         "load.shape.rate", "less than or equal to 10000"),
+    Case("spawn_rate_1e300", S + "load: {spawn_rate: 1e300}\n", 2, "load.spawn_rate",
+         "less than or equal to 10000"),
+    # the name becomes a directory under loadcaller-results/
+    Case("name_escapes_results_dir", S + "name: ../../escaped\n", 2, "name",
+         "should match pattern"),
+    Case("name_absolute_path", S + "name: /tmp/elsewhere\n", 2, "name", "should match pattern"),
+    Case("name_300_characters", S + "name: " + "a" * 300 + "\n", 2, "name",
+         "at most 100 characters"),
+    # a limit of 0 would end every call at once
+    Case("zero_turn_timeout", S + "call: {turn_timeout: 0}\n", 2, "call.turn_timeout",
+         "greater than 0"),
+    Case("zero_max_call_duration", S + "call:\n  max_call_duration: 0s\n", 3,
+         "call.max_call_duration", "greater than 0"),
+    Case("zero_max_reply", S + "call: {max_reply: 0ms}\n", 2, "call.max_reply",
+         "greater than 0"),
+    Case("zero_wait_timeout", _steps("wait_for_agent: {timeout: 0}"), 4,
+         "scenarios[0].steps[0].wait_for_agent.timeout", "greater than 0"),
+    Case("zero_twilio_setup_timeout", S + "target: {url: 'ws://127.0.0.1:1/x', "
+         "setup_timeout: 0}\n", 2, "target.setup_timeout", "greater than 0"),
+    Case("zero_sip_setup_timeout", S + "target: {url: 'sip:a@127.0.0.1', setup_timeout: 0}\n",
+         2, "target.setup_timeout", "greater than 0"),
+    Case("zero_sip_no_media_timeout", S + "target: {url: 'sip:a@127.0.0.1', "
+         "no_media_timeout: 0}\n", 2, "target.no_media_timeout", "greater than 0"),
+    Case("zero_webrtc_setup_timeout", S + "target: {url: 'webrtc+http://127.0.0.1:1/api/offer',"
+         " setup_timeout: 0}\n", 2, "target.setup_timeout", "greater than 0"),
     Case("unknown_top_level_field", S + "scenario: typo\n", 2, "scenario",
          "Extra inputs are not permitted"),
     Case("target_http_url", S + "target:\n  url: http://agent.example/media\n", 3,
@@ -165,7 +211,7 @@ CASES = [
          "scenarios[0].steps[0].say.phrase", "unknown pack phrase"),
 ]
 
-RUN_TOO = ["inf_duration", "latin1_byte", "wav_declaring_4ghz"]
+RUN_TOO = ["inf_duration", "latin1_byte", "wav_declaring_4ghz", "name_escapes_results_dir"]
 
 
 def _cli(*args: str, cwd: Path) -> tuple[int, str, str]:

@@ -15,6 +15,7 @@ import yaml
 from loadcaller import yamlload
 from loadcaller.compile import compile_profile
 from loadcaller.profile import Profile, RampShape, SpikeShape, load_profile
+from loadcaller.report.profile_copy import PROFILE_COPY, write_profile_copy
 from tests.peers import require_binary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,3 +116,17 @@ def test_persona_profiles_compile_with_their_audio(name: str, tmp_path: Path) ->
     assert [p.name for p in spec.personas] == [p.name for p in profile.all_personas()]
     for persona, spec_p in zip(spec.personas, profile.all_personas(), strict=True):
         assert bool(persona.policy.noise_bed) == (spec_p.noise is not None)
+
+
+def test_every_shipped_profile_survives_its_results_copy(tmp_path: Path) -> None:
+    # The results directory's profile.yaml must run again as the same profile.
+    copies = []
+    for path in PROFILES:
+        original = load_profile(path)
+        out = tmp_path / path.stem
+        write_profile_copy(original, out)
+        copies.append(out / PROFILE_COPY)
+        assert load_profile(out / PROFILE_COPY) == original, path.name
+    proc = _cli("validate", *map(str, copies))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("ok ") == len(PROFILES)

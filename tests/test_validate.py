@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,29 @@ def test_errors_next_to_secrets_do_not_print_them(tmp_path: Path) -> None:
     assert f"{not_a_secret}:3: target.auth_token: " in err
     for secret in SECRETS:
         assert secret not in err
+
+
+def test_a_results_copy_asks_for_its_redacted_secrets_again(tmp_path: Path) -> None:
+    from loadcaller.profile import load_profile
+    from loadcaller.report.profile_copy import write_profile_copy
+
+    files = _write(tmp_path)
+    files["url"] = tmp_path / "url.yaml"
+    files["url"].write_text(f"target: {{url: 'wss://bot:{LITERAL_SECRET}@agent.example/m?"
+                            f"token={FILE_SECRET}&lang=en'}}\n{STEPS}")
+    copies = []
+    os.environ["LC_VALIDATE_TOKEN"] = ENV_SECRET
+    try:
+        for name, path in files.items():
+            write_profile_copy(load_profile(path), tmp_path / name)
+            copies.append(tmp_path / name / "profile.yaml")
+    finally:
+        del os.environ["LC_VALIDATE_TOKEN"]
+    code, out, err = _validate(*copies)
+    assert code == 2 and out == "" and "Traceback" not in err
+    for copy, field in zip(copies, ["target.auth_token", "target.auth_password",
+                                    "target.auth_token", "target.url"], strict=True):
+        assert re.search(rf"^{re.escape(str(copy))}:\d+: {re.escape(field)}: \*\*\* is a "
+                         r"redacted secret .*: give the secret again", err, re.M), err
+    for secret in SECRETS:
+        assert secret not in err + "".join(c.read_text() for c in copies)

@@ -107,6 +107,20 @@ def test_unreadable_values_are_kept_and_all_reported() -> None:
     assert "over 2**64" in problems[4].message
 
 
+def test_a_key_written_twice_is_reported_where_it_is_repeated() -> None:
+    text = "load: {users: 2, users: 500}\na: 1\nb: {c: 1}\na: 2\n"
+    _root, _data, problems = yamlload.load(text)
+    assert [(p.line, p.loc, p.message) for p in problems] == [
+        (1, ("load", "users"), "duplicate key 'users' (first on line 1)"),
+        (4, ("a",), "duplicate key 'a' (first on line 2)")]
+
+
+def test_a_merge_key_may_still_be_overridden() -> None:
+    text = "base: &b {users: 2, duration: 5}\nload: {<<: *b, users: 3}\n"
+    _root, data, problems = yamlload.load(text)
+    assert problems == [] and data["load"] == {"users": 3, "duration": 5}
+
+
 def test_oversized_profile_is_refused_before_parsing(tmp_path: Path) -> None:
     big = tmp_path / "big.yaml"
     big.write_text(S + "".join(f"# comment line {i:07d} " + "x" * 80 + "\n"

@@ -7,6 +7,14 @@ is written to ``profile.yaml`` when the run starts. Secrets never reach it:
 string lose their credentials (:func:`~loadcaller.redact.redact_text`), and a
 value under a key whose name looks like a credential (``api_key``, a header
 called ``Authorization``) becomes ``***``.
+
+The copy is a profile itself: ``loadcaller validate`` and ``run`` take it (fields
+by their YAML names, ``if`` not ``if_``; ``hangup`` written as such) and it
+compiles to the same run. A redacted secret cannot be: validation refuses a
+``***`` where a secret was (:func:`loadcaller.profile.redacted_secrets`), so the
+copy is not run with ``***`` as a password; give the secret again. Relative
+file paths (``say: {wav: ...}``, ``data.csv``) stay relative to the original
+profile's directory.
 """
 
 from __future__ import annotations
@@ -36,8 +44,9 @@ def scrub(value: Any, key: str = "") -> Any:
 
 def profile_yaml(profile: Any) -> str:
     """The validated profile (a pydantic model) as redacted YAML."""
-    data = scrub(profile.model_dump(mode="json", exclude_none=True))
-    head = "# the profile this run used (overrides applied, defaults filled in, secrets out)\n"
+    data = scrub(profile.model_dump(mode="json", by_alias=True, exclude_none=True))
+    head = ("# the profile this run used (overrides applied, defaults filled in, secrets out:\n"
+            "# a *** is a redacted secret; give it again, e.g. as ${VAR}, to run this again)\n")
     return head + str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 

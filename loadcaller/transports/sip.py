@@ -36,7 +36,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from chaos.packet import Impairment
-from loadcaller.config import Duration, Secret
+from loadcaller.config import PositiveDuration, Secret
 from loadcaller.errors import SetupFailed
 from loadcaller.media.frames import SILENCE_FRAME, PlayedFrame, SilenceGrid
 from loadcaller.media.impair import Held
@@ -96,8 +96,8 @@ class SipTarget(Target):
     rtp_ports: PortRange = Field((16384, 32767), description="local RTP ports, one per call")
     tls_verify: bool = True
     ca_file: str | None = None
-    setup_timeout: Duration = Field(40.0, description="dial to answer, at most")
-    no_media_timeout: Duration = Field(5.0, description="answer to first RTP, at most")
+    setup_timeout: PositiveDuration = Field(40.0, description="dial to answer, at most")
+    no_media_timeout: PositiveDuration = Field(5.0, description="answer to first RTP, at most")
 
     @field_validator("url")
     @classmethod

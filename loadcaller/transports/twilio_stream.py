@@ -30,7 +30,7 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from loadcaller.config import Duration, Secret
+from loadcaller.config import Duration, PositiveDuration, Secret
 from loadcaller.errors import RemoteProtocolError, SetupFailed
 from loadcaller.media.frames import SAMPLE_RATE, PlayedFrame
 from loadcaller.media.outcomes import CallOutcome
@@ -78,7 +78,7 @@ class TwilioTarget(Target):
         None, description="sign the upgrade with X-Twilio-Signature (${VAR} or {file: PATH})")
     signature_url: str | None = Field(None, description="URL to sign (default: url as wss://)")
     custom_parameters: dict[str, str] = Field(default_factory=dict)
-    setup_timeout: Duration = 5.0
+    setup_timeout: PositiveDuration = 5.0
     max_playout_queue: Duration = Field(
         60.0, gt=0, description="agent audio the playout may hold; more ends the call (error)")
     max_unsent: ByteSize = Field(

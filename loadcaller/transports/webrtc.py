@@ -39,7 +39,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import SessionDescription
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from loadcaller.config import Duration, Secret
+from loadcaller.config import PositiveDuration, Secret
 from loadcaller.errors import SetupFailed
 from loadcaller.media.frames import FRAME_NS, PlayedFrame
 from loadcaller.media.outcomes import CallOutcome
@@ -106,8 +106,8 @@ class WebRtcTarget(Target):
     data_channel: bool = Field(True, description="open one (Pipecat's bots talk on it)")
     direct_rtp: bool = Field(True, description="send RTP from the media clock's tick, not "
                              "from aiortc's sender task (false: aiortc's own path)")
-    setup_timeout: Duration = Field(20.0, description="offer to connected media, at most")
-    no_media_timeout: Duration = Field(5.0, description="connected to first audio, at most")
+    setup_timeout: PositiveDuration = Field(20.0, description="offer to connected media, at most")
+    no_media_timeout: PositiveDuration = Field(5.0, description="connected to first audio, at most")
 
     @field_validator("url")
     @classmethod

@@ -70,3 +70,43 @@ def test_demo_with_overwrite_keeps_nothing_of_the_previous_ground_truth(tmp_path
     assert truth and old_truth not in truth
     assert all(c["call_id"] != "old" for c in read_jsonl(out / "calls.jsonl"))
     assert (out / "notes.txt").read_text() == "mine\n"
+
+
+MINE = ("# my profile: the comments are mine\nname: mine\n"
+        "target: {url: 'ws://127.0.0.1:9/x', auth_token: '${LC_TEST_TOKEN}'}\n"
+        "load: {users: 1, duration: 0}\n"
+        "scenarios: [{name: a, steps: [wait_for_agent, hangup]}]\n")
+
+
+def test_overwrite_never_replaces_the_profile_being_run(tmp_path):
+    (tmp_path / "profile.yaml").write_text(MINE)
+    proc = subprocess.run([sys.executable, "-m", "loadcaller", "run", "profile.yaml",
+                           "--results-dir", ".", "--overwrite", "--metrics-port", "-1"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, env={**os.environ, "LC_TEST_TOKEN": "t0k"})
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "the run writes profile.yaml there, which is profile.yaml" in proc.stderr
+    assert (tmp_path / "profile.yaml").read_text() == MINE
+
+
+def test_overwrite_never_replaces_an_input_through_a_link(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "p.yaml").write_text(MINE + "data: {csv: calls.jsonl}\n")
+    (src / "calls.jsonl").write_text("name\nbob\n")  # a CSV, oddly named
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "LC_TEST_TOKEN": "t0k"}
+    for linked, name in ((src / "p.yaml", "profile.yaml"), (src / "calls.jsonl", "calls.jsonl")):
+        for old in out.iterdir():
+            old.unlink()
+        (out / name).symlink_to(linked)
+        proc = subprocess.run([sys.executable, "-m", "loadcaller", "run", str(src / "p.yaml"),
+                               "--results-dir", str(out), "--overwrite", "--metrics-port", "-1"],
+                              capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL, env=env)
+        assert proc.returncode == 2, proc.stderr
+        assert f"the run writes {name} there, which is {linked}" in proc.stderr
+    assert (src / "calls.jsonl").read_text() == "name\nbob\n"
+    assert (src / "p.yaml").read_text().startswith("# my profile")

@@ -109,18 +109,12 @@ class ServerFrames:
             b0, b1 = data[pos], data[pos + 1]
             length = b1 & 0x7F
             head = 2
-            if length == 126:
-                if left < 4:
-                    need = 4
+            if length >= 126:  # a 16-bit or a 64-bit length follows
+                head = 4 if length == 126 else 10
+                if left < head:
+                    need = head
                     break
-                length = int.from_bytes(data[pos + 2:pos + 4], "big")
-                head = 4
-            elif length == 127:
-                if left < 10:
-                    need = 10
-                    break
-                length = int.from_bytes(data[pos + 2:pos + 10], "big")
-                head = 10
+                length = int.from_bytes(data[pos + 2:pos + head], "big")
             if b1 & 0x80:  # masked: a server must not (websockets says so)
                 head += 4
             if length > self.max_size:  # websockets refuses it from the header

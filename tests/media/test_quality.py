@@ -139,3 +139,9 @@ def test_media_stats_without_audio_has_no_mos():
     )
     assert (m.mos, m.r_factor, m.loss_ratio) == (None, None, 0.0)
     assert m.to_json()["mos"] is None
+
+
+def test_r_stays_on_g107_s_scale_whatever_the_jitter():
+    assert r_factor(0.0, jitter_ms=18_608_339.0) == 0.0  # random RTP timestamps
+    assert r_factor(1.0, delay_ms=10_000.0) == 0.0
+    assert mos(0.0, jitter_ms=18_608_339.0) == 1.0

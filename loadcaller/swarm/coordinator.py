@@ -64,6 +64,8 @@ class Coordinator:
         self.spec = spec
         self.opts = opts
         self.t0 = time.monotonic()
+        # start_load ran; with the web UI the page starts runs and progress counts from here
+        self.load_started = opts.web
         self.env: Environment = make_environment(spec, headless=not opts.web)
         self.agg = Aggregate(opts.results_dir, saturation_lag_ms=opts.saturation_lag_ms,
                              saturation_window_s=opts.saturation_window_s,
@@ -203,6 +205,11 @@ class Coordinator:
         every = self.opts.progress_every_s
         while True:
             gevent.sleep(every)
+            if not self.load_started:  # a master waiting for its workers: no clock yet
+                if isinstance(self.runner, MasterRunner):
+                    print(f"  waiting for workers: {len(self.runner.clients.ready)} of "
+                          f"{self.opts.expect_workers} connected", file=sys.stderr, flush=True)
+                continue
             summary = self.agg.progress()
             print(progress_line(time.monotonic() - self.t0, self.spec.plan.duration_s,
                                 self.agg.active_calls(), summary), file=sys.stderr, flush=True)
@@ -289,6 +296,7 @@ class Coordinator:
 
     def start_load(self) -> None:
         self.t0 = time.monotonic()  # progress and elapsed count from here
+        self.load_started = True
         self.agg.t0_monotonic = self.t0  # saturated stretches are listed from here too
         if self.env.shape_class is not None:
             self.runner.start_shape()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 
 from .conftest import Agent, free_port, read_jsonl, start_run, write_profile
 
@@ -15,6 +17,7 @@ def test_master_and_remote_worker(tmp_path, agent: Agent):
     master = start_run(profile, tmp_path / "r", "--master", "--master-port", str(port),
                        "--master-bind-host", "127.0.0.1", "--expect-workers", "1",
                        "--expect-workers-timeout", "60", "--saturation-lag-ms", "1000")
+    time.sleep(2.5)  # the master waits for its worker meanwhile
     worker = subprocess.Popen(
         [sys.executable, "-m", "loadcaller", "run", str(profile), "--worker", "--master-host",
          "127.0.0.1", "--master-port", str(port)],
@@ -31,6 +34,10 @@ def test_master_and_remote_worker(tmp_path, agent: Agent):
             worker.kill()
             worker.wait()
     assert "Traceback" not in w_err
+    # while it waited it said so, and its progress clock starts with the load
+    assert "waiting for workers: 0 of 1 connected" in err
+    elapsed = [int(m) for m in re.findall(r"^\[\s*(\d+)s/5s\]", err, re.MULTILINE)]
+    assert elapsed and elapsed[0] <= 2, elapsed
     summary = master.summary()
     calls = read_jsonl(master.out_dir / "calls.jsonl")
     (w,) = summary["swarm"]["processes"].values()

@@ -1,9 +1,11 @@
 """``loadcaller compare RUN_A RUN_B``: did B regress against A?
 
 Both results directories' turns.jsonl are grouped the same ways: all turns,
-each scenario's turn index (turn 2 of a scenario is the same question asked
-every call), and each chaos phase (the turns a fault was active for; ``none``:
-no fault). A group regressed when the change is both large enough to matter
+each scenario's turn index (``SCENARIO turn 2``: the same question asked every
+call; named so whether a run drew one scenario or several, or a run that drew
+only one would share no per-turn group with the other), and each chaos phase
+(the turns a fault was active for; ``none``: no fault). Groups found in only one
+run are listed, not compared. A group regressed when the change is both large enough to matter
 and unlikely to be noise:
 
 - its p95 rose by more than the effect threshold (``--min-increase-ms``, and
@@ -121,7 +123,6 @@ def read_run(directory: Path) -> dict[str, Group]:
                                 "directory, or a run that measured nothing)")
     groups: dict[str, Group] = defaultdict(lambda: Group([]))
     turns = 0
-    scenarios: set[str] = set()
     rows: list[tuple[str, int, list[str], bool, float | None]] = []
     with path.open(encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -141,14 +142,13 @@ def read_run(directory: Path) -> dict[str, Group]:
                    and not isinstance(raw_lat, bool) and raw_lat >= 0 else None)
             faults = [str(x) for x in raw_faults] if isinstance(raw_faults, list) else []
             scenario = str(rec.get("scenario", "?"))
-            scenarios.add(scenario)
             turn = raw_turn if isinstance(raw_turn, int) else -1
             rows.append((scenario, turn, faults, rec.get("outcome") == "answered", lat))
     if not turns:
         raise CompareInputError(f"{path}: holds no turns")
     any_fault = any(r[2] for r in rows)
     for scenario, turn, faults, answered, lat in rows:
-        keys = ["overall", f"turn {turn}" if len(scenarios) == 1 else f"{scenario} turn {turn}"]
+        keys = ["overall", f"{scenario} turn {turn}"]
         if any_fault:
             keys += [f"phase {f}" for f in faults] or [f"phase {NO_FAULT_PHASE}"]
         for key in keys:
@@ -202,13 +202,20 @@ def _order(name: str) -> tuple[int, str, int, str]:
 
 
 def compare_runs(a: dict[str, Group], b: dict[str, Group], s: Settings) -> list[Row]:
-    """One row per group present in both runs, overall first."""
+    """One row per group present in both runs, overall first (:func:`unmatched` names
+    the others)."""
     names = sorted(set(a) & set(b), key=_order)
     tested = sum(min(len(a[n].latencies), len(b[n].latencies)) >= s.min_samples
                  or min(a[n].total, b[n].total) >= s.min_samples for n in names)
     alpha = s.alpha / (TESTS_PER_GROUP * max(1, tested))
     rng = np.random.default_rng(s.seed)
     return [_judge(n, a[n], b[n], s, alpha, rng) for n in names]
+
+
+def unmatched(a: dict[str, Group], b: dict[str, Group]) -> tuple[list[str], list[str]]:
+    """The groups only A has and those only B has (a scenario, turn or fault one run
+    never drew), in table order."""
+    return sorted(set(a) - set(b), key=_order), sorted(set(b) - set(a), key=_order)
 
 
 def _f(v: float | None, spec: str = ",.0f") -> str:
@@ -246,6 +253,9 @@ def run_compare(run_a: Path, run_b: Path, settings: Settings | None = None,
           f"alpha {s.alpha:g} (Bonferroni over groups and tests) and larger than "
           f"{s.min_increase_ms:g} ms and {100 * s.min_increase_ratio:g}%\n", file=out)
     print_table(rows, out)
+    for side, names in zip("AB", unmatched(a, b), strict=True):
+        if names:
+            print(f"  only in {side} (not compared): {', '.join(names)}", file=out)
     regressed = [r for r in rows if r.regressed]
     if regressed:
         print(f"\nloadcaller compare: B regressed against A in {len(regressed)} of "

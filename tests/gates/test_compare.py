@@ -16,13 +16,17 @@ from loadcaller.gates.compare import Settings, read_run, run_compare
 
 
 def write_run(directory: Path, latencies: np.ndarray, *, turns: int = 3,
-              faults: list[list[str]] | None = None, unanswered: int = 0) -> Path:
-    """A results directory whose turns.jsonl holds ``latencies`` (ms), spread over turns."""
+              faults: list[list[str]] | None = None, unanswered: int = 0,
+              scenarios: tuple[str, ...] = ("order",)) -> Path:
+    """A results directory whose turns.jsonl holds ``latencies`` (ms), spread over turns
+    and calls, each call a scenario of ``scenarios`` in turn."""
     directory.mkdir(parents=True)
     with (directory / "turns.jsonl").open("w") as f:
         for i, lat in enumerate(latencies):
+            call = i // turns
             f.write(json.dumps({
-                "call_id": f"c{i // turns}", "scenario": "order", "turn": i % turns,
+                "call_id": f"c{call}", "scenario": scenarios[call % len(scenarios)],
+                "turn": i % turns,
                 "outcome": "answered", "latency_ms": round(float(lat), 3),
                 "faults": faults[i] if faults else []}) + "\n")
         for i in range(unanswered):
@@ -98,11 +102,13 @@ def test_per_turn_and_per_phase_groups(tmp_path: Path) -> None:
     b = write_run(tmp_path / "b", lat_b, faults=faults)
     code, out, _ = _compare(a, b)
     assert code == 1
-    verdicts = {line.split()[0] + " " + line.split()[1]: line for line in out.splitlines()
-                if line.startswith("  turn ") or line.startswith("  phase ")}
-    assert "REGRESSION" in verdicts["turn 1"]
+    verdicts = {" ".join(line.split()[:3 if line.startswith("  order ") else 2]): line
+                for line in out.splitlines()
+                if line.startswith("  order turn ") or line.startswith("  phase ")}
+    assert "REGRESSION" in verdicts["order turn 1"]
     assert "REGRESSION" in verdicts["phase crm-slow"]
-    assert "REGRESSION" not in verdicts["turn 0"] and "REGRESSION" not in verdicts["turn 2"]
+    assert "REGRESSION" not in verdicts["order turn 0"]
+    assert "REGRESSION" not in verdicts["order turn 2"]
     assert "REGRESSION" not in verdicts["phase none"]
 
 
@@ -147,7 +153,27 @@ def test_read_run_skips_a_half_written_last_line(tmp_path: Path) -> None:
         f.write('{"call_id": "x", "lat')
     groups = read_run(run)
     assert groups["overall"].latencies == [100.0, 200.0, 300.0]
-    assert set(groups) == {"overall", "turn 0", "turn 1", "turn 2"}
+    assert set(groups) == {"overall", "order turn 0", "order turn 1", "order turn 2"}
+
+
+def test_per_turn_groups_match_when_one_run_drew_a_single_scenario(tmp_path: Path) -> None:
+    # A drew two scenarios, B only one: B's "order" turns still meet A's, and the
+    # scenario B never drew is named, not dropped without a word
+    rng = np.random.default_rng(9)
+    n = 600
+    lat_b = lognormal(rng, n, 800)
+    lat_b[1::3] += 1500  # turn 1 of "order" slowed
+    a = write_run(tmp_path / "a", lognormal(rng, 2 * n, 800), scenarios=("order", "refund"))
+    b = write_run(tmp_path / "b", lat_b)
+    code, out, _ = _compare(a, b)
+    assert code == 1
+    rows = {" ".join(line.split()[:3]): line for line in out.splitlines()
+            if line.startswith("  order turn ")}
+    assert set(rows) == {"order turn 0", "order turn 1", "order turn 2"}
+    assert "REGRESSION" in rows["order turn 1"] and "REGRESSION" not in rows["order turn 0"]
+    assert ("only in A (not compared): refund turn 0, refund turn 1, refund turn 2"
+            in out)
+    assert "only in B" not in out
 
 
 def test_mann_whitney_matches_a_hand_computed_case() -> None:

@@ -224,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-answered-drop", type=_ratio, default=0.02, metavar="R",
                    help="answered ratio falling more than this is a regression (default 0.02)")
     c.add_argument("--min-samples", type=_positive_int, default=20, metavar="N",
-                   help="fewer latencies a side: too few samples, not judged (default 20)")
+                   help="fewer latencies a side: their p50 and p95 are not judged (the "
+                   "answered ratio still is, by an exact test) (default 20)")
     rep = sub.add_parser("report", help="write a run's HTML report (self-contained, offline)",
                          description="Write one self-contained HTML file from a results "
                          "directory (runs write it at the end; this writes it again). "

@@ -14,14 +14,17 @@ and unlikely to be noise:
   :data:`MIN_TAIL_SAMPLES` latencies a side);
 - or its median rose by more than the threshold (of A's median) and the
   Mann-Whitney U test says B's latencies tend to be larger (the body moved);
-- or its answered ratio fell by more than ``--max-answered-drop`` and a
-  two-proportion test says so.
+- or its answered ratio fell by more than ``--max-answered-drop`` and Fisher's
+  exact test (one-sided: B answered less) says so, at any number of turns: an
+  agent that answered 120 of 120 turns and then 0 of 8 regressed.
 
 Every test is one more chance of a false alarm, so each is held to ``alpha``
 (default 0.01: a nightly comparison that cries wolf one night in twenty is soon
-ignored) divided by the number of tests, three per group (Bonferroni). A group with
-fewer than ``--min-samples`` latencies on a side is reported as too few
-samples, not judged. Exit codes: 0 no regression, 1 a regression, 2 bad input.
+ignored) divided by the number of tests made (Bonferroni): the answered test of
+each group, and the two latency tests of each group with ``--min-samples``
+latencies a side. A group with fewer latencies is reported as too few samples
+for its latencies; its answered ratio is still judged. Exit codes: 0 no
+regression, 1 a regression, 2 bad input.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ MAX_TURNS: Final = 1_000_000
 MIN_TAIL_SAMPLES: Final = 100
 """The p95 test needs this many latencies a side (five of them in the tail): a bootstrap
 of a p95 from 20 values flagged 2 of 100 identical pairs where alpha allowed 1 in 300."""
-TESTS_PER_GROUP: Final = 3  # p95 (bootstrap), median (Mann-Whitney), answered ratio
+LATENCY_TESTS: Final = 2  # p95 (bootstrap), median (Mann-Whitney); the answered test is one more
 
 
 class CompareInputError(ValueError):
@@ -173,8 +176,8 @@ def _judge(name: str, a: Group, b: Group, s: Settings, alpha: float,
     common = dict(name=name, n_a=len(xa), n_b=len(xb), p50_a=p50_a, p50_b=p50_b, p95_a=p95_a,
                   p95_b=p95_b, answered_a=ans_a, answered_b=ans_b)
     reasons: list[str] = []
-    if min(a.total, b.total) >= s.min_samples and ans_a is not None and ans_b is not None:
-        p_ans = stats.proportion_drop(a.answered, a.total, b.answered, b.total)
+    if ans_a is not None and ans_b is not None:  # Fisher's test is exact: no minimum
+        p_ans = stats.answered_drop(a.answered, a.total, b.answered, b.total)
         if ans_a - ans_b > s.max_answered_drop and p_ans < alpha:
             reasons.append(f"answered {100 * ans_a:.1f}% -> {100 * ans_b:.1f}%")
     if min(len(xa), len(xb)) < s.min_samples:
@@ -205,9 +208,10 @@ def compare_runs(a: dict[str, Group], b: dict[str, Group], s: Settings) -> list[
     """One row per group present in both runs, overall first (:func:`unmatched` names
     the others)."""
     names = sorted(set(a) & set(b), key=_order)
-    tested = sum(min(len(a[n].latencies), len(b[n].latencies)) >= s.min_samples
-                 or min(a[n].total, b[n].total) >= s.min_samples for n in names)
-    alpha = s.alpha / (TESTS_PER_GROUP * max(1, tested))
+    tests = sum((min(a[n].total, b[n].total) > 0)
+                + LATENCY_TESTS * (min(len(a[n].latencies), len(b[n].latencies))
+                                   >= s.min_samples) for n in names)
+    alpha = s.alpha / max(1, tests)
     rng = np.random.default_rng(s.seed)
     return [_judge(n, a[n], b[n], s, alpha, rng) for n in names]
 

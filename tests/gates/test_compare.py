@@ -131,6 +131,38 @@ def test_too_few_samples_says_so_and_does_not_flag(tmp_path: Path) -> None:
     assert "groups had too few samples to judge" in out
 
 
+def test_a_dead_agent_is_a_regression_however_few_its_turns(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A answered 120 of 120 turns, B 0 of 8: no latency to compare, but the answered
+    # ratio fell from 100% to 0% (Fisher's exact test needs no minimum of turns)
+    rng = np.random.default_rng(10)
+    a = write_run(tmp_path / "a", lognormal(rng, 120, 800))
+    b = write_run(tmp_path / "b", np.array([]), unanswered=8)
+    assert main(["compare", str(a), str(b)]) == 1
+    captured = capsys.readouterr()
+    overall = next(line for line in captured.out.splitlines()
+                   if line.strip().startswith("overall"))
+    assert "REGRESSION: answered 100.0% -> 0.0%" in overall
+    assert "B regressed against A in" in captured.err
+
+
+def test_a_small_answered_drop_within_chance_does_not_flag(tmp_path: Path) -> None:
+    # 1 of 9 unanswered against 0 of 9: Fisher's p is 0.5, no regression
+    rng = np.random.default_rng(11)
+    a = write_run(tmp_path / "a", lognormal(rng, 9, 800))
+    b = write_run(tmp_path / "b", lognormal(rng, 8, 800), unanswered=1)
+    code, out, _ = _compare(a, b)
+    assert code == 0, out
+
+
+def test_fisher_exact_matches_a_hand_computed_case() -> None:
+    # A 3 of 4, B 1 of 4: P(B holds 1 or 0 of the 4 successes) = (16 + 1) / C(8, 4)
+    assert stats.answered_drop(3, 4, 1, 4) == pytest.approx(17 / 70)
+    assert stats.answered_drop(120, 120, 0, 8) == pytest.approx(1 / math.comb(128, 8))
+    assert stats.answered_drop(10, 10, 10, 10) == 1.0
+    assert stats.answered_drop(0, 0, 0, 8) == 1.0
+
+
 def test_bad_input_exits_2_through_the_command_line(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     rng = np.random.default_rng(7)

@@ -23,8 +23,12 @@ Every test is one more chance of a false alarm, so each is held to ``alpha``
 ignored) divided by the number of tests made (Bonferroni): the answered test of
 each group, and the two latency tests of each group with ``--min-samples``
 latencies a side. A group with fewer latencies is reported as too few samples
-for its latencies; its answered ratio is still judged. Exit codes: 0 no
-regression, 1 a regression, 2 bad input.
+for its latencies; its answered ratio is still judged.
+
+Exit codes: 0 no regression; 1 a regression, including a B that placed calls and
+measured no turn (every call failed: the agent was down); 2 bad input: a missing
+directory, no turns.jsonl, an unreadable file, a run with no call at all, or a
+baseline A that measured no turn (there is nothing to compare B with).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -45,6 +49,8 @@ from loadcaller.gates.parse import NO_FAULT_PHASE
 EXIT_OK: Final = 0
 EXIT_REGRESSION: Final = 1
 EXIT_BAD_INPUT: Final = 2
+MAX_REASON: Final = 200
+"""Characters of a failed call's reason quoted when a run measured no turn."""
 MAX_TURNS: Final = 1_000_000
 """Turns read from each run (about 300 bytes of memory each); the rest are left out."""
 MIN_TAIL_SAMPLES: Final = 100
@@ -54,7 +60,17 @@ LATENCY_TESTS: Final = 2  # p95 (bootstrap), median (Mann-Whitney); the answered
 
 
 class CompareInputError(ValueError):
-    """A results directory that cannot be compared (missing, no turns.jsonl, no turns)."""
+    """A results directory that cannot be compared (missing, no turns.jsonl, no call)."""
+
+
+class NoTurnsMeasured(Exception):
+    """A run that placed calls and measured no turn: each call failed (set-up refused,
+    the agent down); a regression when it is B, not bad input."""
+
+    def __init__(self, directory: Path, calls: int, why: str) -> None:
+        super().__init__(f"{directory}: placed {calls} calls and measured no turn: {why}")
+        self.calls = calls
+        self.why = why
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +132,33 @@ class Row:
         return self.verdict.startswith("REGRESSION")
 
 
+def _calls_without_turns(directory: Path) -> NoTurnsMeasured:
+    """Why a run with no turn measured none, from its calls.jsonl (the most common
+    outcome and reason); CompareInputError when it placed no call either."""
+    path = directory / "calls.jsonl"
+    why: Counter[str] = Counter()
+    if path.is_file():
+        with path.open(encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and isinstance(rec.get("outcome"), str):
+                    reason = str(rec.get("reason") or "")[:MAX_REASON]
+                    why[f"{rec['outcome']}: {reason}" if reason else rec["outcome"]] += 1
+    calls = why.total()
+    if not calls:
+        raise CompareInputError(f"{directory}: holds no turns and no calls (a run that "
+                                "placed no call)")
+    (top, n), = why.most_common(1)
+    rest = f" (and {calls - n} calls failing otherwise)" if n < calls else ""
+    return NoTurnsMeasured(directory, calls, f"{n} {top}{rest}")
+
+
 def read_run(directory: Path) -> dict[str, Group]:
-    """Group a results directory's turns; raise CompareInputError when there are none."""
+    """Group a results directory's turns. Raise NoTurnsMeasured when it has none but
+    placed calls, CompareInputError when it is no results directory or placed none."""
     if not directory.is_dir():
         raise CompareInputError(f"{directory}: no such results directory")
     path = directory / "turns.jsonl"
@@ -148,7 +189,7 @@ def read_run(directory: Path) -> dict[str, Group]:
             turn = raw_turn if isinstance(raw_turn, int) else -1
             rows.append((scenario, turn, faults, rec.get("outcome") == "answered", lat))
     if not turns:
-        raise CompareInputError(f"{path}: holds no turns")
+        raise _calls_without_turns(directory)
     any_fault = any(r[2] for r in rows)
     for scenario, turn, faults, answered, lat in rows:
         keys = ["overall", f"{scenario} turn {turn}"]
@@ -239,18 +280,33 @@ def print_table(rows: list[Row], out: TextIO) -> None:
               f"{_f(r.p_value, '.2g'):>10}  {r.verdict}", file=out)
 
 
+def _read_side(directory: Path) -> dict[str, Group] | NoTurnsMeasured:
+    try:
+        return read_run(directory)
+    except NoTurnsMeasured as exc:
+        return exc
+
+
 def run_compare(run_a: Path, run_b: Path, settings: Settings | None = None,
                 out: TextIO | None = None, err: TextIO | None = None) -> int:
     """The ``compare`` command: print the table; return 0, 1 (regression) or 2."""
     s = settings or Settings()
     out, err = out or sys.stdout, err or sys.stderr
     try:
-        a, b = read_run(run_a), read_run(run_b)
+        a, b = _read_side(run_a), _read_side(run_b)
     except CompareInputError as exc:
         print(f"loadcaller compare: {exc}", file=err)
         return EXIT_BAD_INPUT
     except OSError as exc:
         print(f"loadcaller compare: cannot read: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    if isinstance(b, NoTurnsMeasured):  # the agent was down: B regressed, whatever A was
+        print(f"loadcaller compare: B placed {b.calls} calls and measured no turn: {b.why}",
+              file=err)
+        return EXIT_REGRESSION
+    if isinstance(a, NoTurnsMeasured):
+        print(f"loadcaller compare: A placed {a.calls} calls and measured no turn: {a.why}; "
+              "a baseline needs turns to compare B with", file=err)
         return EXIT_BAD_INPUT
     rows = compare_runs(a, b, s)
     print(f"  A: {run_a}\n  B: {run_b}\n  latencies in ms; a regression is significant at "

@@ -17,10 +17,16 @@ from loadcaller.gates.compare import Settings, read_run, run_compare
 
 def write_run(directory: Path, latencies: np.ndarray, *, turns: int = 3,
               faults: list[list[str]] | None = None, unanswered: int = 0,
-              scenarios: tuple[str, ...] = ("order",)) -> Path:
+              scenarios: tuple[str, ...] = ("order",), failed_calls: int = 0) -> Path:
     """A results directory whose turns.jsonl holds ``latencies`` (ms), spread over turns
-    and calls, each call a scenario of ``scenarios`` in turn."""
+    and calls, each call a scenario of ``scenarios`` in turn; its calls.jsonl holds
+    ``failed_calls`` calls that never connected (and no turn)."""
     directory.mkdir(parents=True)
+    with (directory / "calls.jsonl").open("w") as f:
+        for i in range(failed_calls):
+            f.write(json.dumps({"call_id": f"f{i}", "scenario": scenarios[0],
+                                "outcome": "failed_setup", "turns": 0,
+                                "reason": "connect to 127.0.0.1:1 failed"}) + "\n")
     with (directory / "turns.jsonl").open("w") as f:
         for i, lat in enumerate(latencies):
             call = i // turns
@@ -168,15 +174,31 @@ def test_bad_input_exits_2_through_the_command_line(tmp_path: Path,
     rng = np.random.default_rng(7)
     good = write_run(tmp_path / "good", lognormal(rng, 30, 800))
     (tmp_path / "empty").mkdir()
+    no_calls = write_run(tmp_path / "no-calls", np.array([]))  # both files, both empty
     (tmp_path / "blank").mkdir()
-    (tmp_path / "blank" / "turns.jsonl").write_text("\n")
+    (tmp_path / "blank" / "turns.jsonl").write_text("\n")  # and no calls.jsonl
     assert main(["compare", str(good), str(tmp_path / "nope")]) == 2
     assert "nope: no such results directory" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "empty"), str(good)]) == 2
     assert "empty: no turns.jsonl" in capsys.readouterr().err
-    assert main(["compare", str(good), str(tmp_path / "blank")]) == 2
-    assert "turns.jsonl: holds no turns" in capsys.readouterr().err
+    for run in (no_calls, tmp_path / "blank"):
+        assert main(["compare", str(good), str(run)]) == 2
+        assert "holds no turns and no calls" in capsys.readouterr().err
     assert main(["compare", str(good), str(good)]) == 0
+
+
+def test_a_run_whose_calls_all_failed_is_a_regression_not_bad_input(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the agent was down: B placed 8 calls, every one failed_setup, turns.jsonl empty
+    rng = np.random.default_rng(12)
+    good = write_run(tmp_path / "good", lognormal(rng, 30, 800))
+    down = write_run(tmp_path / "down", np.array([]), failed_calls=8)
+    assert main(["compare", str(good), str(down)]) == 1
+    assert ("B placed 8 calls and measured no turn: 8 failed_setup: connect to "
+            "127.0.0.1:1 failed") in capsys.readouterr().err
+    # as the baseline it leaves nothing to compare with: fix the job
+    assert main(["compare", str(down), str(good)]) == 2
+    assert "A placed 8 calls and measured no turn" in capsys.readouterr().err
 
 
 def test_read_run_skips_a_half_written_last_line(tmp_path: Path) -> None:

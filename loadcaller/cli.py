@@ -31,9 +31,11 @@ EXIT_CODES_HELP = """exit codes:
        them failed (the last line says why, e.g. "no call connected: 37 failed_setup:
        connect to 127.0.0.1:1 failed: ..."); or an SLO gate failed (each gate is printed
        with its measured value, PASS or FAIL); for the demo also: the callers' numbers
-       disagree with the agent's own ground truth; for compare: B regressed against A
+       disagree with the agent's own ground truth; for compare: B regressed against A,
+       or B placed calls and measured no turn (every call failed)
   2    bad input: the profile, a --gate or an option is invalid (compare: a results
-       directory is missing or holds no turns)
+       directory is missing, has no turns.jsonl or cannot be read, holds no call at
+       all, or is a baseline A that measured no turn)
   3    the generator saturated in any --saturation-window of the run (media clock lag
        p99 above --saturation-lag-ms with at least 10 late ticks, or skipped media
        ticks), or Locust's CPU warning: the numbers may be the tool's, not the agent's
@@ -211,8 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Compare two results directories' turns.jsonl overall, per "
                        "turn and per chaos phase: a group regressed when its p95 (bootstrap) "
                        "or median (Mann-Whitney U) rose significantly and by more than the "
-                       "thresholds, or its answered ratio fell. Exit 0: no regression; 1: B "
-                       "regressed against A; 2: a directory is missing or holds no turns.")
+                       "thresholds, or its answered ratio fell (Fisher's exact test). Exit 0: no "
+                       "regression; 1: B regressed against A, or placed calls and measured "
+                       "no turn; 2: a directory is missing, unreadable or holds no call, or A "
+                       "measured no turn.")
     c.add_argument("run_a", type=Path, metavar="RUN_A", help="the baseline results directory")
     c.add_argument("run_b", type=Path, metavar="RUN_B", help="the results directory to judge")
     c.add_argument("--alpha", type=_ratio, default=0.01,
@@ -224,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-answered-drop", type=_ratio, default=0.02, metavar="R",
                    help="answered ratio falling more than this is a regression (default 0.02)")
     c.add_argument("--min-samples", type=_positive_int, default=20, metavar="N",
-                   help="fewer latencies a side: too few samples, not judged (default 20)")
+                   help="fewer latencies a side: their p50 and p95 are not judged (the "
+                   "answered ratio still is, by an exact test) (default 20)")
     rep = sub.add_parser("report", help="write a run's HTML report (self-contained, offline)",
                          description="Write one self-contained HTML file from a results "
                          "directory (runs write it at the end; this writes it again). "

@@ -1,9 +1,11 @@
 """``loadcaller compare RUN_A RUN_B``: did B regress against A?
 
 Both results directories' turns.jsonl are grouped the same ways: all turns,
-each scenario's turn index (turn 2 of a scenario is the same question asked
-every call), and each chaos phase (the turns a fault was active for; ``none``:
-no fault). A group regressed when the change is both large enough to matter
+each scenario's turn index (``SCENARIO turn 2``: the same question asked every
+call; named so whether a run drew one scenario or several, or a run that drew
+only one would share no per-turn group with the other), and each chaos phase
+(the turns a fault was active for; ``none``: no fault). Groups found in only one
+run are listed, not compared. A group regressed when the change is both large enough to matter
 and unlikely to be noise:
 
 - its p95 rose by more than the effect threshold (``--min-increase-ms``, and
@@ -12,14 +14,21 @@ and unlikely to be noise:
   :data:`MIN_TAIL_SAMPLES` latencies a side);
 - or its median rose by more than the threshold (of A's median) and the
   Mann-Whitney U test says B's latencies tend to be larger (the body moved);
-- or its answered ratio fell by more than ``--max-answered-drop`` and a
-  two-proportion test says so.
+- or its answered ratio fell by more than ``--max-answered-drop`` and Fisher's
+  exact test (one-sided: B answered less) says so, at any number of turns: an
+  agent that answered 120 of 120 turns and then 0 of 8 regressed.
 
 Every test is one more chance of a false alarm, so each is held to ``alpha``
 (default 0.01: a nightly comparison that cries wolf one night in twenty is soon
-ignored) divided by the number of tests, three per group (Bonferroni). A group with
-fewer than ``--min-samples`` latencies on a side is reported as too few
-samples, not judged. Exit codes: 0 no regression, 1 a regression, 2 bad input.
+ignored) divided by the number of tests made (Bonferroni): the answered test of
+each group, and the two latency tests of each group with ``--min-samples``
+latencies a side. A group with fewer latencies is reported as too few samples
+for its latencies; its answered ratio is still judged.
+
+Exit codes: 0 no regression; 1 a regression, including a B that placed calls and
+measured no turn (every call failed: the agent was down); 2 bad input: a missing
+directory, no turns.jsonl, an unreadable file, a run with no call at all, or a
+baseline A that measured no turn (there is nothing to compare B with).
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -40,16 +49,28 @@ from loadcaller.gates.parse import NO_FAULT_PHASE
 EXIT_OK: Final = 0
 EXIT_REGRESSION: Final = 1
 EXIT_BAD_INPUT: Final = 2
+MAX_REASON: Final = 200
+"""Characters of a failed call's reason quoted when a run measured no turn."""
 MAX_TURNS: Final = 1_000_000
 """Turns read from each run (about 300 bytes of memory each); the rest are left out."""
 MIN_TAIL_SAMPLES: Final = 100
 """The p95 test needs this many latencies a side (five of them in the tail): a bootstrap
 of a p95 from 20 values flagged 2 of 100 identical pairs where alpha allowed 1 in 300."""
-TESTS_PER_GROUP: Final = 3  # p95 (bootstrap), median (Mann-Whitney), answered ratio
+LATENCY_TESTS: Final = 2  # p95 (bootstrap), median (Mann-Whitney); the answered test is one more
 
 
 class CompareInputError(ValueError):
-    """A results directory that cannot be compared (missing, no turns.jsonl, no turns)."""
+    """A results directory that cannot be compared (missing, no turns.jsonl, no call)."""
+
+
+class NoTurnsMeasured(Exception):
+    """A run that placed calls and measured no turn: each call failed (set-up refused,
+    the agent down); a regression when it is B, not bad input."""
+
+    def __init__(self, directory: Path, calls: int, why: str) -> None:
+        super().__init__(f"{directory}: placed {calls} calls and measured no turn: {why}")
+        self.calls = calls
+        self.why = why
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +132,33 @@ class Row:
         return self.verdict.startswith("REGRESSION")
 
 
+def _calls_without_turns(directory: Path) -> NoTurnsMeasured:
+    """Why a run with no turn measured none, from its calls.jsonl (the most common
+    outcome and reason); CompareInputError when it placed no call either."""
+    path = directory / "calls.jsonl"
+    why: Counter[str] = Counter()
+    if path.is_file():
+        with path.open(encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and isinstance(rec.get("outcome"), str):
+                    reason = str(rec.get("reason") or "")[:MAX_REASON]
+                    why[f"{rec['outcome']}: {reason}" if reason else rec["outcome"]] += 1
+    calls = why.total()
+    if not calls:
+        raise CompareInputError(f"{directory}: holds no turns and no calls (a run that "
+                                "placed no call)")
+    (top, n), = why.most_common(1)
+    rest = f" (and {calls - n} calls failing otherwise)" if n < calls else ""
+    return NoTurnsMeasured(directory, calls, f"{n} {top}{rest}")
+
+
 def read_run(directory: Path) -> dict[str, Group]:
-    """Group a results directory's turns; raise CompareInputError when there are none."""
+    """Group a results directory's turns. Raise NoTurnsMeasured when it has none but
+    placed calls, CompareInputError when it is no results directory or placed none."""
     if not directory.is_dir():
         raise CompareInputError(f"{directory}: no such results directory")
     path = directory / "turns.jsonl"
@@ -121,7 +167,6 @@ def read_run(directory: Path) -> dict[str, Group]:
                                 "directory, or a run that measured nothing)")
     groups: dict[str, Group] = defaultdict(lambda: Group([]))
     turns = 0
-    scenarios: set[str] = set()
     rows: list[tuple[str, int, list[str], bool, float | None]] = []
     with path.open(encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -141,14 +186,13 @@ def read_run(directory: Path) -> dict[str, Group]:
                    and not isinstance(raw_lat, bool) and raw_lat >= 0 else None)
             faults = [str(x) for x in raw_faults] if isinstance(raw_faults, list) else []
             scenario = str(rec.get("scenario", "?"))
-            scenarios.add(scenario)
             turn = raw_turn if isinstance(raw_turn, int) else -1
             rows.append((scenario, turn, faults, rec.get("outcome") == "answered", lat))
     if not turns:
-        raise CompareInputError(f"{path}: holds no turns")
+        raise _calls_without_turns(directory)
     any_fault = any(r[2] for r in rows)
     for scenario, turn, faults, answered, lat in rows:
-        keys = ["overall", f"turn {turn}" if len(scenarios) == 1 else f"{scenario} turn {turn}"]
+        keys = ["overall", f"{scenario} turn {turn}"]
         if any_fault:
             keys += [f"phase {f}" for f in faults] or [f"phase {NO_FAULT_PHASE}"]
         for key in keys:
@@ -173,8 +217,8 @@ def _judge(name: str, a: Group, b: Group, s: Settings, alpha: float,
     common = dict(name=name, n_a=len(xa), n_b=len(xb), p50_a=p50_a, p50_b=p50_b, p95_a=p95_a,
                   p95_b=p95_b, answered_a=ans_a, answered_b=ans_b)
     reasons: list[str] = []
-    if min(a.total, b.total) >= s.min_samples and ans_a is not None and ans_b is not None:
-        p_ans = stats.proportion_drop(a.answered, a.total, b.answered, b.total)
+    if ans_a is not None and ans_b is not None:  # Fisher's test is exact: no minimum
+        p_ans = stats.answered_drop(a.answered, a.total, b.answered, b.total)
         if ans_a - ans_b > s.max_answered_drop and p_ans < alpha:
             reasons.append(f"answered {100 * ans_a:.1f}% -> {100 * ans_b:.1f}%")
     if min(len(xa), len(xb)) < s.min_samples:
@@ -202,13 +246,21 @@ def _order(name: str) -> tuple[int, str, int, str]:
 
 
 def compare_runs(a: dict[str, Group], b: dict[str, Group], s: Settings) -> list[Row]:
-    """One row per group present in both runs, overall first."""
+    """One row per group present in both runs, overall first (:func:`unmatched` names
+    the others)."""
     names = sorted(set(a) & set(b), key=_order)
-    tested = sum(min(len(a[n].latencies), len(b[n].latencies)) >= s.min_samples
-                 or min(a[n].total, b[n].total) >= s.min_samples for n in names)
-    alpha = s.alpha / (TESTS_PER_GROUP * max(1, tested))
+    tests = sum((min(a[n].total, b[n].total) > 0)
+                + LATENCY_TESTS * (min(len(a[n].latencies), len(b[n].latencies))
+                                   >= s.min_samples) for n in names)
+    alpha = s.alpha / max(1, tests)
     rng = np.random.default_rng(s.seed)
     return [_judge(n, a[n], b[n], s, alpha, rng) for n in names]
+
+
+def unmatched(a: dict[str, Group], b: dict[str, Group]) -> tuple[list[str], list[str]]:
+    """The groups only A has and those only B has (a scenario, turn or fault one run
+    never drew), in table order."""
+    return sorted(set(a) - set(b), key=_order), sorted(set(b) - set(a), key=_order)
 
 
 def _f(v: float | None, spec: str = ",.0f") -> str:
@@ -228,24 +280,42 @@ def print_table(rows: list[Row], out: TextIO) -> None:
               f"{_f(r.p_value, '.2g'):>10}  {r.verdict}", file=out)
 
 
+def _read_side(directory: Path) -> dict[str, Group] | NoTurnsMeasured:
+    try:
+        return read_run(directory)
+    except NoTurnsMeasured as exc:
+        return exc
+
+
 def run_compare(run_a: Path, run_b: Path, settings: Settings | None = None,
                 out: TextIO | None = None, err: TextIO | None = None) -> int:
     """The ``compare`` command: print the table; return 0, 1 (regression) or 2."""
     s = settings or Settings()
     out, err = out or sys.stdout, err or sys.stderr
     try:
-        a, b = read_run(run_a), read_run(run_b)
+        a, b = _read_side(run_a), _read_side(run_b)
     except CompareInputError as exc:
         print(f"loadcaller compare: {exc}", file=err)
         return EXIT_BAD_INPUT
     except OSError as exc:
         print(f"loadcaller compare: cannot read: {exc}", file=err)
         return EXIT_BAD_INPUT
+    if isinstance(b, NoTurnsMeasured):  # the agent was down: B regressed, whatever A was
+        print(f"loadcaller compare: B placed {b.calls} calls and measured no turn: {b.why}",
+              file=err)
+        return EXIT_REGRESSION
+    if isinstance(a, NoTurnsMeasured):
+        print(f"loadcaller compare: A placed {a.calls} calls and measured no turn: {a.why}; "
+              "a baseline needs turns to compare B with", file=err)
+        return EXIT_BAD_INPUT
     rows = compare_runs(a, b, s)
     print(f"  A: {run_a}\n  B: {run_b}\n  latencies in ms; a regression is significant at "
           f"alpha {s.alpha:g} (Bonferroni over groups and tests) and larger than "
           f"{s.min_increase_ms:g} ms and {100 * s.min_increase_ratio:g}%\n", file=out)
     print_table(rows, out)
+    for side, names in zip("AB", unmatched(a, b), strict=True):
+        if names:
+            print(f"  only in {side} (not compared): {', '.join(names)}", file=out)
     regressed = [r for r in rows if r.regressed]
     if regressed:
         print(f"\nloadcaller compare: B regressed against A in {len(regressed)} of "

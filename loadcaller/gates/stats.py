@@ -8,7 +8,10 @@ normal distribution:
   correction and a continuity correction, exact enough from 20 samples a side;
 - :func:`p95_shift_lower_bound`: a percentile bootstrap of the difference of the
   95th percentiles, for a tail that moved while the median did not;
-- :func:`proportion_drop`: a one-sided two-proportion z test (answered turns).
+- :func:`answered_drop`: Fisher's exact test, one-sided (B's proportion is
+  lower), for answered turns: exact at any sample size, so 8 unanswered turns
+  against 120 answered ones are judged, where a z test's normal approximation
+  would not hold.
 
 Randomness comes from a ``numpy.random.Generator`` passed in: a seed
 reproduces a comparison.
@@ -86,12 +89,23 @@ def p95_shift_lower_bound(a: np.ndarray, b: np.ndarray, alpha: float,
     return float(np.quantile(diffs, alpha))
 
 
-def proportion_drop(k_a: int, n_a: int, k_b: int, n_b: int) -> float:
-    """p-value of "B's proportion is lower than A's" (pooled two-proportion z test)."""
+def _log_comb(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+
+def answered_drop(k_a: int, n_a: int, k_b: int, n_b: int) -> float:
+    """p-value of "B's proportion k_b/n_b is lower than A's k_a/n_a" (Fisher's exact test,
+    one-sided): given the k_a + k_b successes of both, the hypergeometric probability
+    that B's n_b trials hold k_b of them or fewer."""
     if n_a == 0 or n_b == 0:
         return 1.0
-    pooled = (k_a + k_b) / (n_a + n_b)
-    var = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
-    if var <= 0:
-        return 1.0
-    return _norm_sf((k_a / n_a - k_b / n_b) / math.sqrt(var))
+    n, k = n_a + n_b, k_a + k_b
+    lo = max(0, k - n_a)  # the fewest successes B can hold
+    log_top = _log_comb(k, k_b) + _log_comb(n - k, n_b - k_b) - _log_comb(n, n_b)
+    # P(X = x - 1) / P(X = x), from x = k_b down to lo + 1, in one array: a sum of
+    # up to a million terms without a million lgamma calls
+    x = np.arange(k_b, lo, -1, dtype=np.float64)
+    steps = np.log(x) + np.log(n_a - k + x) - np.log(k - x + 1) - np.log(n_b - x + 1)
+    logs = np.concatenate(([log_top], log_top + np.cumsum(steps)))
+    peak = float(logs.max())
+    return min(1.0, math.exp(peak) * float(np.exp(logs - peak).sum()))

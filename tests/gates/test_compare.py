@@ -16,13 +16,23 @@ from loadcaller.gates.compare import Settings, read_run, run_compare
 
 
 def write_run(directory: Path, latencies: np.ndarray, *, turns: int = 3,
-              faults: list[list[str]] | None = None, unanswered: int = 0) -> Path:
-    """A results directory whose turns.jsonl holds ``latencies`` (ms), spread over turns."""
+              faults: list[list[str]] | None = None, unanswered: int = 0,
+              scenarios: tuple[str, ...] = ("order",), failed_calls: int = 0) -> Path:
+    """A results directory whose turns.jsonl holds ``latencies`` (ms), spread over turns
+    and calls, each call a scenario of ``scenarios`` in turn; its calls.jsonl holds
+    ``failed_calls`` calls that never connected (and no turn)."""
     directory.mkdir(parents=True)
+    with (directory / "calls.jsonl").open("w") as f:
+        for i in range(failed_calls):
+            f.write(json.dumps({"call_id": f"f{i}", "scenario": scenarios[0],
+                                "outcome": "failed_setup", "turns": 0,
+                                "reason": "connect to 127.0.0.1:1 failed"}) + "\n")
     with (directory / "turns.jsonl").open("w") as f:
         for i, lat in enumerate(latencies):
+            call = i // turns
             f.write(json.dumps({
-                "call_id": f"c{i // turns}", "scenario": "order", "turn": i % turns,
+                "call_id": f"c{call}", "scenario": scenarios[call % len(scenarios)],
+                "turn": i % turns,
                 "outcome": "answered", "latency_ms": round(float(lat), 3),
                 "faults": faults[i] if faults else []}) + "\n")
         for i in range(unanswered):
@@ -98,11 +108,13 @@ def test_per_turn_and_per_phase_groups(tmp_path: Path) -> None:
     b = write_run(tmp_path / "b", lat_b, faults=faults)
     code, out, _ = _compare(a, b)
     assert code == 1
-    verdicts = {line.split()[0] + " " + line.split()[1]: line for line in out.splitlines()
-                if line.startswith("  turn ") or line.startswith("  phase ")}
-    assert "REGRESSION" in verdicts["turn 1"]
+    verdicts = {" ".join(line.split()[:3 if line.startswith("  order ") else 2]): line
+                for line in out.splitlines()
+                if line.startswith("  order turn ") or line.startswith("  phase ")}
+    assert "REGRESSION" in verdicts["order turn 1"]
     assert "REGRESSION" in verdicts["phase crm-slow"]
-    assert "REGRESSION" not in verdicts["turn 0"] and "REGRESSION" not in verdicts["turn 2"]
+    assert "REGRESSION" not in verdicts["order turn 0"]
+    assert "REGRESSION" not in verdicts["order turn 2"]
     assert "REGRESSION" not in verdicts["phase none"]
 
 
@@ -125,20 +137,68 @@ def test_too_few_samples_says_so_and_does_not_flag(tmp_path: Path) -> None:
     assert "groups had too few samples to judge" in out
 
 
+def test_a_dead_agent_is_a_regression_however_few_its_turns(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A answered 120 of 120 turns, B 0 of 8: no latency to compare, but the answered
+    # ratio fell from 100% to 0% (Fisher's exact test needs no minimum of turns)
+    rng = np.random.default_rng(10)
+    a = write_run(tmp_path / "a", lognormal(rng, 120, 800))
+    b = write_run(tmp_path / "b", np.array([]), unanswered=8)
+    assert main(["compare", str(a), str(b)]) == 1
+    captured = capsys.readouterr()
+    overall = next(line for line in captured.out.splitlines()
+                   if line.strip().startswith("overall"))
+    assert "REGRESSION: answered 100.0% -> 0.0%" in overall
+    assert "B regressed against A in" in captured.err
+
+
+def test_a_small_answered_drop_within_chance_does_not_flag(tmp_path: Path) -> None:
+    # 1 of 9 unanswered against 0 of 9: Fisher's p is 0.5, no regression
+    rng = np.random.default_rng(11)
+    a = write_run(tmp_path / "a", lognormal(rng, 9, 800))
+    b = write_run(tmp_path / "b", lognormal(rng, 8, 800), unanswered=1)
+    code, out, _ = _compare(a, b)
+    assert code == 0, out
+
+
+def test_fisher_exact_matches_a_hand_computed_case() -> None:
+    # A 3 of 4, B 1 of 4: P(B holds 1 or 0 of the 4 successes) = (16 + 1) / C(8, 4)
+    assert stats.answered_drop(3, 4, 1, 4) == pytest.approx(17 / 70)
+    assert stats.answered_drop(120, 120, 0, 8) == pytest.approx(1 / math.comb(128, 8))
+    assert stats.answered_drop(10, 10, 10, 10) == 1.0
+    assert stats.answered_drop(0, 0, 0, 8) == 1.0
+
+
 def test_bad_input_exits_2_through_the_command_line(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     rng = np.random.default_rng(7)
     good = write_run(tmp_path / "good", lognormal(rng, 30, 800))
     (tmp_path / "empty").mkdir()
+    no_calls = write_run(tmp_path / "no-calls", np.array([]))  # both files, both empty
     (tmp_path / "blank").mkdir()
-    (tmp_path / "blank" / "turns.jsonl").write_text("\n")
+    (tmp_path / "blank" / "turns.jsonl").write_text("\n")  # and no calls.jsonl
     assert main(["compare", str(good), str(tmp_path / "nope")]) == 2
     assert "nope: no such results directory" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "empty"), str(good)]) == 2
     assert "empty: no turns.jsonl" in capsys.readouterr().err
-    assert main(["compare", str(good), str(tmp_path / "blank")]) == 2
-    assert "turns.jsonl: holds no turns" in capsys.readouterr().err
+    for run in (no_calls, tmp_path / "blank"):
+        assert main(["compare", str(good), str(run)]) == 2
+        assert "holds no turns and no calls" in capsys.readouterr().err
     assert main(["compare", str(good), str(good)]) == 0
+
+
+def test_a_run_whose_calls_all_failed_is_a_regression_not_bad_input(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the agent was down: B placed 8 calls, every one failed_setup, turns.jsonl empty
+    rng = np.random.default_rng(12)
+    good = write_run(tmp_path / "good", lognormal(rng, 30, 800))
+    down = write_run(tmp_path / "down", np.array([]), failed_calls=8)
+    assert main(["compare", str(good), str(down)]) == 1
+    assert ("B placed 8 calls and measured no turn: 8 failed_setup: connect to "
+            "127.0.0.1:1 failed") in capsys.readouterr().err
+    # as the baseline it leaves nothing to compare with: fix the job
+    assert main(["compare", str(down), str(good)]) == 2
+    assert "A placed 8 calls and measured no turn" in capsys.readouterr().err
 
 
 def test_read_run_skips_a_half_written_last_line(tmp_path: Path) -> None:
@@ -147,7 +207,27 @@ def test_read_run_skips_a_half_written_last_line(tmp_path: Path) -> None:
         f.write('{"call_id": "x", "lat')
     groups = read_run(run)
     assert groups["overall"].latencies == [100.0, 200.0, 300.0]
-    assert set(groups) == {"overall", "turn 0", "turn 1", "turn 2"}
+    assert set(groups) == {"overall", "order turn 0", "order turn 1", "order turn 2"}
+
+
+def test_per_turn_groups_match_when_one_run_drew_a_single_scenario(tmp_path: Path) -> None:
+    # A drew two scenarios, B only one: B's "order" turns still meet A's, and the
+    # scenario B never drew is named, not dropped without a word
+    rng = np.random.default_rng(9)
+    n = 600
+    lat_b = lognormal(rng, n, 800)
+    lat_b[1::3] += 1500  # turn 1 of "order" slowed
+    a = write_run(tmp_path / "a", lognormal(rng, 2 * n, 800), scenarios=("order", "refund"))
+    b = write_run(tmp_path / "b", lat_b)
+    code, out, _ = _compare(a, b)
+    assert code == 1
+    rows = {" ".join(line.split()[:3]): line for line in out.splitlines()
+            if line.startswith("  order turn ")}
+    assert set(rows) == {"order turn 0", "order turn 1", "order turn 2"}
+    assert "REGRESSION" in rows["order turn 1"] and "REGRESSION" not in rows["order turn 0"]
+    assert ("only in A (not compared): refund turn 0, refund turn 1, refund turn 2"
+            in out)
+    assert "only in B" not in out
 
 
 def test_mann_whitney_matches_a_hand_computed_case() -> None:

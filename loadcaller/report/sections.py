@@ -17,12 +17,14 @@ from loadcaller.report import plots
 from loadcaller.report.data import RunData
 from loadcaller.report.svg import bar_chart, esc, fmt_num
 
+# Every code of ``loadcaller --help`` (loadcaller.cli.EXIT_CODES_HELP; a test holds them equal)
 EXIT_MEANING = {
     0: "the run finished and its numbers can be trusted",
     1: "the run failed (calls, gates, or the demo's ground-truth check)",
     2: "bad input",
     3: "the generator saturated: the numbers may be the tool's, not the agent's",
     4: "a master did not get its workers in time",
+    5: "the results are incomplete: summary.json or some call records could not be written",
     130: "stopped by SIGINT",
     143: "stopped by SIGTERM",
 }
@@ -62,7 +64,8 @@ def verdict(summary: dict[str, Any], exit_code: int | None, *,
     """(``ok`` / ``bad`` / ``warn`` / ``incomplete``, the reasons) for the header's verdict.
 
     ``summary_lost`` (summary.json missing or unreadable: a killed run) is never ``ok``:
-    nothing judged the run, so nothing says it passed.
+    nothing judged the run, so nothing says it passed. Exit 5 (the run could not write
+    all its results) is ``incomplete`` too.
     """
     why: list[str] = []
     if summary_lost:
@@ -84,7 +87,7 @@ def verdict(summary: dict[str, Any], exit_code: int | None, *,
     if exit_code is not None:
         meaning = EXIT_MEANING.get(exit_code, "")
         why.insert(0, f"exit {exit_code}" + (f": {meaning}" if meaning else ""))
-        if exit_code == 0 and summary_lost:
+        if exit_code == 5 or (exit_code == 0 and summary_lost):
             return "incomplete", why
         return ("ok" if exit_code == 0 else "warn" if exit_code == 3 else "bad"), why
     if summary_lost:

@@ -76,6 +76,13 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0,
     1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0,
 )
+# Call setup: 1 ms (a websocket upgrade on a LAN takes a few) to 40 s (SIP's default
+# setup_timeout); finest where setups live, so histogram_quantile interpolates within
+# a few ms, not across [0, 50 ms] of the latency buckets.
+SETUP_BUCKETS: tuple[float, ...] = (
+    0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1,
+    0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 40.0,
+)
 # The generator's own lag: 0.1 ms to 250 ms; saturation starts at a few ms.
 LAG_BUCKETS: tuple[float, ...] = (
     0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25,

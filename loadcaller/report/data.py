@@ -82,6 +82,7 @@ class RunData:
     reasons: Counter[str] = field(default_factory=Counter)
     setup_ms: Sample = field(default_factory=Sample)
     greeting_ms: Sample = field(default_factory=Sample)
+    latencies_seen: int = 0  # turns with a latency (the sample keeps some of them)
     calls_seen: int = 0
     failed_seen: int = 0
     bad_lines: Counter[str] = field(default_factory=Counter)  # file name -> lines skipped
@@ -90,6 +91,19 @@ class RunData:
     failed: list[dict[str, Any]] = field(default_factory=list)
     call_turns: dict[str, list[Turn]] = field(default_factory=dict)
     t_origin: float | None = None  # the first call's start (or first turn): time 0
+
+    @property
+    def summary_lost(self) -> str | None:
+        """Why summary.json cannot be trusted (missing or unreadable), or None when it can.
+
+        A run killed before its end (SIGKILL, OOM, a lost host) writes no summary.json:
+        the run was never judged, and its figures exist only in the JSONL files.
+        """
+        if self.summary_error:
+            return f"summary.json could not be read ({self.summary_error})"
+        if "summary.json" in self.missing:
+            return "no summary.json"
+        return None
 
 
 def _num(v: Any) -> float | None:
@@ -202,6 +216,7 @@ def _pass_turns(data: RunData, path: Path, top: int) -> dict[str, float]:
             push(current, worst)
             current, worst = cid, -1.0
         if turn.latency_ms is not None:
+            data.latencies_seen += 1
             worst = max(worst, turn.latency_ms)
     push(current, worst)
     best: dict[str, float] = {}

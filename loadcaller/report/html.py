@@ -45,7 +45,7 @@ dt{color:var(--mut)}dd{margin:0;word-break:break-all}
 .verdict ul{margin:4px 0 0;padding-left:20px}
 .verdict.ok{background:#e8f5e9;border-color:var(--ok)}
 .verdict.bad{background:#ffebee;border-color:var(--bad)}
-.verdict.warn,.banner{background:#fff3e0;border-color:var(--warn)}
+.verdict.warn,.verdict.incomplete,.banner{background:#fff3e0;border-color:var(--warn)}
 .banner{border:1px solid var(--warn);padding:8px 12px;border-radius:6px;margin:8px 0}
 table{border-collapse:collapse;margin:8px 0;font-variant-numeric:tabular-nums}
 th,td{border-bottom:1px solid var(--line);padding:3px 10px;text-align:right}

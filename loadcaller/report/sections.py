@@ -17,12 +17,14 @@ from loadcaller.report import plots
 from loadcaller.report.data import RunData
 from loadcaller.report.svg import bar_chart, esc, fmt_num
 
+# Every code of ``loadcaller --help`` (loadcaller.cli.EXIT_CODES_HELP; a test holds them equal)
 EXIT_MEANING = {
     0: "the run finished and its numbers can be trusted",
     1: "the run failed (calls, gates, or the demo's ground-truth check)",
     2: "bad input",
     3: "the generator saturated: the numbers may be the tool's, not the agent's",
     4: "a master did not get its workers in time",
+    5: "the results are incomplete: summary.json or some call records could not be written",
     130: "stopped by SIGINT",
     143: "stopped by SIGTERM",
 }
@@ -57,9 +59,17 @@ class Raw:
         self.html = html
 
 
-def verdict(summary: dict[str, Any], exit_code: int | None) -> tuple[str, list[str]]:
-    """(``ok`` / ``bad`` / ``warn``, the reasons) for the header's verdict line."""
+def verdict(summary: dict[str, Any], exit_code: int | None, *,
+            summary_lost: str | None = None) -> tuple[str, list[str]]:
+    """(``ok`` / ``bad`` / ``warn`` / ``incomplete``, the reasons) for the header's verdict.
+
+    ``summary_lost`` (summary.json missing or unreadable: a killed run) is never ``ok``:
+    nothing judged the run, so nothing says it passed. Exit 5 (the run could not write
+    all its results) is ``incomplete`` too.
+    """
     why: list[str] = []
+    if summary_lost:
+        why.append(f"results incomplete: {summary_lost}: not judged")
     gen, run = _d(summary.get("generator")), _d(summary.get("run"))
     if run.get("ended_by") == "signal":
         why.append("stopped by a signal")
@@ -77,14 +87,22 @@ def verdict(summary: dict[str, Any], exit_code: int | None) -> tuple[str, list[s
     if exit_code is not None:
         meaning = EXIT_MEANING.get(exit_code, "")
         why.insert(0, f"exit {exit_code}" + (f": {meaning}" if meaning else ""))
+        if exit_code == 5 or (exit_code == 0 and summary_lost):
+            return "incomplete", why
         return ("ok" if exit_code == 0 else "warn" if exit_code == 3 else "bad"), why
+    if summary_lost:
+        return ("incomplete" if len(why) == 1 else "bad"), why
     return ("ok" if not why else "bad"), why or ["no failure recorded in summary.json"]
+
+
+VERDICT_LABEL = {"ok": "PASSED", "bad": "FAILED", "warn": "UNTRUSTED",
+                 "incomplete": "INCOMPLETE"}
 
 
 def header(data: RunData, exit_code: int | None) -> str:
     s = data.summary
     run = _d(s.get("run"))
-    state, why = verdict(s, exit_code)
+    state, why = verdict(s, exit_code, summary_lost=data.summary_lost)
     rows = [
         ("run", run.get("name", data.directory.name)),
         ("target", redact_url(str(run.get("target", "-")))),
@@ -103,8 +121,7 @@ def header(data: RunData, exit_code: int | None) -> str:
     reasons = "".join(f"<li>{esc(redact_text(w))}</li>" for w in why)
     return (f'<header><h1>loadcaller run report: {esc(run.get("name", "?"))}</h1>'
             f'<dl class="facts">{facts}</dl><div class="verdict {state}" id="verdict">'
-            f'<b>{"PASSED" if state == "ok" else "FAILED" if state == "bad" else "UNTRUSTED"}'
-            f'</b><ul>{reasons}</ul></div></header>')
+            f'<b>{VERDICT_LABEL[state]}</b><ul>{reasons}</ul></div></header>')
 
 
 def banners(data: RunData) -> str:
@@ -120,6 +137,9 @@ def banners(data: RunData) -> str:
     if data.summary_error:
         out.append(f"summary.json could not be read ({esc(data.summary_error)}): figures "
                    "below come from the JSONL files only.")
+    elif data.summary_lost:
+        out.append("There is no summary.json (the run did not reach its end): figures "
+                   "below come from the JSONL files only.")
     if data.missing:
         out.append(f"Missing from the results directory: {esc(', '.join(data.missing))}.")
     for name, n in sorted(data.bad_lines.items()):
@@ -130,12 +150,29 @@ def banners(data: RunData) -> str:
     return "".join(f'<div class="banner">{b}</div>' for b in out)
 
 
+def from_jsonl(values: Sequence[float], count: int) -> dict[str, Any]:
+    """A summary.json-like figure (count, p50, p95, p99, max) from the JSONL's values."""
+    ordered = sorted(values)
+    if not ordered:
+        return {"count": count}
+    return {"count": count, "max": ordered[-1],
+            **{f"p{q}": plots.percentile(ordered, q) for q in (50, 95, 99)}}
+
+
 def latency(data: RunData, windows: Sequence[plots.Window]) -> str:
     s = data.summary
     rows = []
-    for label, fig in (("turn latency", _d(s.get("turns")).get("latency_ms")),
-                       ("greeting latency", s.get("greeting_latency_ms")),
-                       ("call setup", s.get("setup_ms"))):
+    if data.summary_lost:  # a killed run: what the JSONL files hold (the kept sample)
+        figures: list[tuple[str, Any]] = [
+            ("turn latency", from_jsonl([t.latency_ms for t in data.turns.items
+                                         if t.latency_ms is not None], data.latencies_seen)),
+            ("greeting latency", from_jsonl(data.greeting_ms.items, data.greeting_ms.seen)),
+            ("call setup", from_jsonl(data.setup_ms.items, data.setup_ms.seen))]
+    else:
+        figures = [("turn latency", _d(s.get("turns")).get("latency_ms")),
+                   ("greeting latency", s.get("greeting_latency_ms")),
+                   ("call setup", s.get("setup_ms"))]
+    for label, fig in figures:
         f = _d(fig)
         rows.append((label, f.get("count", 0), _ms(f.get("p50")), _ms(f.get("p95")),
                      _ms(f.get("p99")), _ms(f.get("max"))))
@@ -146,9 +183,13 @@ def latency(data: RunData, windows: Sequence[plots.Window]) -> str:
                         _ms(unsat.get("max"))))
     svg, drawn = plots.latency_over_time(data, windows, plots.saturated_stretches(s))
     note = ""
+    if data.summary_lost and (data.turns.sampled or data.setup_ms.sampled
+                              or data.greeting_ms.sampled):
+        note += ('<p class="note">Percentiles from the uniform sample the report keeps '
+                 "(there are no summary.json histograms); counts are exact.</p>")
     if drawn < len(data.turns.items):
-        note = (f'<p class="note">{drawn:,} of {len(data.turns.items):,} turns drawn '
-                "(evenly thinned); the rolling lines use them all.</p>")
+        note += (f'<p class="note">{drawn:,} of {len(data.turns.items):,} turns drawn '
+                 "(evenly thinned); the rolling lines use them all.</p>")
     return (section("latency", "Latency", table(("", "count", "p50", "p95", "p99", "max"), rows)
                     + svg + note))
 

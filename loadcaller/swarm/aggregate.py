@@ -95,7 +95,7 @@ class Aggregate:
         every call of a scenario finishes within one scrape, latency panels would
         stay empty. Zero series from the start make every observation an increase.
         """
-        self._hist(self.setup, (transport,))
+        self._hist(self.setup, (transport,), m.SETUP_BUCKETS)
         for scenario, turns in turns_by_scenario.items():
             self._hist(self.greeting, (scenario, transport))
             for index in range(turns):
@@ -159,7 +159,8 @@ class Aggregate:
 
     def _observe(self, rec: CallRecord) -> None:
         if rec.setup_ns is not None:
-            self._hist(self.setup, (rec.transport,)).observe(rec.setup_ns / NS_PER_S)
+            self._hist(self.setup, (rec.transport,), m.SETUP_BUCKETS).observe(
+                rec.setup_ns / NS_PER_S)
         if rec.greeting_ns is not None:
             key = (rec.scenario, rec.transport)
             self._hist(self.greeting, key).observe(rec.greeting_ns / NS_PER_S)
@@ -203,10 +204,11 @@ class Aggregate:
                                t["latency_ns"])
 
     @staticmethod
-    def _hist(table: dict[Any, m.BucketHistogram], key: Any) -> m.BucketHistogram:
+    def _hist(table: dict[Any, m.BucketHistogram], key: Any,
+              bounds: tuple[float, ...] = m.LATENCY_BUCKETS) -> m.BucketHistogram:
         hist = table.get(key)
         if hist is None:
-            hist = table[key] = m.BucketHistogram(m.LATENCY_BUCKETS)
+            hist = table[key] = m.BucketHistogram(bounds)
         return hist
 
     def update_node(self, node_id: str, snapshot: Any) -> None:

@@ -126,11 +126,13 @@ def run_swarm(spec: RunSpec, opts: o.SwarmOptions, *, on_summary: OnSummary | No
 def judged_exit(code: int, failure: str | None, *, gates_failed: int = 0) -> int:
     """The exit code once the calls and the SLO gates are judged; prints why calls failed.
 
-    Precedence: a signal (130, 143), then the generator's saturation (3: even the
+    Precedence: a signal (130, 143), then incomplete results (5: summary.json or call
+    records could not be written), then the generator's saturation (3: even the
     failures may be the tool's), then failed calls (``failure``, from
-    :func:`~loadcaller.calls.results.failure_verdict`) or failed gates (1), then 0.
-    Bad input (2) never gets this far. A master that never got its workers (4)
-    has no calls to judge.
+    :func:`~loadcaller.calls.results.failure_verdict`) or failed gates (1), then 0:
+    any code other than 0 that the run already had is kept. Bad input (2) never
+    gets this far. A master that never got its workers (4) has no calls to judge.
+    ``loadcaller --help`` (:data:`loadcaller.cli.EXIT_CODES_HELP`) has the same table.
     """
     if failure is not None:
         print(f"loadcaller: {failure}", file=sys.stderr, flush=True)

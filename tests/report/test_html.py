@@ -157,6 +157,46 @@ def test_zero_calls_and_no_files(tmp_path: Path) -> None:
     assert "Missing from the results directory: turns.jsonl, calls.jsonl" in page
 
 
+def test_killed_run_without_summary_is_incomplete_and_figured_from_jsonl(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A killed run leaves no summary.json: never PASSED, and the latencies from the JSONL."""
+    write_run(tmp_path / "done", [call(i, latency_ms=500.0 + 100 * i) for i in range(4)])
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "calls.jsonl").write_text((tmp_path / "done" / "calls.jsonl").read_text())
+    (killed / "profile.yaml").write_text("name: unit\n")
+    turns = (tmp_path / "done" / "turns.jsonl").read_text()
+    (killed / "turns.jsonl").write_text(turns[: len(turns) - 40])  # torn last line
+    assert main(["report", str(killed), "-o", str(tmp_path / "x.html")]) == 0
+    capsys.readouterr()
+    page = (tmp_path / "x.html").read_text()
+    verdict = re.search(r'<div class="verdict (\w+)" id="verdict">(.*?)</div>', page, re.S)
+    assert verdict and verdict.group(1) == "incomplete"
+    assert "PASSED" not in page and "INCOMPLETE" in verdict.group(2)
+    assert "no summary.json: not judged" in verdict.group(2)
+    assert "come from the JSONL files only" in page
+    rows = {m[0]: m[1:] for m in re.findall(
+        r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>"
+        r"<td>([^<]*)</td><td>([^<]*)</td></tr>",
+        re.search(r'<section id="latency">.*?</table>', page, re.S).group(0))}
+    assert rows["turn latency"][0] == "11"  # 12 turns, the last one torn
+    assert rows["turn latency"][1:] == ("620.0 ms", "810.0 ms", "810.0 ms", "810.0 ms")
+    assert rows["greeting latency"] == ("4", "200.0 ms", "200.0 ms", "200.0 ms", "200.0 ms")
+    assert rows["call setup"] == ("4", "8 ms", "8 ms", "8 ms", "8 ms")
+    # the summary's figures still win when it is there
+    done = write_report(tmp_path / "done").read_text()
+    assert "PASSED" in done and "JSONL files only" not in done
+
+
+def test_unreadable_summary_is_incomplete(tmp_path: Path) -> None:
+    write_run(tmp_path, [call(0)])
+    (tmp_path / "summary.json").write_text('{"run": ')
+    page = write_report(tmp_path).read_text()
+    assert "PASSED" not in page and "INCOMPLETE" in page
+    assert "summary.json could not be read" in page and "JSONL files only" in page
+    assert write_report(tmp_path, exit_code=0).read_text().count("PASSED") == 0
+
+
 def test_one_call_all_failed(tmp_path: Path) -> None:
     recs = [call(0, outcome="no_response", reason="the agent never spoke", latency_ms=-1)]
     page = write_report(write_run(tmp_path, recs, failure="no call answered")).read_text()

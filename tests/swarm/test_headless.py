@@ -6,6 +6,7 @@ from loadcaller.metrics import (
     CALL_SETUP,
     GREETING_LATENCY,
     LATENCY_BUCKETS,
+    SETUP_BUCKETS,
     TURN_LATENCY,
 )
 
@@ -78,7 +79,8 @@ def test_headless_run_writes_results_and_serves_live_metrics(tmp_path, agent: Ag
             (CALL_SETUP, calls, "setup_ms", {"transport": "transport"})):
         values = values_by_series(rows, field, labels)
         assert values, name
-        assert_series_match(scraped_histograms(run.final_text, name), values, LATENCY_BUCKETS,
+        bounds = SETUP_BUCKETS if name == CALL_SETUP else LATENCY_BUCKETS
+        assert_series_match(scraped_histograms(run.final_text, name), values, bounds,
                             whole_us=False)
     # Locust's own reports list calls and turns as request types
     stats_csv = (tmp_path / "locust" / "run_stats.csv").read_text()

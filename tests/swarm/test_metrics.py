@@ -8,7 +8,13 @@ from loadcaller import metrics as m
 from loadcaller.calls.call import CallRecord
 from loadcaller.calls.histogram import Histogram
 from loadcaller.calls.measure import TurnResult
-from loadcaller.metrics import LAG_BUCKETS, LATENCY_BUCKETS, BucketHistogram, make_registry
+from loadcaller.metrics import (
+    LAG_BUCKETS,
+    LATENCY_BUCKETS,
+    SETUP_BUCKETS,
+    BucketHistogram,
+    make_registry,
+)
 from loadcaller.swarm.aggregate import Aggregate, record_from_wire, record_to_wire
 
 from .conftest import read_jsonl
@@ -21,6 +27,22 @@ US = 1_000
 def test_latency_buckets_span_50ms_to_20s():
     assert LATENCY_BUCKETS[0] == 0.05 and LATENCY_BUCKETS[-1] == 20.0
     assert list(LATENCY_BUCKETS) == sorted(set(LATENCY_BUCKETS))
+
+
+def test_call_setup_has_its_own_millisecond_buckets():
+    """A 3 ms setup lands in a bucket a few ms wide, not in [0, 50 ms] (10x too high)."""
+    assert SETUP_BUCKETS[0] == 0.001 and SETUP_BUCKETS[-1] >= 40.0  # SIP's setup_timeout
+    assert list(SETUP_BUCKETS) == sorted(set(SETUP_BUCKETS))
+    agg = Aggregate(None, saturation_lag_ms=5.0)
+    agg.add_records("w1", [record_to_wire(CallRecord(
+        "c1", "twilio", "order", "completed", "done", t_start_ns=1, t_end_ns=2,
+        setup_ns=3 * MS, greeting_ns=200 * MS, turns=[]))])
+    text = generate_latest(make_registry(agg)).decode()
+    (series,) = scraped_histograms(text, m.CALL_SETUP).values()
+    bounds = [0.0, *(b for b, _ in series.buckets)]
+    first = next(i for i, (_, n) in enumerate(series.buckets, 1) if n)
+    low, high = bounds[first - 1], bounds[first]
+    assert low < 0.003 <= high and high - low <= 0.003, (low, high)
 
 
 def test_merged_bucket_counts_are_the_sum_of_the_parts():
@@ -160,5 +182,5 @@ def test_exported_histograms_equal_the_results_files_bucket_by_bucket(tmp_path):
     assert sum(map(len, expected[m.TURN_LATENCY].values())) == 17
     assert sum(map(len, expected[m.GREETING_LATENCY].values())) == 2
     for name, values in expected.items():
-        assert_series_match(scraped_histograms(text, name), values, LATENCY_BUCKETS,
-                            whole_us=True)
+        bounds = SETUP_BUCKETS if name == m.CALL_SETUP else LATENCY_BUCKETS
+        assert_series_match(scraped_histograms(text, name), values, bounds, whole_us=True)

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from loadcaller.metrics import CALL_SETUP, GREETING_LATENCY, LATENCY_BUCKETS, TURN_LATENCY
+from loadcaller.metrics import (
+    CALL_SETUP,
+    GREETING_LATENCY,
+    LATENCY_BUCKETS,
+    SETUP_BUCKETS,
+    TURN_LATENCY,
+)
 from tests.peers import require_binary, serving
 
 from .conftest import Agent, free_port, http_get, read_jsonl, start_run, write_profile
@@ -99,8 +105,8 @@ def test_prometheus_holds_what_the_files_say_and_computes_quantiles_as_we_do(
                                                                        "transport": "transport"})),
             (CALL_SETUP, values_by_series(calls, "setup_ms", {"transport": "transport"}))):
         assert values, name
-        assert_series_match(scraped_series(base, name, at), values, LATENCY_BUCKETS,
-                            whole_us=False)
+        bounds = SETUP_BUCKETS if name == CALL_SETUP else LATENCY_BUCKETS
+        assert_series_match(scraped_series(base, name, at), values, bounds, whole_us=False)
 
     # Prometheus's quantile over the merged buckets is the one computed here from the same
     # buckets (its linear interpolation); approx only for the last bit, since Go may fuse

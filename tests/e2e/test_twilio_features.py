@@ -36,9 +36,11 @@ scenarios:
     finally:
         server.close()
     assert code == 0, err
-    calls = read_jsonl(tmp_path / "r" / "calls.jsonl")
+    # a call the run's end cancelled while it was still being set up sent no "start"
+    calls = [c for c in read_jsonl(tmp_path / "r" / "calls.jsonl") if c["setup_ms"] is not None]
     assert len(seen["params"]) == len(calls) >= 1
-    assert seen["digits"] == list("12#") * len(calls)
+    done = [c for c in calls if c["outcome"] == "completed"]
+    assert seen["digits"][:3 * len(done)] == list("12#") * len(done)
     assert seen["params"][0]["tenant"] == "acme"
     assert seen["params"][0]["loadcaller_call_id"] == calls[0]["call_id"]
 

@@ -44,6 +44,7 @@ from typing import Any, Final, TextIO
 import numpy as np
 
 from loadcaller.gates import stats
+from loadcaller.gates.evaluate import read_turns as read_jsonl_objects
 from loadcaller.gates.parse import NO_FAULT_PHASE
 
 EXIT_OK: Final = 0
@@ -138,15 +139,10 @@ def _calls_without_turns(directory: Path) -> NoTurnsMeasured:
     path = directory / "calls.jsonl"
     why: Counter[str] = Counter()
     if path.is_file():
-        with path.open(encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(rec, dict) and isinstance(rec.get("outcome"), str):
-                    reason = str(rec.get("reason") or "")[:MAX_REASON]
-                    why[f"{rec['outcome']}: {reason}" if reason else rec["outcome"]] += 1
+        for rec in read_jsonl_objects(path):
+            if isinstance(rec.get("outcome"), str):
+                reason = str(rec.get("reason") or "")[:MAX_REASON]
+                why[f"{rec['outcome']}: {reason}" if reason else rec["outcome"]] += 1
     calls = why.total()
     if not calls:
         raise CompareInputError(f"{directory}: holds no turns and no calls (a run that "

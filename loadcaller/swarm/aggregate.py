@@ -80,6 +80,7 @@ class Aggregate:
         self.locust_cpu_warning = False
         self.turn_outcomes: Counter[str] = Counter()  # /metrics: live turns included
         self._live_seen: dict[str, set[int]] = {}  # call id -> turn indexes seen live
+        self._live_marked: dict[str, set[str]] = {}  # call id -> "setup", "greeting" seen live
         # barge-in reaction by (scenario, transport, turn); barge-ins by outcome; failed
         # expect: checks by (scenario, transport): from finished calls' records
         self.bargein: dict[tuple[str, str, str], m.BucketHistogram] = {}
@@ -158,12 +159,11 @@ class Aggregate:
             log.warning("further rejections are only counted (summary.json: swarm.rejected_*)")
 
     def _observe(self, rec: CallRecord) -> None:
-        if rec.setup_ns is not None:
-            self._hist(self.setup, (rec.transport,), m.SETUP_BUCKETS).observe(
-                rec.setup_ns / NS_PER_S)
-        if rec.greeting_ns is not None:
-            key = (rec.scenario, rec.transport)
-            self._hist(self.greeting, key).observe(rec.greeting_ns / NS_PER_S)
+        marked = self._live_marked.pop(rec.call_id, set())  # latencies already observed live
+        if rec.setup_ns is not None and "setup" not in marked:
+            self._observe_setup(rec.transport, rec.setup_ns)
+        if rec.greeting_ns is not None and "greeting" not in marked:
+            self._observe_greeting(rec.scenario, rec.transport, rec.greeting_ns)
         seen = self._live_seen.pop(rec.call_id, set())  # turns already observed live
         for turn in rec.turns:
             if turn.step == "silence":  # dead air (summary.json), not a turn
@@ -203,6 +203,24 @@ class Aggregate:
             self._observe_turn(t["scenario"], t["transport"], t["index"], t["outcome"],
                                t["latency_ns"])
 
+    def add_live_calls(self, calls: list[dict[str, Any]]) -> None:
+        """Set-up and greeting latencies of calls still in progress (see
+        ``CallerNode.snapshot``), for /metrics: each observed once, as turns are."""
+        for c in calls:
+            marked = self._live_marked.setdefault(c["call_id"], set())
+            if c["setup_ns"] is not None and "setup" not in marked:
+                marked.add("setup")
+                self._observe_setup(c["transport"], c["setup_ns"])
+            if c["greeting_ns"] is not None and "greeting" not in marked:
+                marked.add("greeting")
+                self._observe_greeting(c["scenario"], c["transport"], c["greeting_ns"])
+
+    def _observe_setup(self, transport: str, setup_ns: int) -> None:
+        self._hist(self.setup, (transport,), m.SETUP_BUCKETS).observe(setup_ns / NS_PER_S)
+
+    def _observe_greeting(self, scenario: str, transport: str, greeting_ns: int) -> None:
+        self._hist(self.greeting, (scenario, transport)).observe(greeting_ns / NS_PER_S)
+
     @staticmethod
     def _hist(table: dict[Any, m.BucketHistogram], key: Any,
               bounds: tuple[float, ...] = m.LATENCY_BUCKETS) -> m.BucketHistogram:
@@ -228,6 +246,7 @@ class Aggregate:
             self.reject("snapshots", node_id, exc)
             return
         self.add_live_turns(snap.pop("live_turns"))
+        self.add_live_calls(snap.pop("live_calls"))
         if node_id not in self.process_index:
             workers = sum(1 for label in self.process_index.values() if label != "local")
             self.process_index[node_id] = "local" if node_id == "local" else str(workers)

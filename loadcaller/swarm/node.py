@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import itertools
 import os
 import resource
@@ -39,6 +40,15 @@ from loadcaller.timebase import now_ns
 LAG_PROBE_S = 0.05  # how often the loop and hub lag probes wake
 CPU_WINDOW_S = 5.0
 SNAPSHOT_TIMEOUT_S = 10.0  # the loop thread answers in microseconds unless it is stuck
+
+
+@dataclasses.dataclass(slots=True)
+class _LiveSent:
+    """What a call in progress has sent to live /metrics so far."""
+
+    turns: int = 0
+    setup: bool = False
+    greeting: bool = False
 
 
 class CpuMeter:
@@ -89,7 +99,7 @@ class CallerNode:
                              saturation_window_s=saturation_window_s)
         self.engine.on_call_end.append(self._on_call_end)
         self._outbox: collections.deque[dict[str, Any]] = collections.deque()
-        self._live_sent: dict[str, int] = {}  # call id -> turns already sent live
+        self._live_sent: dict[str, _LiveSent] = {}  # call id -> what was sent live
         self.loop_lag = Histogram()  # the hub thread's, from the loop's _loop_lags
         self._loop_lags: list[int] = []  # loop thread: probe values not yet snapshot
         # the hub thread's copies of the media clock's histograms (Batched.take_new)
@@ -116,18 +126,29 @@ class CallerNode:
         self._live_sent.pop(rec.call_id, None)
         self._outbox.append(record_to_wire(rec))
 
-    def _live_turns(self) -> list[dict[str, Any]]:  # loop thread
-        """Turns measured in calls still in progress and not sent yet: live /metrics."""
-        out = []
+    def _live(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # loop thread
+        """What calls still in progress measured and did not send yet, for live /metrics:
+        (their new turns, their set-up and greeting latencies once known)."""
+        turns, calls = [], []
         for call in self.engine.active:
             rec = call.record
-            sent = self._live_sent.get(rec.call_id, 0)
-            for turn in rec.turns[sent:]:
-                out.append({"call_id": rec.call_id, "scenario": rec.scenario,
-                            "transport": rec.transport, "index": turn.index,
-                            "outcome": turn.outcome, "latency_ns": turn.latency_ns})
-            self._live_sent[rec.call_id] = len(rec.turns)
-        return out
+            sent = self._live_sent.get(rec.call_id)
+            if sent is None:
+                sent = self._live_sent[rec.call_id] = _LiveSent()
+            for turn in rec.turns[sent.turns:]:
+                turns.append({"call_id": rec.call_id, "scenario": rec.scenario,
+                              "transport": rec.transport, "index": turn.index,
+                              "outcome": turn.outcome, "latency_ns": turn.latency_ns})
+            sent.turns = len(rec.turns)
+            setup = None if sent.setup else rec.setup_ns
+            greeting = None if sent.greeting or call.script is None else call.script.greeting_ns
+            if setup is not None or greeting is not None:
+                calls.append({"call_id": rec.call_id, "scenario": rec.scenario,
+                              "transport": rec.transport, "setup_ns": setup,
+                              "greeting_ns": greeting})
+                sent.setup |= setup is not None
+                sent.greeting |= greeting is not None
+        return turns, calls
 
     def drain(self) -> list[dict[str, Any]]:
         """Take every finished record not yet taken (hub thread)."""
@@ -177,6 +198,7 @@ class CallerNode:
         async def take() -> dict[str, Any]:  # in the loop thread: counters and copies
             engine = self.engine
             results = engine.results
+            live_turns, live_calls = self._live()
             return {
                 "started": results.calls_started,
                 "finished": results.calls_finished,
@@ -190,7 +212,8 @@ class CallerNode:
                 "loop_lag": self._loop_lag_new(),
                 "skipped_ticks": engine.clock.skipped,
                 "member_errors": engine.clock.member_errors,
-                "live_turns": self._live_turns(),
+                "live_turns": live_turns,
+                "live_calls": live_calls,
                 # the verdict per window (calls/stretches.py), the open one's so far
                 "stretches": [[s.start_ns, s.end_ns, s.lag_p99_ns, s.windows]
                               for s in engine.windows.all_stretches()],

@@ -67,11 +67,13 @@ COUNTER_KEYS = ("started", "finished", "turns", "active", "skipped_ticks", "memb
                 "windows_judged", "windows_saturated")
 CPU_RATIO_KEYS = ("cpu_ratio_mean", "cpu_ratio_peak")  # the run's, 1 = one core busy
 SNAPSHOT_KEYS = frozenset((*HISTOGRAM_KEYS, *COUNTER_KEYS, *CPU_RATIO_KEYS, "cpu_percent",
-                           "live_turns", "open", "stretches", "saturated_now"))
+                           "live_turns", "live_calls", "open", "stretches", "saturated_now"))
 MAX_STRETCHES = 1000  # loadcaller.calls.stretches.MAX_STRETCHES
 OPEN_KEYS = frozenset(("scheduled", "started", "missed"))
 LIVE_TURN_KEYS = frozenset(("call_id", "scenario", "transport", "index", "outcome",
                             "latency_ns"))
+# a call in progress whose set-up or greeting latency is newly known (either may be None)
+LIVE_CALL_KEYS = frozenset(("call_id", "scenario", "transport", "setup_ns", "greeting_ns"))
 RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(CallRecord))
 RECORD_REQUIRED = frozenset(("call_id", "transport", "scenario", "outcome", "reason"))
 TURN_FIELDS = frozenset(f.name for f in dataclasses.fields(TurnResult))
@@ -263,6 +265,10 @@ def snapshot_from_wire(data: Any, *, scenarios: Collection[str] | None = None,
     if not isinstance(live, list) or len(live) > MAX_LIVE_TURNS:
         raise WireError("live_turns is not a list of turns")
     out["live_turns"] = [_live_turn(t, scenarios, transports) for t in live]
+    calls = d.get("live_calls", [])
+    if not isinstance(calls, list) or len(calls) > MAX_LIVE_TURNS:
+        raise WireError("live_calls is not a list of calls")
+    out["live_calls"] = [_live_call(c, scenarios, transports) for c in calls]
     return out
 
 
@@ -292,6 +298,16 @@ def _live_turn(data: Any, scenarios: Collection[str] | None,
             "index": _int(d, "index", 0, MAX_TURNS),
             "outcome": _choice(d, "outcome", TURN_OUTCOMES),
             "latency_ns": _int(d, "latency_ns", 0, MAX_SPAN_NS, optional=True)}
+
+
+def _live_call(data: Any, scenarios: Collection[str] | None,
+               transports: Collection[str] | None) -> dict[str, Any]:
+    d = _mapping(data, "live call", LIVE_CALL_KEYS, LIVE_CALL_KEYS)
+    return {"call_id": _str(d, "call_id", MAX_ID),
+            "scenario": _name(d, "scenario", scenarios),
+            "transport": _name(d, "transport", transports),
+            "setup_ns": _int(d, "setup_ns", 0, MAX_SPAN_NS, optional=True),
+            "greeting_ns": _int(d, "greeting_ns", 0, MAX_SPAN_NS, optional=True)}
 
 
 @functools.cache

@@ -103,7 +103,8 @@ def test_saturation_is_reported_everywhere(tmp_path, agent: Agent):
     assert scraped["loadcaller_generator_saturated"] == 1.0
 
 
-def test_turns_reach_metrics_while_their_call_is_still_in_progress(tmp_path, agent: Agent):
+def test_turns_greeting_and_setup_reach_metrics_while_their_call_is_in_progress(
+        tmp_path, agent: Agent):
     profile = write_profile(tmp_path / "p.yaml", url=agent.url, users=1, duration="60s",
                             turns=3)
     run = start_run(profile, tmp_path / "r", *TRUSTING)
@@ -111,13 +112,14 @@ def test_turns_reach_metrics_while_their_call_is_still_in_progress(tmp_path, age
 
     def turn_before_any_call_ended() -> bool:
         samples = parse_metrics(http_get(run.metrics_url))
-        if metric_sum(samples, "loadcaller_turn_latency_seconds_count") < 1:
+        if any(metric_sum(samples, f"{name}_count") < 1
+               for name in (TURN_LATENCY, GREETING_LATENCY, CALL_SETUP)):
             return False
         seen.update(samples)
         return True
 
     try:
-        wait_until(turn_before_any_call_ended, 60, "a measured turn on /metrics")
+        wait_until(turn_before_any_call_ended, 60, "a turn, greeting and set-up on /metrics")
     finally:
         run.signal()
     assert metric_sum(seen, "loadcaller_calls_total") == 0  # the call was still going on

@@ -163,7 +163,12 @@ def test_exported_histograms_equal_the_results_files_bucket_by_bucket(tmp_path):
     # call c2's first two turns reach /metrics while it is in progress, the rest with its record
     live = [{"call_id": "c2", "scenario": "order", "transport": "twilio", "index": t.index,
              "outcome": t.outcome, "latency_ns": t.latency_ns} for t in records[2].turns[:2]]
-    agg.update_node("w1", {"started": 3, "live_turns": live})
+    # and its set-up, then its greeting, in two snapshots (the set-up sent once)
+    c2 = {"call_id": "c2", "scenario": "order", "transport": "twilio"}
+    agg.update_node("w1", {"started": 3, "live_turns": [], "live_calls": [
+        {**c2, "setup_ns": records[2].setup_ns, "greeting_ns": None}]})
+    agg.update_node("w1", {"started": 3, "live_turns": live, "live_calls": [
+        {**c2, "setup_ns": None, "greeting_ns": records[2].greeting_ns}]})
     agg.add_records("w1", [record_to_wire(r) for r in records[:2]])
     agg.add_records("w2", [record_to_wire(records[2])])
     agg.close()

@@ -60,7 +60,9 @@ def good_snapshot() -> dict[str, Any]:
             "hub_lag": lag_blob(), "handoff_to_loop": lag_blob(),
             "handoff_to_greenlet": Histogram().encode(),
             "live_turns": [{"call_id": "c9", "scenario": "order", "transport": "twilio",
-                            "index": 0, "outcome": "answered", "latency_ns": 250 * MS}]}
+                            "index": 0, "outcome": "answered", "latency_ns": 250 * MS}],
+            "live_calls": [{"call_id": "c9", "scenario": "order", "transport": "twilio",
+                            "setup_ns": 20 * MS, "greeting_ns": None}]}
 
 
 def test_a_good_record_and_snapshot_pass() -> None:
@@ -68,6 +70,7 @@ def test_a_good_record_and_snapshot_pass() -> None:
     assert rec.turns[0].latency_ns == 300 * MS
     snap = snapshot_from_wire(good_snapshot(), scenarios={"order"}, transports={"twilio"})
     assert snap["started"] == 3 and len(snap["live_turns"]) == 1
+    assert snap["live_calls"] == good_snapshot()["live_calls"]
 
 
 BAD_RECORDS = {
@@ -165,6 +168,13 @@ BAD_SNAPSHOTS = {
         {**good_snapshot()["live_turns"][0], "latency_ns": -1}]},
     "live turn of another scenario": {**good_snapshot(), "live_turns": [
         {**good_snapshot()["live_turns"][0], "scenario": "spam"}]},
+    "live calls a string": {**good_snapshot(), "live_calls": "calls"},
+    "live call negative greeting": {**good_snapshot(), "live_calls": [
+        {**good_snapshot()["live_calls"][0], "greeting_ns": -1}]},
+    "live call without setup_ns": {**good_snapshot(), "live_calls": [
+        {k: v for k, v in good_snapshot()["live_calls"][0].items() if k != "setup_ns"}]},
+    "live call of another transport": {**good_snapshot(), "live_calls": [
+        {**good_snapshot()["live_calls"][0], "transport": "sip"}]},
     "open not a mapping": {**good_snapshot(), "open": 5},
 }
 
@@ -210,3 +220,12 @@ def test_a_turn_seen_live_twice_is_counted_once(tmp_path) -> None:
     agg.add_live_turns([live])  # a snapshot whose ship failed, sent again
     agg.add_records("w1", [with_(good_record("c9"), turns=[good_record()["turns"][0]])])
     assert sum(agg.turn_outcomes.values()) == 1
+
+
+def test_a_set_up_seen_live_twice_is_counted_once(tmp_path) -> None:
+    agg = Aggregate(None, saturation_lag_ms=5.0)
+    live = good_snapshot()["live_calls"][0]
+    agg.add_live_calls([live])
+    agg.add_live_calls([live])  # a snapshot whose ship failed, sent again
+    agg.add_records("w1", [with_(good_record("c9"), setup_ns=live["setup_ns"])])
+    assert sum(agg.setup[("twilio",)].counts) == 1

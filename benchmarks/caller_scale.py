@@ -4,7 +4,8 @@
 
 The target (benchmarks/twilio_target.py) runs in another process. Each level
 holds N concurrent calls for --seconds (calls last longer than the window, so
-concurrency stays at N), then reports caller CPU % of one core, CPU per call,
+concurrency stays at N), then reports caller CPU % of one core (and the share of it
+spent in the kernel: sends and receives on loopback), CPU per call,
 the media clock's lag p50/p99, sub-tick duration p99, send jitter p99 and the
 periods it skipped (a clock that skips sends fewer frames: its CPU per call is
 then not comparable). Goal: 500 concurrent
@@ -35,9 +36,10 @@ from loadcaller.transports.twilio_stream import TwilioTarget
 HERE = Path(__file__).parent
 
 
-def cpu() -> float:
+def cpu() -> tuple[float, float]:
+    """This process's (user, system) CPU seconds."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+    return ru.ru_utime, ru.ru_stime
 
 
 async def level(url: str, n: int, seconds: float, target_pid: int = 0) -> dict[str, float]:
@@ -71,8 +73,10 @@ async def level(url: str, n: int, seconds: float, target_pid: int = 0) -> dict[s
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await engine.close()
-    cpu_pct = 100 * (c1 - c0) / (t1 - t0)
+    user, system = c1[0] - c0[0], c1[1] - c0[1]
+    cpu_pct = 100 * (user + system) / (t1 - t0)
     return {"calls": n, "cpu_pct": cpu_pct, "cpu_ms_per_call_s": 10 * cpu_pct / n,
+            "sys_share": 100 * system / max(user + system, 1e-9),
             "lag_p50": lag["p50"], "lag_p99": lag["p99"], "tick_p99": spread["p99"],
             "jitter_p99": jitter["p99"], "skipped": engine.clock.skipped - skipped0,
             "ticks": lag["count"], "turns_done": turns,
@@ -96,12 +100,13 @@ async def main() -> None:
         assert target.stdout is not None
         url = target.stdout.readline().split()[1]
         print(f"target {url} (separate process)")
-        print(f"{'calls':>6} {'CPU %':>7} {'CPU ms/call/s':>14} {'lag p50':>8} {'lag p99':>8} "
-              f"{'tick p99':>9} {'jitter p99':>10} {'skipped':>8} {'target CPU %':>13} "
-              f"{'loadavg':>8}")
+        print(f"{'calls':>6} {'CPU %':>7} {'sys %':>6} {'CPU ms/call/s':>14} {'lag p50':>8} "
+              f"{'lag p99':>8} {'tick p99':>9} {'jitter p99':>10} {'skipped':>8} "
+              f"{'target CPU %':>13} {'loadavg':>8}")
         for n in args.calls:
             r = await level(url, n, args.seconds, target.pid)
-            print(f"{r['calls']:>6} {r['cpu_pct']:>7.1f} {r['cpu_ms_per_call_s']:>14.3f} "
+            print(f"{r['calls']:>6} {r['cpu_pct']:>7.1f} {r['sys_share']:>6.0f} "
+                  f"{r['cpu_ms_per_call_s']:>14.3f} "
                   f"{r['lag_p50']:>8.2f} {r['lag_p99']:>8.2f} {r['tick_p99']:>9.2f} "
                   f"{'-' if r['jitter_p99'] is None else format(r['jitter_p99'], '.2f'):>10} "
                   f"{r['skipped']:>8} "

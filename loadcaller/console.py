@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from loadcaller.hostcpu import BUSY_WARN
+
 
 def progress_line(elapsed_s: float, duration_s: float, active: int, summary: dict[str, Any]) -> str:
     calls, turns, gen = summary["calls"], summary["turns"], summary["generator"]
@@ -36,6 +38,7 @@ def _pct(ratio: float | None) -> str:
     return "-" if ratio is None else f"{100 * ratio:.2f}%"
 
 
+STEAL_NOTE = 0.05  # hypervisor steal worth saying at the peak
 MAX_LISTED = 10  # saturated stretches printed; summary.json has them all
 
 
@@ -96,6 +99,12 @@ def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
     jit = gen.get("send_jitter_ms") or {}
     p(f"  generator: media clock lag p50 {lag['p50'] or 0:.2f} ms, p99 {lag['p99'] or 0:.2f} ms, "
       f"send jitter p99 {jit.get('p99') or 0:.2f} ms, {_cpu(gen)}")
+    host = gen.get("host_cpu")
+    if host:
+        p(f"  this machine: CPUs busy mean {100 * host['busy_mean']:.0f}%, peak "
+          f"{100 * host['busy_peak']:.0f}% ({host['cpus']} CPUs"
+          + (f", {100 * host['steal_peak']:.0f}% stolen by the hypervisor at the peak)"
+             if host["steal_peak"] >= STEAL_NOTE else ")"))
     windows = gen.get("saturated_windows") or []
     if windows:
         tagged = turns.get("generator_saturated", 0)
@@ -109,6 +118,10 @@ def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
     if gen["saturated"]:
         p("  !! THE GENERATOR WAS SATURATED: its own lag, not the agent, may have set these "
           "numbers. Use fewer calls per process or more processes.")
+    if host and host["busy_peak"] >= BUSY_WARN:
+        p(f"  !! THIS MACHINE'S CPUS WERE {100 * host['busy_peak']:.0f}% BUSY: an agent, backend "
+          "or proxy running here competed with the callers for CPU, and the latency includes "
+          "that. Run them elsewhere, or place fewer calls.")
     run = summary.get("run", {})
     if run.get("results_dir"):
         p(f"  results: {run['results_dir']}")

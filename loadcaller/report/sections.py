@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from loadcaller.hostcpu import BUSY_WARN
 from loadcaller.media.outcomes import NOT_FAILED
 from loadcaller.redact import redact_text, redact_url
 from loadcaller.report import plots
@@ -273,6 +274,7 @@ def health(data: RunData) -> str:
             ("event loop lag", f"p99 {_ms(loop.get('p99'))}, max {_ms(loop.get('max'))}"),
             ("skipped media ticks", gen.get("skipped_ticks", "-")),
             ("CPU", cpu),
+            ("this machine's CPUs", _host_cpu(gen.get("host_cpu"))),
             ("saturation threshold", _ms(gen.get("saturation_lag_ms"))),
             ("saturated", "YES: " + "; ".join(str(r) for r in gen.get("saturation_reasons")
                                                or []) if gen.get("saturated") else "no")]
@@ -280,6 +282,20 @@ def health(data: RunData) -> str:
         rows.append(("saturated stretch", f"{w.t0 - (data.t_origin or 0.0):.1f} s to "
                      f"{w.t1 - (data.t_origin or 0.0):.1f} s after the first call"))
     return section("generator", "Generator health", table(("", ""), rows, "kv"))
+
+
+def _host_cpu(host: Any) -> str:
+    """The machines' CPUs, agent and all (loadcaller/hostcpu.py), and the warning."""
+    h = _d(host)
+    try:
+        mean, peak, cpus = float(h["busy_mean"]), float(h["busy_peak"]), int(h["cpus"])
+    except (KeyError, TypeError, ValueError):
+        return "-"
+    text = f"busy mean {100 * mean:.0f}%, peak {100 * peak:.0f}% of {cpus} CPUs"
+    if peak >= BUSY_WARN:
+        text += (": an agent, backend or proxy on this machine competed with the callers "
+                 "for CPU, and the latency includes that")
+    return text
 
 
 def media(data: RunData) -> str:

@@ -370,6 +370,8 @@ class Aggregate:
             "cpu_ratio_mean": max((r["mean"] for r in runs.values()), default=0.0),
             "cpu_ratio_peak": max((r["peak"] for r in runs.values()), default=0.0),
             "cpu_ratio_by_process": runs,
+            # the machines' CPUs, agent and all (loadcaller/hostcpu.py): the busiest's
+            "host_cpu": self._host_cpu(),
             # the last reporting interval's (the drain's), kept for older readers
             "cpu_percent": round(max(cpu.values(), default=0.0), 1),
             "cpu_percent_by_process": cpu,
@@ -381,6 +383,13 @@ class Aggregate:
             "saturated": bool(reasons),
             "saturation_reasons": reasons,
         }
+
+    def _host_cpu(self) -> dict[str, float | int] | None:
+        hosts = [s["host_cpu"] for s in self.nodes.values() if s.get("host_cpu")]
+        if not hosts:
+            return None
+        return {key: max(h[key] for h in hosts)
+                for key in ("busy_mean", "busy_peak", "steal_peak", "cpus")}
 
     def per_node_counts(self) -> dict[str, dict[str, Any]]:
         """Each process's own counters next to the records the aggregate got from it, keyed

@@ -32,6 +32,7 @@ from loadcaller.calls.histogram import Histogram
 from loadcaller.calls.stretches import WINDOW_S
 from loadcaller.compile import RunSpec
 from loadcaller.engine import Engine
+from loadcaller.hostcpu import HostCpu
 from loadcaller.swarm.bridge import LoopThread
 from loadcaller.swarm.shapes import OpenPacing
 from loadcaller.swarm.wire import record_to_wire
@@ -111,6 +112,7 @@ class CallerNode:
         self.loop.call_soon(self._start_loop_probe)
         self._hub_probe = gevent.spawn(self._probe_hub)
         self._cpu = CpuMeter()
+        self._host = HostCpu()  # the machine's, agent and all (loadcaller/hostcpu.py)
 
     # ---- calls -----------------------------------------------------------------
 
@@ -238,6 +240,10 @@ class CallerNode:
         snap["loop_lag"] = self.loop_lag.encode()
         snap["cpu_percent"] = self._cpu.percent()
         snap["cpu_ratio_mean"], snap["cpu_ratio_peak"] = self._cpu.run_ratios()
+        self._host.sample()
+        host = self._host.ratios()
+        if host is not None:
+            snap["host_cpu"] = host
         snap["hub_lag"] = self.hub_lag.encode()
         snap["handoff_to_loop"] = self.loop.to_loop.encode()
         snap["handoff_to_greenlet"] = self.loop.to_greenlet.encode()

@@ -67,7 +67,11 @@ COUNTER_KEYS = ("started", "finished", "turns", "active", "skipped_ticks", "memb
                 "windows_judged", "windows_saturated")
 CPU_RATIO_KEYS = ("cpu_ratio_mean", "cpu_ratio_peak")  # the run's, 1 = one core busy
 SNAPSHOT_KEYS = frozenset((*HISTOGRAM_KEYS, *COUNTER_KEYS, *CPU_RATIO_KEYS, "cpu_percent",
-                           "live_turns", "live_calls", "open", "stretches", "saturated_now"))
+                           "live_turns", "live_calls", "open", "stretches", "saturated_now",
+                           "host_cpu"))
+HOST_CPU_RATIOS = frozenset(("busy_mean", "busy_peak", "steal_peak"))
+HOST_CPU_KEYS = HOST_CPU_RATIOS | {"cpus"}
+MAX_CPUS = 4096
 MAX_STRETCHES = 1000  # loadcaller.calls.stretches.MAX_STRETCHES
 OPEN_KEYS = frozenset(("scheduled", "started", "missed"))
 LIVE_TURN_KEYS = frozenset(("call_id", "scenario", "transport", "index", "outcome",
@@ -258,6 +262,15 @@ def snapshot_from_wire(data: Any, *, scenarios: Collection[str] | None = None,
         out["saturated_now"] = d["saturated_now"]
     if "stretches" in d:
         out["stretches"] = _stretches(d["stretches"])
+    if "host_cpu" in d:
+        host = _mapping(d["host_cpu"], "host_cpu", HOST_CPU_KEYS, HOST_CPU_KEYS)
+        for key in HOST_CPU_RATIOS:
+            v = host[key]
+            if (isinstance(v, bool) or not isinstance(v, (int, float))
+                    or not 0.0 <= v <= 1.0):  # NaN fails both comparisons
+                raise WireError(f"host_cpu {key} = {v!r} is out of range")
+        out["host_cpu"] = {**{k: float(host[k]) for k in HOST_CPU_RATIOS},
+                           "cpus": _int(host, "cpus", 1, MAX_CPUS)}
     if d.get("open") is not None:
         o = _mapping(d["open"], "open", OPEN_KEYS, frozenset())
         out["open"] = {k: _int(o, k, 0, MAX_COUNT) for k in o}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from loadcaller.metrics import (
     CALL_SETUP,
     GREETING_LATENCY,
@@ -61,6 +63,9 @@ def test_headless_run_writes_results_and_serves_live_metrics(tmp_path, agent: Ag
     assert summary["turns"]["latency_ms"]["count"] == sum(t["latency_ms"] is not None
                                                            for t in turns)
     assert summary["generator"]["saturated"] is False
+    host = summary["generator"]["host_cpu"]  # this machine's CPUs, the agent's use included
+    assert host["cpus"] == os.cpu_count() and 0 < host["busy_mean"] <= host["busy_peak"] <= 1
+    assert "this machine: CPUs busy mean" in out
     assert {"event_loop_lag_ms", "gevent_hub_lag_ms", "bridge_handoff_ms"} <= set(
         summary["generator"])
     # the final scrape agrees with the files

@@ -52,7 +52,7 @@ def test_a_rogue_peer_sending_malformed_reports_is_counted_and_the_run_completes
         # the master got it all before its one real worker joins and the load starts
         worker = subprocess.Popen(
             [sys.executable, "-m", "loadcaller", "run", str(profile), "--worker",
-             "--master-port", str(port)],
+             "--master-port", str(port), "--saturation-lag-ms", "1000"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         code, _, err = master.wait(timeout=120)

@@ -20,7 +20,7 @@ def test_master_and_remote_worker(tmp_path, agent: Agent):
     time.sleep(2.5)  # the master waits for its worker meanwhile
     worker = subprocess.Popen(
         [sys.executable, "-m", "loadcaller", "run", str(profile), "--worker", "--master-host",
-         "127.0.0.1", "--master-port", str(port)],
+         "127.0.0.1", "--master-port", str(port), "--saturation-lag-ms", "1000"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:

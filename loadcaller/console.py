@@ -119,9 +119,9 @@ def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
         p("  !! THE GENERATOR WAS SATURATED: its own lag, not the agent, may have set these "
           "numbers. Use fewer calls per process or more processes.")
     if host and host["busy_peak"] >= BUSY_WARN:
-        p(f"  !! THIS MACHINE'S CPUS WERE {100 * host['busy_peak']:.0f}% BUSY: an agent, backend "
-          "or proxy running here competed with the callers for CPU, and the latency includes "
-          "that. Run them elsewhere, or place fewer calls.")
+        p(f"  !! THIS MACHINE'S CPUS WERE {100 * host['busy_peak']:.0f}% BUSY: an agent (or its "
+          "backend, or a proxy) running here waited for CPU, and its latency includes that "
+          "wait. Run it on another machine, or place fewer calls.")
     run = summary.get("run", {})
     if run.get("results_dir"):
         p(f"  results: {run['results_dir']}")

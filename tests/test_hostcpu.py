@@ -143,12 +143,12 @@ def test_a_busy_machine_is_said_in_the_summary_console_and_report(tmp_path) -> N
     printed = _printed(summary)
     assert "this machine: CPUs busy mean 70%, peak 97% (8 CPUs, 12% stolen" in printed
     assert "THIS MACHINE'S CPUS WERE 97% BUSY" in printed
-    assert "competed with the callers" in _host_cpu(summary["generator"]["host_cpu"])
+    assert "waited for CPU" in _host_cpu(summary["generator"]["host_cpu"])
 
     summary = _summary(tmp_path / "b", calm)
     printed = _printed(summary)
     assert "this machine: CPUs busy mean 30%, peak 50% (2 CPUs)" in printed
-    assert "BUSY" not in printed and "competed" not in _host_cpu(calm)
+    assert "BUSY" not in printed and "waited" not in _host_cpu(calm)
     assert _host_cpu(None) == "-"
     assert "this machine" not in _printed(_summary(tmp_path / "c"))  # not Linux: no line
 

@@ -293,8 +293,8 @@ def _host_cpu(host: Any) -> str:
         return "-"
     text = f"busy mean {100 * mean:.0f}%, peak {100 * peak:.0f}% of {cpus} CPUs"
     if peak >= BUSY_WARN:
-        text += (": an agent, backend or proxy on this machine competed with the callers "
-                 "for CPU, and the latency includes that")
+        text += (": an agent (or its backend, or a proxy) on this machine waited for CPU, "
+                 "and its latency includes that wait")
     return text
 
 

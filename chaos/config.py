@@ -30,6 +30,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from chaos import yamlsafe
@@ -119,6 +120,14 @@ class Window(_Model):
     start: Duration = 0.0
     end: Duration | None = None
 
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Window:
+        # an end at or before the start is a fault that never switches on
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"window.end ({self.end:g}s) must come after "
+                             f"window.start ({self.start:g}s)")
+        return self
+
 
 class RampSpec(_Model):
     """Move `field` (probability or a magnitude parameter) from `from` to `to`."""
@@ -146,6 +155,23 @@ class FaultSettings(_Model):
     window: Window | None = None
     ramp: RampSpec | None = None
     seed: int | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str | None) -> str | None:
+        # the control API addresses a fault as /faults/{name}
+        if name is not None and (not name.strip() or "/" in name):
+            raise ValueError("a fault name must be non-empty and without '/' "
+                             "(the control API addresses it as /faults/{name})")
+        return name
+
+    @model_validator(mode="after")
+    def _one_timeline(self) -> FaultSettings:
+        # with both, `window` silently won: an `at: 5m` that never applied
+        if self.window is not None and ("at" in self.model_fields_set
+                                        or "for_" in self.model_fields_set):
+            raise ValueError("give either `at`/`for` or `window`, not both")
+        return self
 
 
 _SETTING_KEYS = {

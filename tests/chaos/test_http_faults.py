@@ -143,3 +143,24 @@ async def test_empty_body_keeps_status(upstream, make_proxy):
     proxy = await make_proxy(upstream, [{"type": "empty_body"}])
     r = await _get(proxy)
     assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == "0"
+
+
+@pytest.mark.parametrize("params", [
+    {"distribution": "pareto", "alpha": 1e-6, "delay": 0.1},  # u ** -1e6: OverflowError
+    {"distribution": "pareto", "alpha": 0.01, "delay": 1.0},
+    {"distribution": "normal", "delay": 1e308, "jitter": 1e308},  # inf, and inf - inf
+    {"distribution": "uniform", "delay": 1e308, "jitter": 1e308},
+])
+def test_heavy_tailed_latency_samples_stay_finite(params):
+    # was: a 500 and a traceback on every request the fault hit
+    import math
+    import random
+
+    from chaos.faults.latency import LONGEST, LatencyParams, sample_delay
+
+    rng = random.Random(3)
+    p = LatencyParams(**params)
+    samples = [sample_delay(p, rng) for _ in range(500)]
+    assert all(math.isfinite(s) and 0 <= s <= LONGEST for s in samples)
+    capped = LatencyParams(**params, max=2.0)
+    assert all(0 <= sample_delay(capped, rng) <= 2.0 for _ in range(500))

@@ -220,7 +220,17 @@ class ControlApi:
         data = await self._body(request)
         if isinstance(data, web.Response):
             return data
-        merged = {**current.spec.to_dict(), **data, "name": name}
+        # the body may arrive slowly: merge into the fault as it is now, so a DELETE
+        # or PATCH that finished meanwhile is neither undone nor overwritten
+        current = self.proxy.faults.get(name)
+        if current is None:
+            return _error(404, f"no fault named {name!r}")
+        base = current.spec.to_dict()
+        if "window" in data:  # a new timeline replaces the old one, not adds to it
+            base = {k: v for k, v in base.items() if k not in ("at", "for")}
+        elif "at" in data or "for" in data:
+            base.pop("window", None)
+        merged = {**base, **data, "name": name}
         try:
             spec = parse_fault(merged, source=f"PATCH /faults/{name}")
             check_fault_route(spec, self.proxy.config, f"PATCH /faults/{name}")

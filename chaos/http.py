@@ -274,14 +274,17 @@ class HttpProxy:
                 rewriters.append((wf, fault, ctx))
             else:
                 wf.record_skipped(self.name)
-        self._ok.inc()
         length = up.content_length
         if rewriters or (not transforms and length is not None and length <= _SMALL_BODY):
             try:
                 body = await up.read()
+            except TimeoutError:
+                # the route's timeout ran out mid-body; nothing was sent to the client yet
+                return self._bad_gateway(504, "timed out mid-body")
             except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as e:
                 # nothing was sent to the client yet: say so, as a buffering proxy would
                 return self._bad_gateway(502, f"broke off mid-body: {e.__class__.__name__}")
+            self._ok.inc()
             ctype = up.headers.get("Content-Type", "")
             for wf, fault, ctx in rewriters:
                 new = fault.rewrite_body(body, ctype, ctx)
@@ -301,17 +304,24 @@ class HttpProxy:
             headers["Content-Length"] = str(length)
         resp = web.StreamResponse(status=up.status, reason=up.reason, headers=headers)
         await resp.prepare(request)
-        try:
-            async for chunk in chunks:
-                if await self._emit(request, resp, pipe(transforms, [chunk])):
-                    return resp
-            if await self._emit(request, resp, pipe_end(transforms)):
+        upstream_chunks = aiter(chunks)
+        while True:
+            try:
+                chunk = await anext(upstream_chunks)
+            except StopAsyncIteration:
+                break
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError):
+                # the upstream broke off, or the route's timeout ran out mid-body: the
+                # status is sent, so break the client's response the same way (an RST)
+                self.metrics.requests.labels(self.name, "upstream_error").inc()
+                reset_transport(request.transport)
                 return resp
-        except aiohttp.ClientPayloadError:
-            # the upstream broke off: break the client's response the same way
-            reset_transport(request.transport)
-            return resp
-        await resp.write_eof()
+            if await self._emit(request, resp, pipe(transforms, [chunk])):
+                self._ok.inc()  # cut by a fault, counted as that fault's injection
+                return resp
+        self._ok.inc()
+        if not await self._emit(request, resp, pipe_end(transforms)):
+            await resp.write_eof()
         return resp
 
     async def _emit(self, request: web.BaseRequest, resp: web.StreamResponse,

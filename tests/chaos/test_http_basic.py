@@ -105,3 +105,62 @@ async def test_listeners_report_real_ports_and_counts(upstream, make_proxy):
             await client.get(url(proxy, "/doc"))
     assert proxy.injected_counts() == {"l": 3}
     assert proxy.active_faults() == ["l"]
+
+
+def _outcomes(proxy) -> dict[str, float]:
+    out = {}
+    for outcome in ("forwarded", "fault", "upstream_error"):
+        value = proxy.registry.get_sample_value(
+            "chaos_requests_total", {"route": "r", "outcome": outcome})
+        out[outcome] = value or 0.0
+    return out
+
+
+async def test_outcome_counted_once_when_the_upstream_breaks_off(upstream, make_proxy):
+    # was: counted `forwarded` as soon as the headers came, then `upstream_error`
+    # too: two outcomes for the one 502 the client saw
+    proxy = await make_proxy(upstream)
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(url(proxy, "/broken"))).status_code == 502
+        assert (await client.get(url(proxy, "/doc"))).status_code == 200
+    assert _outcomes(proxy) == {"forwarded": 1, "fault": 0, "upstream_error": 1}
+
+
+@pytest.mark.parametrize(("head", "streamed"), [
+    (b"Content-Length: 10\r\n\r\nabc", False),  # small: buffered
+    (b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", True),  # no length: streamed
+])
+async def test_route_timeout_running_out_mid_body(head, streamed):
+    # was: buffered, an unlabelled 504 and an "Error handling request" traceback;
+    # streamed, a traceback and a FIN; neither counted as an upstream error
+    from chaos.config import parse_config
+    from chaos.proxy import ChaosProxy
+
+    async def stall(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\n" + head)
+        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # until the proxy gives up on us
+        writer.close()
+
+    server = await asyncio.start_server(stall, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = parse_config({"routes": [{"name": "r", "kind": "http", "listen": "127.0.0.1:0",
+                                       "upstream": f"http://127.0.0.1:{port}",
+                                       "timeout": "300ms"}]})
+    try:
+        async with ChaosProxy(config) as proxy:
+            timeout = aiohttp.ClientTimeout(total=10)
+            async with aiohttp.ClientSession(timeout=timeout) as s, s.get(url(proxy, "/slow")) as r:
+                if streamed:
+                    assert r.status == 200
+                    with pytest.raises(aiohttp.ClientPayloadError):
+                        await r.read()
+                else:
+                    assert r.status == 504
+                    assert r.headers["X-Chaos-Proxy"] == "upstream-error"
+                    assert "timed out mid-body" in await r.text()
+            assert _outcomes(proxy) == {"forwarded": 0, "fault": 0, "upstream_error": 1}
+    finally:
+        server.close()

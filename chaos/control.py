@@ -145,7 +145,10 @@ class ControlApi:
 
     async def start(self) -> tuple[str, int]:
         """Serve; returns the bound address."""
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        from chaos.http import IDLE_TIMEOUT
+
+        self._runner = web.AppRunner(self.app(), access_log=None,
+                                     keepalive_timeout=IDLE_TIMEOUT)
         await self._runner.setup()
         host, port = self.config.listen
         self._site = web.TCPSite(self._runner, host, port)

@@ -57,6 +57,11 @@ HOP_BY_HOP = frozenset({
 })
 _SMALL_BODY = 256 * 1024
 _POLL = 0.05
+#: close a client connection that has sent no complete request for this long (idle
+#: keep-alive, or headers trickled in slowloris-style); aiohttp's own default is an
+#: hour, so a few thousand idle sockets held every file descriptor of the process.
+#: A request being served (a hang, a long stream) is never cut by it.
+IDLE_TIMEOUT = 75.0
 
 
 def pipe(transforms: list[StreamTransform], items: list[StreamItem], start: int = 0
@@ -122,7 +127,7 @@ class HttpProxy:
         if hasattr(self._session, "_retry_connection"):
             # one upstream attempt per client request (see the module docstring)
             self._session._retry_connection = False
-        server = web.Server(self.handle, access_log=None)
+        server = web.Server(self.handle, access_log=None, keepalive_timeout=IDLE_TIMEOUT)
         host, port = self.route.listen
         self._server = await asyncio.get_running_loop().create_server(server, host, port)
         try:

@@ -67,6 +67,25 @@ _HANDSHAKE_HEADERS = frozenset({
 })
 # close codes that may not be sent in a close frame
 _RESERVED = {1005: 1000, 1006: 1011, 1015: 1011}
+#: a client must send its opening handshake request within this long; the opening
+#: handshake as a whole has no timeout (a ws_handshake_delay may last minutes), and
+#: before this a connection that sent nothing, or half a request, was held forever
+REQUEST_TIMEOUT = 30.0
+#: the largest message relayed either way (closed with 1009 beyond): a message is
+#: held whole in memory, and unbounded one client's 1 GB message took 1 GB per copy
+MAX_MESSAGE = 16 * 2**20
+
+
+class _Connection(ServerConnection):
+    """A server connection that drops its client when no request comes in time."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.loop.call_later(REQUEST_TIMEOUT, self._request_deadline)
+
+    def _request_deadline(self) -> None:
+        if self.request is None:
+            self.transport.abort()
 
 
 def fragments(data: str | bytes, count: int) -> list[str] | list[bytes]:
@@ -99,8 +118,8 @@ class WsProxy:
         self._server = await serve(
             self._handle, sock=listening_socket(host, port), process_request=self._process_request,
             select_subprotocol=self._select_subprotocol, compression=None,
-            ping_interval=None, open_timeout=None, close_timeout=1, max_size=None,
-            server_header=None)
+            ping_interval=None, open_timeout=None, close_timeout=1, max_size=MAX_MESSAGE,
+            server_header=None, create_connection=_Connection)
         try:
             return bound_address(self._server.sockets, host, port)
         except OSError:
@@ -148,7 +167,8 @@ class WsProxy:
             upstream = await connect(
                 url, host=host, port=port, additional_headers=headers,
                 subprotocols=offered or None, compression=None, proxy=None,
-                ping_interval=None, max_size=None, open_timeout=10, user_agent_header=None)
+                ping_interval=None, max_size=MAX_MESSAGE, open_timeout=10,
+                user_agent_header=None)
         except InvalidStatus as e:
             return self._refused(conn, e.response)
         except (TimeoutError, OSError, InvalidHandshake, InvalidURI, ValueError) as e:

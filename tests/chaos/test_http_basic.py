@@ -164,3 +164,27 @@ async def test_route_timeout_running_out_mid_body(head, streamed):
             assert _outcomes(proxy) == {"forwarded": 0, "fault": 0, "upstream_error": 1}
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /doc HTTP/1.1\r\nHost: x\r\n",  # slowloris
+                                  b"GET /doc HTTP/1.1\r\nHost: x\r\n\r\n"])  # then idle
+async def test_idle_and_trickling_clients_are_dropped(upstream, make_proxy, monkeypatch,
+                                                      sent):
+    # was: aiohttp's default, an hour: a few thousand idle sockets took every fd
+    monkeypatch.setattr("chaos.http.IDLE_TIMEOUT", 0.3)
+    proxy = await make_proxy(upstream, [{"type": "hang", "duration": 0.6, "match":
+                                         {"path": "/sse"}}], control={"listen": "127.0.0.1:0"})
+    for route in ("r", "control"):
+        host, port = proxy.listeners[route]
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(sent)
+        await writer.drain()
+        try:
+            data = await asyncio.wait_for(reader.read(), 10)  # until the proxy closes
+        finally:
+            writer.close()
+        assert data.count(b"HTTP/1.1 ") == (1 if sent.endswith(b"\r\n\r\n") else 0)
+    # a request being served is not cut, however long it takes (here a hang)
+    async with httpx.AsyncClient() as client:
+        r = await client.get(url(proxy, "/sse"))
+        assert r.status_code == 200 and r.content == b"".join(sse_body())

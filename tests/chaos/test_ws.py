@@ -274,3 +274,43 @@ async def test_failed_handshake_leaves_no_upstream_connection_open(make_proxy):
         async with asyncio.timeout(3):
             while open_upstream:
                 await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /echo HTTP/1.1\r\nHost: x\r\n"])
+async def test_a_client_that_never_finishes_its_request_is_dropped(
+        ws_upstream, make_proxy, monkeypatch, sent):
+    # was: held forever (no opening-handshake timeout), one file descriptor each
+    monkeypatch.setattr("chaos.ws.REQUEST_TIMEOUT", 0.3)
+    proxy = await make_proxy(ws_upstream, [{"type": "ws_handshake_delay", "delay": 0.6}],
+                             kind="ws")
+    host, port = proxy.listeners["r"]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(sent)
+    await writer.drain()
+    try:
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the proxy
+    finally:
+        writer.close()
+    # a handshake that outlasts the request timeout (its delay fault) is not cut,
+    # nor is a session that lasts longer
+    async with client(proxy) as ws:
+        await asyncio.sleep(0.4)
+        await ws.send("still here")
+        assert await recv(ws) == "still here"
+
+
+async def test_a_message_over_the_size_limit_closes_with_1009(ws_upstream, make_proxy,
+                                                              monkeypatch):
+    # was: no limit: the proxy held any message whole, 1 GB from one client took 1 GB
+    monkeypatch.setattr("chaos.ws.MAX_MESSAGE", 64 * 1024)
+    proxy = await make_proxy(ws_upstream, kind="ws")
+    async with client(proxy, max_size=None) as ws:
+        await ws.send(b"x" * (64 * 1024))
+        assert len(await recv(ws)) == 64 * 1024
+        await ws.send(b"x" * (64 * 1024 + 1))
+        with pytest.raises(ConnectionClosedError) as caught:
+            await recv(ws, 5)
+        assert caught.value.rcvd is not None and caught.value.rcvd.code == 1009
+    async with client(proxy) as ws:  # others carry on
+        await ws.send("hi")
+        assert await recv(ws) == "hi"

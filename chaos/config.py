@@ -55,7 +55,7 @@ class RouteConfig(_Model):
     kind: Literal["http", "ws", "udp"]
     listen: HostPort
     upstream: str
-    #: HTTP only: give up on the upstream after this long (502); none by default
+    #: HTTP only: give up on an upstream silent this long (504); none by default
     timeout: Duration | None = None
 
     @field_validator("upstream")

@@ -120,7 +120,10 @@ class HttpProxy:
 
     async def start(self) -> tuple[str, int]:
         """Bind and serve; returns the bound address."""
-        timeout = aiohttp.ClientTimeout(total=self.route.timeout)
+        # the route's timeout is the upstream's silence (connecting, then between reads),
+        # not the whole exchange: a total would cut a healthy LLM stream longer than it
+        t = self.route.timeout
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=t, sock_read=t)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())

@@ -9,6 +9,7 @@ import socket
 import aiohttp
 import httpx
 import pytest
+from aiohttp import web
 
 from tests.chaos.conftest import DOC, sse_body, url
 
@@ -188,3 +189,38 @@ async def test_idle_and_trickling_clients_are_dropped(upstream, make_proxy, monk
     async with httpx.AsyncClient() as client:
         r = await client.get(url(proxy, "/sse"))
         assert r.status_code == 200 and r.content == b"".join(sse_body())
+
+
+async def test_route_timeout_does_not_cut_a_stream_that_keeps_flowing():
+    # was: a total timeout: an LLM stream longer than it was reset mid-answer
+    from chaos.config import parse_config
+    from chaos.proxy import ChaosProxy
+
+    events = [f"data: {i}\n\n".encode() for i in range(8)]
+
+    async def stream(request):
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for event in events:
+            await resp.write(event)
+            await asyncio.sleep(0.1)  # 0.8 s in all, never 0.5 s silent
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/sse", stream)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    config = parse_config({"routes": [{"name": "r", "kind": "http", "listen": "127.0.0.1:0",
+                                       "upstream": f"http://127.0.0.1:{port}",
+                                       "timeout": "500ms"}]})
+    try:
+        async with ChaosProxy(config) as proxy, httpx.AsyncClient(timeout=10) as client:
+            r = await client.get(url(proxy, "/sse"))
+            assert r.status_code == 200 and r.content == b"".join(events)
+            assert _outcomes(proxy) == {"forwarded": 1, "fault": 0, "upstream_error": 0}
+    finally:
+        await runner.cleanup()

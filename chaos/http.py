@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -311,7 +311,20 @@ class HttpProxy:
         if keeps_length and length is not None:
             headers["Content-Length"] = str(length)
         resp = web.StreamResponse(status=up.status, reason=up.reason, headers=headers)
-        await resp.prepare(request)
+        try:
+            await resp.prepare(request)
+            outcome = await self._stream(request, resp, chunks, transforms)
+        except ConnectionResetError:
+            # the client hung up mid-response (a barge-in cancelling an LLM stream):
+            # routine, not an "Error handling request" traceback; the upstream
+            # connection is closed by the caller's release()
+            outcome = "client_closed"
+        self.metrics.requests.labels(self.name, outcome).inc()
+        return resp
+
+    async def _stream(self, request: web.BaseRequest, resp: web.StreamResponse,
+                      chunks: AsyncIterator[bytes], transforms: list[StreamTransform]) -> str:
+        """Relay the body through the transforms; the request's outcome."""
         upstream_chunks = aiter(chunks)
         while True:
             try:
@@ -321,16 +334,13 @@ class HttpProxy:
             except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError):
                 # the upstream broke off, or the route's timeout ran out mid-body: the
                 # status is sent, so break the client's response the same way (an RST)
-                self.metrics.requests.labels(self.name, "upstream_error").inc()
                 reset_transport(request.transport)
-                return resp
+                return "upstream_error"
             if await self._emit(request, resp, pipe(transforms, [chunk])):
-                self._ok.inc()  # cut by a fault, counted as that fault's injection
-                return resp
-        self._ok.inc()
+                return "forwarded"  # cut by a fault, counted as that fault's injection
         if not await self._emit(request, resp, pipe_end(transforms)):
             await resp.write_eof()
-        return resp
+        return "forwarded"
 
     async def _emit(self, request: web.BaseRequest, resp: web.StreamResponse,
                     items: list[StreamItem]) -> bool:

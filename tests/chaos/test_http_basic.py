@@ -108,9 +108,9 @@ async def test_listeners_report_real_ports_and_counts(upstream, make_proxy):
     assert proxy.active_faults() == ["l"]
 
 
-def _outcomes(proxy) -> dict[str, float]:
+def _outcomes(proxy, *more: str) -> dict[str, float]:
     out = {}
-    for outcome in ("forwarded", "fault", "upstream_error"):
+    for outcome in ("forwarded", "fault", "upstream_error", *more):
         value = proxy.registry.get_sample_value(
             "chaos_requests_total", {"route": "r", "outcome": outcome})
         out[outcome] = value or 0.0
@@ -222,5 +222,45 @@ async def test_route_timeout_does_not_cut_a_stream_that_keeps_flowing():
             r = await client.get(url(proxy, "/sse"))
             assert r.status_code == 200 and r.content == b"".join(events)
             assert _outcomes(proxy) == {"forwarded": 1, "fault": 0, "upstream_error": 0}
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_client_hanging_up_mid_stream_is_routine(make_proxy, caplog):
+    # was: an "Error handling request" traceback at ERROR for each one (every barge-in
+    # that cancels an LLM stream), and no outcome counted
+    upstream_saw = asyncio.get_running_loop().create_future()
+
+    async def stream(request):
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        try:
+            for i in range(200):
+                await resp.write(b"data: %d\n\n" % i)
+                await asyncio.sleep(0.02)
+        except ConnectionError as e:
+            upstream_saw.set_result(e)
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/sse", stream)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        proxy = await make_proxy(f"http://127.0.0.1:{runner.addresses[0][1]}")
+        host, port = proxy.listeners["r"]
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /sse HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"data: 0" in await reader.readuntil(b"data: 0")
+        writer.transport.abort()
+        await asyncio.wait_for(upstream_saw, 10)  # the proxy let go of the upstream too
+        for _ in range(100):
+            if _outcomes(proxy, "client_closed")["client_closed"]:
+                break
+            await asyncio.sleep(0.02)
+        assert _outcomes(proxy, "client_closed") == {
+            "forwarded": 0, "fault": 0, "upstream_error": 0, "client_closed": 1}
+        assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
     finally:
         await runner.cleanup()

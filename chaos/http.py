@@ -245,7 +245,13 @@ class HttpProxy:
         if request.body_exists:
             length = request.content_length
             if length is not None and length <= _SMALL_BODY:
-                data = await request.read()
+                try:
+                    data = await request.read()
+                except ConnectionResetError:
+                    # the client hung up first (during a latency fault, say): nothing
+                    # to forward, nobody to answer
+                    self.metrics.requests.labels(self.name, "client_closed").inc()
+                    return web.Response(status=400)
             else:
                 data = request.content.iter_chunked(65536)
         started = asyncio.get_running_loop().time()

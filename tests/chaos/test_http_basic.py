@@ -264,3 +264,21 @@ async def test_a_client_hanging_up_mid_stream_is_routine(make_proxy, caplog):
         assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
     finally:
         await runner.cleanup()
+
+
+async def test_a_client_gone_before_its_body_is_read_is_routine(upstream, make_proxy, caplog):
+    # was: "Error handling request" (ConnectionResetError reading the body) and no
+    # outcome, for each POST whose client timed out during a latency fault
+    proxy = await make_proxy(upstream, [{"type": "latency", "delay": 0.5}])
+    host, port = proxy.listeners["r"]
+    _reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+    await writer.drain()
+    writer.transport.abort()
+    for _ in range(200):
+        if _outcomes(proxy, "client_closed")["client_closed"]:
+            break
+        await asyncio.sleep(0.02)
+    assert _outcomes(proxy, "client_closed") == {
+        "forwarded": 0, "fault": 0, "upstream_error": 0, "client_closed": 1}
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text

@@ -137,7 +137,9 @@ class ControlApi:
         token = self.config.token
         if token:
             given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            # aiohttp keeps undecodable header bytes as surrogates: compare the bytes sent
+            sent = given.encode("utf-8", "surrogateescape")
+            if not hmac.compare_digest(sent, f"Bearer {token}".encode()):
                 resp = _error(401, "missing or wrong bearer token")
                 resp.headers["WWW-Authenticate"] = 'Bearer realm="chaos-proxy"'
                 return resp

@@ -275,3 +275,23 @@ async def test_patch_can_move_a_fault_from_at_for_to_a_window(upstream, make_pro
         r = await c.patch(api(proxy, "/faults/boom"), json={"at": "2h"})
         assert r.status_code == 200 and r.json()["active"] is False
         assert "window" not in r.json()
+
+
+async def test_a_token_that_is_not_utf8_gets_401(upstream, make_proxy):
+    # was: 500 and a UnicodeEncodeError traceback (the header's bytes kept as surrogates)
+    import asyncio
+
+    proxy = await make_proxy(upstream, control={"listen": "127.0.0.1:0", "token": "s3cr\u00e9t"})
+    host, port = proxy.listeners["control"]
+    for auth in (b"Bearer \xff\xfe", b"Bearer s3cr\xe9t"):  # latin-1, not UTF-8
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /faults HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: " + auth +
+                     b"\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 401 "), answer[:100]
+    async with httpx.AsyncClient() as c:  # the UTF-8 token itself still works
+        r = await c.get(api(proxy, "/faults"),
+                        headers={"Authorization": "Bearer s3cr\u00e9t".encode()})
+        assert r.status_code == 200

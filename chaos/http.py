@@ -148,22 +148,13 @@ class HttpProxy:
             await self._session.close()
             self._session = None
 
-    def _choose(self, request: web.BaseRequest, now: float
-                ) -> list[tuple[WrappedFault, Fault, FaultContext]]:
-        chosen = []
-        candidates = self.faults.for_route(self.name, "http")
-        if not candidates:
-            return []
-        info = MatchInfo(host=request.host, path=request.path, method=request.method,
-                         headers=request.headers, direction="upstream")
-        for wf in candidates:
-            fault = wf.decide(info, now)
-            if fault is not None:
-                chosen.append((wf, fault, wf.context(now, self.name)))
-        return chosen
-
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        """Serve one request (aiohttp calls this for each, kept-alive or not)."""
+        """Serve one request (aiohttp calls this for each, kept-alive or not).
+
+        The route's faults see the request in order, each deciding as it comes: a
+        fault that answers it (status, hang, reset) ends it there, and the faults
+        after it never saw it (their counts, `max_count` included, are left alone).
+        """
         try:
             url = self._upstream_url(request)
         except BadTarget as e:
@@ -174,13 +165,21 @@ class HttpProxy:
                 resp.headers["Allow"] = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
             resp.force_close()
             return resp
-        chosen = self._choose(request, self.clock())
-        acted: set[str] = set()
-        for wf, fault, ctx in chosen:
+        now = self.clock()
+        later: list[tuple[WrappedFault, Fault, FaultContext]] = []  # acting on the response
+        candidates = self.faults.for_route(self.name, "http")
+        info = MatchInfo(host=request.host, path=request.path, method=request.method,
+                         headers=request.headers, direction="upstream") if candidates else None
+        for wf in candidates:
+            assert info is not None
+            fault = wf.decide(info, now)
+            if fault is None:
+                continue
+            ctx = wf.context(now, self.name)
             action = fault.on_request(ctx) if isinstance(fault, HttpFault) else None
             if action is None:
+                later.append((wf, fault, ctx))
                 continue
-            acted.add(wf.name)
             wf.record_injected(self.name)
             if isinstance(action, Delay):
                 await asyncio.sleep(action.seconds)
@@ -196,8 +195,7 @@ class HttpProxy:
                 self.metrics.requests.labels(self.name, "fault").inc()
                 reset_transport(request.transport)
                 return web.Response(status=500)
-        return await self._forward(request, url,
-                                   [c for c in chosen if c[0].name not in acted])
+        return await self._forward(request, url, later)
 
     def _upstream_url(self, request: web.BaseRequest) -> URL:
         """The route's upstream plus the client's target, sent as the client wrote it."""

@@ -289,6 +289,8 @@ class WsProxy:
                     for wf in candidates:
                         if getattr(wf.fault, "scope", "") != "message":
                             continue
+                        if not any(isinstance(item, WsMessage) for item in items):
+                            break  # dropped: the faults after it never see the message
                         fault = wf.decide(info, now)
                         if fault is None:
                             continue

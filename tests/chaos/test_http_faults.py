@@ -164,3 +164,17 @@ def test_heavy_tailed_latency_samples_stay_finite(params):
     assert all(math.isfinite(s) and 0 <= s <= LONGEST for s in samples)
     capped = LatencyParams(**params, max=2.0)
     assert all(0 <= sample_delay(capped, rng) <= 2.0 for _ in range(500))
+
+
+async def test_a_request_answered_by_one_fault_is_not_seen_by_the_next(upstream, make_proxy):
+    # was: every fault decided up front: B's max_count was spent on requests A answered,
+    # so the two 500s never came and B's `matched` counted requests it never saw
+    proxy = await make_proxy(upstream, [
+        {"type": "status", "name": "A", "status": 503, "max_count": 3},
+        {"type": "status", "name": "B", "status": 500, "max_count": 2},
+    ])
+    async with httpx.AsyncClient() as client:
+        statuses = [(await client.get(url(proxy, "/doc"))).status_code for _ in range(7)]
+    assert statuses == [503, 503, 503, 500, 500, 200, 200]
+    assert proxy.injected_counts() == {"A": 3, "B": 2}
+    assert proxy.faults.get("B").matched == 4

@@ -314,3 +314,20 @@ async def test_a_message_over_the_size_limit_closes_with_1009(ws_upstream, make_
     async with client(proxy) as ws:  # others carry on
         await ws.send("hi")
         assert await recv(ws) == "hi"
+
+
+async def test_a_dropped_message_is_not_seen_by_the_faults_after_the_drop(ws_upstream,
+                                                                         make_proxy):
+    # was: a later fault still decided on a dropped message: ws_duplicate's max_count
+    # was spent on "a", which never arrived, and "c" came once
+    proxy = await make_proxy(ws_upstream, [
+        {"type": "ws_drop", "name": "d", "direction": "upstream", "max_count": 2},
+        {"type": "ws_duplicate", "name": "u", "direction": "upstream", "max_count": 1},
+    ], kind="ws")
+    async with client(proxy) as ws:
+        for m in ("a", "b", "c", "d"):
+            await ws.send(m)
+        assert [await recv(ws) for _ in range(3)] == ["c", "c", "d"]
+        with pytest.raises(TimeoutError):
+            await recv(ws, 0.2)
+    assert proxy.injected_counts() == {"d": 2, "u": 1}

@@ -284,8 +284,10 @@ class HttpProxy:
                 wf.record_injected(self.name)
             elif fault.buffers_body:
                 rewriters.append((wf, fault, ctx))
-            else:
-                wf.record_skipped(self.name)
+            elif type(fault).stream_transform is not HttpFault.stream_transform:
+                wf.record_skipped(self.name)  # e.g. an SSE fault on a JSON response
+            # else a request-phase fault that let the request pass (a rate_limit under
+            # its limit): it did what it should, it was not skipped
         length = up.content_length
         if rewriters or (not transforms and length is not None and length <= _SMALL_BODY):
             try:

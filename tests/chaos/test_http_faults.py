@@ -106,6 +106,15 @@ async def test_rate_limit_window(upstream, make_proxy):
     assert codes == [200, 200, 429, 429]
     r = await _get(proxy)
     assert 1 <= int(r.headers["retry-after"]) <= 10
+    # the metrics say what the client saw: three refused, two let through (which
+    # are not "skipped": was chaos_faults_skipped_total 2, as if the fault had failed)
+    fault = {"fault": "rate_limit-0", "route": "r"}
+    assert proxy.registry.get_sample_value("chaos_faults_injected_total", fault) == 3
+    assert not proxy.registry.get_sample_value("chaos_faults_skipped_total", fault)
+    assert proxy.registry.get_sample_value(
+        "chaos_requests_total", {"route": "r", "outcome": "fault"}) == 3
+    assert proxy.registry.get_sample_value(
+        "chaos_requests_total", {"route": "r", "outcome": "forwarded"}) == 2
 
 
 async def test_bandwidth_trickles_the_body(upstream, make_proxy):

@@ -35,6 +35,7 @@ from websockets.exceptions import (
     InvalidURI,
 )
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
@@ -76,8 +77,29 @@ REQUEST_TIMEOUT = 30.0
 MAX_MESSAGE = 16 * 2**20
 
 
+def _enforce_close_deadline(conn: ServerConnection | ClientConnection) -> None:
+    """Abort `conn` at its close deadline if the peer has not closed by then.
+
+    websockets (17.x) sets the deadline when a frame it receives makes it close
+    (garbage, a bad opcode: it sends 1002) but enforces it only when something
+    is sent afterwards; the reading side waits for the peer to close the TCP
+    connection, forever if it never does. Through the proxy that was a client
+    left in silence, its upstream gone bad, and both sockets held.
+    """
+    deadline = conn.close_deadline
+    if deadline is not None and not getattr(conn, "_deadline_armed", False):
+        conn._deadline_armed = True  # type: ignore[union-attr]
+        conn.loop.call_at(deadline, _abort_unless_closed, conn)
+
+
+def _abort_unless_closed(conn: ServerConnection | ClientConnection) -> None:
+    if conn.state is not State.CLOSED:
+        conn.transport.abort()
+
+
 class _Connection(ServerConnection):
-    """A server connection that drops its client when no request comes in time."""
+    """A server connection that drops its client when no request comes in time,
+    and keeps its close deadline."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -86,6 +108,18 @@ class _Connection(ServerConnection):
     def _request_deadline(self) -> None:
         if self.request is None:
             self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        _enforce_close_deadline(self)
+
+
+class _Upstream(ClientConnection):
+    """The connection to the upstream, keeping its close deadline."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        _enforce_close_deadline(self)
 
 
 def fragments(data: str | bytes, count: int) -> list[str] | list[bytes]:
@@ -167,8 +201,8 @@ class WsProxy:
             upstream = await connect(
                 url, host=host, port=port, additional_headers=headers,
                 subprotocols=offered or None, compression=None, proxy=None,
-                ping_interval=None, max_size=MAX_MESSAGE, open_timeout=10,
-                user_agent_header=None)
+                ping_interval=None, max_size=MAX_MESSAGE, open_timeout=10, close_timeout=1,
+                user_agent_header=None, create_connection=_Upstream)
         except InvalidStatus as e:
             return self._refused(conn, e.response)
         except (TimeoutError, OSError, InvalidHandshake, InvalidURI, ValueError) as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -331,3 +332,40 @@ async def test_a_dropped_message_is_not_seen_by_the_faults_after_the_drop(ws_ups
         with pytest.raises(TimeoutError):
             await recv(ws, 0.2)
     assert proxy.injected_counts() == {"d": 2, "u": 1}
+
+
+async def test_an_upstream_sending_garbage_closes_the_client_with_1011(make_proxy):
+    # was: the proxy sent the upstream its 1002 and waited for it to close the TCP
+    # connection, forever: the client heard nothing, and both sockets stayed open
+    import base64
+    import hashlib
+
+    upstream_closed = asyncio.get_running_loop().create_future()
+
+    async def bad_upstream(reader, writer):
+        request = await reader.readuntil(b"\r\n\r\n")
+        key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
+                   if line.lower().startswith(b"sec-websocket-key:"))
+        accept = base64.b64encode(hashlib.sha1(
+            key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        await asyncio.sleep(0.2)
+        writer.write(b"\xff" * 16)  # reserved bits and opcode; then never a close
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(1024):
+                pass
+        upstream_closed.set_result(True)
+        writer.close()
+
+    server = await asyncio.start_server(bad_upstream, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        proxy = await make_proxy(f"ws://127.0.0.1:{port}", kind="ws")
+        async with client(proxy) as ws:
+            with pytest.raises(ConnectionClosedError) as caught:
+                await recv(ws, 10)
+        assert caught.value.rcvd is not None and caught.value.rcvd.code == 1011
+        assert await asyncio.wait_for(upstream_closed, 10)
+    finally:
+        server.close()

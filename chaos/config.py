@@ -300,11 +300,38 @@ def parse_fault(data: Any, *, source: str = "<fault>", prefix: Loc = (),
             issues.append(ConfigIssue(source, locate(loc), _field(loc),
                                       f"cannot ramp {settings.ramp.field!r}; "
                                       f"choose one of {', '.join(allowed)}"))
+        elif params is not None:
+            issues += _check_ramp_ends(cls, params_in, settings.ramp, prefix, source, locate)
     if issues:
         raise ConfigError(issues)
     assert settings is not None
     name = settings.name or default_name or cls.type
     return FaultSpec(name=name, cls=cls, settings=settings, params=params)
+
+
+def _check_ramp_ends(cls: type[Fault], params_in: dict[str, Any], ramp: RampSpec,
+                     prefix: Loc, source: str,
+                     locate: Callable[[Loc], int | None]) -> list[ConfigIssue]:
+    """Both ends of a ramp must be values the field accepts (so is every value between).
+
+    The ramped value bypasses validation at run time: `bandwidth` ramped from 0
+    divided by zero on every response, a probability ramped to 3 was clamped silently.
+    """
+    issues = []
+    for end, value in (("from", ramp.from_), ("to", ramp.to)):
+        loc = (*prefix, "ramp", end)
+        if ramp.field == "probability":
+            bad = None if 0.0 <= value <= 1.0 else "a probability is between 0 and 1"
+        else:
+            try:
+                cls.Params.model_validate({**params_in, ramp.field: value})
+                bad = None
+            except ValidationError as e:
+                bad = e.errors()[0]["msg"].removeprefix("Value error, ")
+        if bad is not None:
+            issues.append(ConfigIssue(source, locate(loc), _field(loc),
+                                      f"{ramp.field} cannot be {value:g}: {bad}"))
+    return issues
 
 
 def _check_settings_fit(cls: type[Fault], s: FaultSettings, prefix: Loc, source: str,

@@ -125,6 +125,13 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
     # was: passed --check; the control API cannot address "a/b", "" became "reset"
     ("fault-name-slash", HTTP + "faults:\n  - {type: reset, name: crm/slow}\n", 4,
      "faults[0].name", "without '/'"),
+    # was: passed --check, then ZeroDivisionError on every response at the ramp's start
+    ("ramp-bandwidth-from-0", HTTP + "faults:\n  - type: bandwidth\n    bytes_per_second: 1e4\n"
+     "    for: 1m\n    ramp: {field: bytes_per_second, from: 0, to: 1e4}\n", 7,
+     "faults[0].ramp.from", "greater than 0"),
+    # was: passed --check, silently clamped
+    ("ramp-probability-3", HTTP + "faults:\n  - {type: reset, for: 1m, ramp: {from: 0, to: 3}}\n",
+     4, "faults[0].ramp.to", "between 0 and 1"),
     ("fault-name-empty", HTTP + "faults:\n  - {type: reset, name: ''}\n", 4,
      "faults[0].name", "non-empty"),
 ]

@@ -30,6 +30,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from chaos import yamlsafe
@@ -54,7 +55,7 @@ class RouteConfig(_Model):
     kind: Literal["http", "ws", "udp"]
     listen: HostPort
     upstream: str
-    #: HTTP only: give up on the upstream after this long (502); none by default
+    #: HTTP only: give up on an upstream silent this long (504); none by default
     timeout: Duration | None = None
 
     @field_validator("upstream")
@@ -119,6 +120,14 @@ class Window(_Model):
     start: Duration = 0.0
     end: Duration | None = None
 
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Window:
+        # an end at or before the start is a fault that never switches on
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"window.end ({self.end:g}s) must come after "
+                             f"window.start ({self.start:g}s)")
+        return self
+
 
 class RampSpec(_Model):
     """Move `field` (probability or a magnitude parameter) from `from` to `to`."""
@@ -146,6 +155,23 @@ class FaultSettings(_Model):
     window: Window | None = None
     ramp: RampSpec | None = None
     seed: int | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str | None) -> str | None:
+        # the control API addresses a fault as /faults/{name}
+        if name is not None and (not name.strip() or "/" in name):
+            raise ValueError("a fault name must be non-empty and without '/' "
+                             "(the control API addresses it as /faults/{name})")
+        return name
+
+    @model_validator(mode="after")
+    def _one_timeline(self) -> FaultSettings:
+        # with both, `window` silently won: an `at: 5m` that never applied
+        if self.window is not None and ("at" in self.model_fields_set
+                                        or "for_" in self.model_fields_set):
+            raise ValueError("give either `at`/`for` or `window`, not both")
+        return self
 
 
 _SETTING_KEYS = {
@@ -274,11 +300,38 @@ def parse_fault(data: Any, *, source: str = "<fault>", prefix: Loc = (),
             issues.append(ConfigIssue(source, locate(loc), _field(loc),
                                       f"cannot ramp {settings.ramp.field!r}; "
                                       f"choose one of {', '.join(allowed)}"))
+        elif params is not None:
+            issues += _check_ramp_ends(cls, params_in, settings.ramp, prefix, source, locate)
     if issues:
         raise ConfigError(issues)
     assert settings is not None
     name = settings.name or default_name or cls.type
     return FaultSpec(name=name, cls=cls, settings=settings, params=params)
+
+
+def _check_ramp_ends(cls: type[Fault], params_in: dict[str, Any], ramp: RampSpec,
+                     prefix: Loc, source: str,
+                     locate: Callable[[Loc], int | None]) -> list[ConfigIssue]:
+    """Both ends of a ramp must be values the field accepts (so is every value between).
+
+    The ramped value bypasses validation at run time: `bandwidth` ramped from 0
+    divided by zero on every response, a probability ramped to 3 was clamped silently.
+    """
+    issues = []
+    for end, value in (("from", ramp.from_), ("to", ramp.to)):
+        loc = (*prefix, "ramp", end)
+        if ramp.field == "probability":
+            bad = None if 0.0 <= value <= 1.0 else "a probability is between 0 and 1"
+        else:
+            try:
+                cls.Params.model_validate({**params_in, ramp.field: value})
+                bad = None
+            except ValidationError as e:
+                bad = e.errors()[0]["msg"].removeprefix("Value error, ")
+        if bad is not None:
+            issues.append(ConfigIssue(source, locate(loc), _field(loc),
+                                      f"{ramp.field} cannot be {value:g}: {bad}"))
+    return issues
 
 
 def _check_settings_fit(cls: type[Fault], s: FaultSettings, prefix: Loc, source: str,

@@ -137,7 +137,9 @@ class ControlApi:
         token = self.config.token
         if token:
             given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            # aiohttp keeps undecodable header bytes as surrogates: compare the bytes sent
+            sent = given.encode("utf-8", "surrogateescape")
+            if not hmac.compare_digest(sent, f"Bearer {token}".encode()):
                 resp = _error(401, "missing or wrong bearer token")
                 resp.headers["WWW-Authenticate"] = 'Bearer realm="chaos-proxy"'
                 return resp
@@ -145,7 +147,10 @@ class ControlApi:
 
     async def start(self) -> tuple[str, int]:
         """Serve; returns the bound address."""
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        from chaos.http import IDLE_TIMEOUT
+
+        self._runner = web.AppRunner(self.app(), access_log=None,
+                                     keepalive_timeout=IDLE_TIMEOUT)
         await self._runner.setup()
         host, port = self.config.listen
         self._site = web.TCPSite(self._runner, host, port)
@@ -220,7 +225,17 @@ class ControlApi:
         data = await self._body(request)
         if isinstance(data, web.Response):
             return data
-        merged = {**current.spec.to_dict(), **data, "name": name}
+        # the body may arrive slowly: merge into the fault as it is now, so a DELETE
+        # or PATCH that finished meanwhile is neither undone nor overwritten
+        current = self.proxy.faults.get(name)
+        if current is None:
+            return _error(404, f"no fault named {name!r}")
+        base = current.spec.to_dict()
+        if "window" in data:  # a new timeline replaces the old one, not adds to it
+            base = {k: v for k, v in base.items() if k not in ("at", "for")}
+        elif "at" in data or "for" in data:
+            base.pop("window", None)
+        merged = {**base, **data, "name": name}
         try:
             spec = parse_fault(merged, source=f"PATCH /faults/{name}")
             check_fault_route(spec, self.proxy.config, f"PATCH /faults/{name}")

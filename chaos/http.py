@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -57,6 +57,11 @@ HOP_BY_HOP = frozenset({
 })
 _SMALL_BODY = 256 * 1024
 _POLL = 0.05
+#: close a client connection that has sent no complete request for this long (idle
+#: keep-alive, or headers trickled in slowloris-style); aiohttp's own default is an
+#: hour, so a few thousand idle sockets held every file descriptor of the process.
+#: A request being served (a hang, a long stream) is never cut by it.
+IDLE_TIMEOUT = 75.0
 
 
 def pipe(transforms: list[StreamTransform], items: list[StreamItem], start: int = 0
@@ -115,14 +120,17 @@ class HttpProxy:
 
     async def start(self) -> tuple[str, int]:
         """Bind and serve; returns the bound address."""
-        timeout = aiohttp.ClientTimeout(total=self.route.timeout)
+        # the route's timeout is the upstream's silence (connecting, then between reads),
+        # not the whole exchange: a total would cut a healthy LLM stream longer than it
+        t = self.route.timeout
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=t, sock_read=t)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
         if hasattr(self._session, "_retry_connection"):
             # one upstream attempt per client request (see the module docstring)
             self._session._retry_connection = False
-        server = web.Server(self.handle, access_log=None)
+        server = web.Server(self.handle, access_log=None, keepalive_timeout=IDLE_TIMEOUT)
         host, port = self.route.listen
         self._server = await asyncio.get_running_loop().create_server(server, host, port)
         try:
@@ -140,22 +148,13 @@ class HttpProxy:
             await self._session.close()
             self._session = None
 
-    def _choose(self, request: web.BaseRequest, now: float
-                ) -> list[tuple[WrappedFault, Fault, FaultContext]]:
-        chosen = []
-        candidates = self.faults.for_route(self.name, "http")
-        if not candidates:
-            return []
-        info = MatchInfo(host=request.host, path=request.path, method=request.method,
-                         headers=request.headers, direction="upstream")
-        for wf in candidates:
-            fault = wf.decide(info, now)
-            if fault is not None:
-                chosen.append((wf, fault, wf.context(now, self.name)))
-        return chosen
-
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        """Serve one request (aiohttp calls this for each, kept-alive or not)."""
+        """Serve one request (aiohttp calls this for each, kept-alive or not).
+
+        The route's faults see the request in order, each deciding as it comes: a
+        fault that answers it (status, hang, reset) ends it there, and the faults
+        after it never saw it (their counts, `max_count` included, are left alone).
+        """
         try:
             url = self._upstream_url(request)
         except BadTarget as e:
@@ -166,13 +165,21 @@ class HttpProxy:
                 resp.headers["Allow"] = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
             resp.force_close()
             return resp
-        chosen = self._choose(request, self.clock())
-        acted: set[str] = set()
-        for wf, fault, ctx in chosen:
+        now = self.clock()
+        later: list[tuple[WrappedFault, Fault, FaultContext]] = []  # acting on the response
+        candidates = self.faults.for_route(self.name, "http")
+        info = MatchInfo(host=request.host, path=request.path, method=request.method,
+                         headers=request.headers, direction="upstream") if candidates else None
+        for wf in candidates:
+            assert info is not None
+            fault = wf.decide(info, now)
+            if fault is None:
+                continue
+            ctx = wf.context(now, self.name)
             action = fault.on_request(ctx) if isinstance(fault, HttpFault) else None
             if action is None:
+                later.append((wf, fault, ctx))
                 continue
-            acted.add(wf.name)
             wf.record_injected(self.name)
             if isinstance(action, Delay):
                 await asyncio.sleep(action.seconds)
@@ -188,8 +195,7 @@ class HttpProxy:
                 self.metrics.requests.labels(self.name, "fault").inc()
                 reset_transport(request.transport)
                 return web.Response(status=500)
-        return await self._forward(request, url,
-                                   [c for c in chosen if c[0].name not in acted])
+        return await self._forward(request, url, later)
 
     def _upstream_url(self, request: web.BaseRequest) -> URL:
         """The route's upstream plus the client's target, sent as the client wrote it."""
@@ -237,7 +243,13 @@ class HttpProxy:
         if request.body_exists:
             length = request.content_length
             if length is not None and length <= _SMALL_BODY:
-                data = await request.read()
+                try:
+                    data = await request.read()
+                except ConnectionResetError:
+                    # the client hung up first (during a latency fault, say): nothing
+                    # to forward, nobody to answer
+                    self.metrics.requests.labels(self.name, "client_closed").inc()
+                    return web.Response(status=400)
             else:
                 data = request.content.iter_chunked(65536)
         started = asyncio.get_running_loop().time()
@@ -272,16 +284,21 @@ class HttpProxy:
                 wf.record_injected(self.name)
             elif fault.buffers_body:
                 rewriters.append((wf, fault, ctx))
-            else:
-                wf.record_skipped(self.name)
-        self._ok.inc()
+            elif type(fault).stream_transform is not HttpFault.stream_transform:
+                wf.record_skipped(self.name)  # e.g. an SSE fault on a JSON response
+            # else a request-phase fault that let the request pass (a rate_limit under
+            # its limit): it did what it should, it was not skipped
         length = up.content_length
         if rewriters or (not transforms and length is not None and length <= _SMALL_BODY):
             try:
                 body = await up.read()
+            except TimeoutError:
+                # the route's timeout ran out mid-body; nothing was sent to the client yet
+                return self._bad_gateway(504, "timed out mid-body")
             except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as e:
                 # nothing was sent to the client yet: say so, as a buffering proxy would
                 return self._bad_gateway(502, f"broke off mid-body: {e.__class__.__name__}")
+            self._ok.inc()
             ctype = up.headers.get("Content-Type", "")
             for wf, fault, ctx in rewriters:
                 new = fault.rewrite_body(body, ctype, ctx)
@@ -300,19 +317,36 @@ class HttpProxy:
         if keeps_length and length is not None:
             headers["Content-Length"] = str(length)
         resp = web.StreamResponse(status=up.status, reason=up.reason, headers=headers)
-        await resp.prepare(request)
         try:
-            async for chunk in chunks:
-                if await self._emit(request, resp, pipe(transforms, [chunk])):
-                    return resp
-            if await self._emit(request, resp, pipe_end(transforms)):
-                return resp
-        except aiohttp.ClientPayloadError:
-            # the upstream broke off: break the client's response the same way
-            reset_transport(request.transport)
-            return resp
-        await resp.write_eof()
+            await resp.prepare(request)
+            outcome = await self._stream(request, resp, chunks, transforms)
+        except ConnectionResetError:
+            # the client hung up mid-response (a barge-in cancelling an LLM stream):
+            # routine, not an "Error handling request" traceback; the upstream
+            # connection is closed by the caller's release()
+            outcome = "client_closed"
+        self.metrics.requests.labels(self.name, outcome).inc()
         return resp
+
+    async def _stream(self, request: web.BaseRequest, resp: web.StreamResponse,
+                      chunks: AsyncIterator[bytes], transforms: list[StreamTransform]) -> str:
+        """Relay the body through the transforms; the request's outcome."""
+        upstream_chunks = aiter(chunks)
+        while True:
+            try:
+                chunk = await anext(upstream_chunks)
+            except StopAsyncIteration:
+                break
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError):
+                # the upstream broke off, or the route's timeout ran out mid-body: the
+                # status is sent, so break the client's response the same way (an RST)
+                reset_transport(request.transport)
+                return "upstream_error"
+            if await self._emit(request, resp, pipe(transforms, [chunk])):
+                return "forwarded"  # cut by a fault, counted as that fault's injection
+        if not await self._emit(request, resp, pipe_end(transforms)):
+            await resp.write_eof()
+        return "forwarded"
 
     async def _emit(self, request: web.BaseRequest, resp: web.StreamResponse,
                     items: list[StreamItem]) -> bool:

@@ -35,6 +35,7 @@ from websockets.exceptions import (
     InvalidURI,
 )
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
@@ -67,6 +68,58 @@ _HANDSHAKE_HEADERS = frozenset({
 })
 # close codes that may not be sent in a close frame
 _RESERVED = {1005: 1000, 1006: 1011, 1015: 1011}
+#: a client must send its opening handshake request within this long; the opening
+#: handshake as a whole has no timeout (a ws_handshake_delay may last minutes), and
+#: before this a connection that sent nothing, or half a request, was held forever
+REQUEST_TIMEOUT = 30.0
+#: the largest message relayed either way (closed with 1009 beyond): a message is
+#: held whole in memory, and unbounded one client's 1 GB message took 1 GB per copy
+MAX_MESSAGE = 16 * 2**20
+
+
+def _enforce_close_deadline(conn: ServerConnection | ClientConnection) -> None:
+    """Abort `conn` at its close deadline if the peer has not closed by then.
+
+    websockets (17.x) sets the deadline when a frame it receives makes it close
+    (garbage, a bad opcode: it sends 1002) but enforces it only when something
+    is sent afterwards; the reading side waits for the peer to close the TCP
+    connection, forever if it never does. Through the proxy that was a client
+    left in silence, its upstream gone bad, and both sockets held.
+    """
+    deadline = conn.close_deadline
+    if deadline is not None and not getattr(conn, "_deadline_armed", False):
+        conn._deadline_armed = True  # type: ignore[union-attr]
+        conn.loop.call_at(deadline, _abort_unless_closed, conn)
+
+
+def _abort_unless_closed(conn: ServerConnection | ClientConnection) -> None:
+    if conn.state is not State.CLOSED:
+        conn.transport.abort()
+
+
+class _Connection(ServerConnection):
+    """A server connection that drops its client when no request comes in time,
+    and keeps its close deadline."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.loop.call_later(REQUEST_TIMEOUT, self._request_deadline)
+
+    def _request_deadline(self) -> None:
+        if self.request is None:
+            self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        _enforce_close_deadline(self)
+
+
+class _Upstream(ClientConnection):
+    """The connection to the upstream, keeping its close deadline."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        _enforce_close_deadline(self)
 
 
 def fragments(data: str | bytes, count: int) -> list[str] | list[bytes]:
@@ -99,8 +152,8 @@ class WsProxy:
         self._server = await serve(
             self._handle, sock=listening_socket(host, port), process_request=self._process_request,
             select_subprotocol=self._select_subprotocol, compression=None,
-            ping_interval=None, open_timeout=None, close_timeout=1, max_size=None,
-            server_header=None)
+            ping_interval=None, open_timeout=None, close_timeout=1, max_size=MAX_MESSAGE,
+            server_header=None, create_connection=_Connection)
         try:
             return bound_address(self._server.sockets, host, port)
         except OSError:
@@ -148,7 +201,8 @@ class WsProxy:
             upstream = await connect(
                 url, host=host, port=port, additional_headers=headers,
                 subprotocols=offered or None, compression=None, proxy=None,
-                ping_interval=None, max_size=None, open_timeout=10, user_agent_header=None)
+                ping_interval=None, max_size=MAX_MESSAGE, open_timeout=10, close_timeout=1,
+                user_agent_header=None, create_connection=_Upstream)
         except InvalidStatus as e:
             return self._refused(conn, e.response)
         except (TimeoutError, OSError, InvalidHandshake, InvalidURI, ValueError) as e:
@@ -269,6 +323,8 @@ class WsProxy:
                     for wf in candidates:
                         if getattr(wf.fault, "scope", "") != "message":
                             continue
+                        if not any(isinstance(item, WsMessage) for item in items):
+                            break  # dropped: the faults after it never see the message
                         fault = wf.decide(info, now)
                         if fault is None:
                             continue

@@ -527,6 +527,7 @@ def parse_profile(text: str, source: str = "<profile>",
     assert profile is not None
     if profile.chaos is not None:
         _check_chaos(profile.chaos, root, source)
+        _check_chaos_timeline(profile, root, source)
     _check_gate_phases(profile, root, source)
     profile._source = SourceMap(source, root)
     return profile
@@ -584,6 +585,32 @@ def _check_chaos(section: dict[str, Any], root: Node | None, source: str) -> Non
         line = yamlload.line_of(root, ("chaos",))
         raise ProfileError(_issue(source, line, ("chaos",), f"invalid chaos section "
                                   f"({type(exc).__name__}: {exc})")) from None
+
+
+def _check_chaos_timeline(profile: Profile, root: Node | None, source: str) -> None:
+    """A chaos fault that switches on only once the run is over is a mistake, not a plan:
+    the nightly chaos run would pass without its chaos (the proxy's timeline starts
+    with the run, which ends by load.duration plus the stop_timeout its calls in
+    progress get). A dry run (duration 0) has no timeline to check."""
+    from chaos.config import parse_config
+
+    load = profile.load
+    if profile.chaos is None or load.duration <= 0:
+        return
+    end = load.duration + load.stop_timeout
+    lines = []
+    for i, spec in enumerate(parse_config(profile.chaos, source).faults):
+        start = spec.schedule.start
+        if start >= end:
+            loc: Loc = ("chaos", "faults", i,
+                        *(("window", "start") if spec.settings.window else ("at",)))
+            lines.append(_issue(source, yamlload.line_of(root, loc), loc,
+                                f"fault {spec.name!r} switches on {start:g} s into the run, "
+                                f"but the run is over by {end:g} s (load.duration "
+                                f"{load.duration:g} s + stop_timeout {load.stop_timeout:g} s): "
+                                "it would never act"))
+    if lines:
+        raise ProfileError("\n".join(lines))
 
 
 def _check_gate_phases(profile: Profile, root: Node | None, source: str) -> None:

@@ -193,6 +193,11 @@ CASES = [
     Case("unknown_chaos_fault", S + "chaos:\n  routes:\n    - {name: r, kind: http, "
          "listen: '127.0.0.1:0', upstream: 'http://127.0.0.1:1'}\n  faults:\n"
          "    - {type: teleport, route: r}\n", 6, "chaos.faults[0].type", "unknown fault type"),
+    # was: valid, and the nightly chaos run passed without its chaos
+    Case("chaos_fault_after_the_run", S + "load: {duration: 1m, stop_timeout: 30s}\nchaos:\n"
+         "  routes:\n    - {name: r, kind: http, listen: '127.0.0.1:0', "
+         "upstream: 'http://127.0.0.1:1'}\n  faults:\n    - {type: reset, route: r, at: 2m}\n",
+         7, "chaos.faults[0].at", "switches on 120 s into the run, but the run is over by 90 s"),
     Case("chaos_proxy_config_as_profile", "routes: []\nfaults: []\n", 1, "(top level)",
          "looks like a chaos-proxy config"),
     # audio files the scenario loads

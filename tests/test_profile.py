@@ -38,6 +38,24 @@ def test_bad_chaos_section_is_reported_with_its_line_and_field():
     assert "schema_drift" in msg  # the known types are listed
 
 
+def test_chaos_faults_are_checked_against_the_length_of_the_run():
+    chaos = ("chaos:\n  routes:\n"
+             "    - {name: crm, kind: http, listen: '127.0.0.1:0', upstream: 'http://127.0.0.1:1'}\n"
+             "  faults:\n    - {type: reset, route: crm, %s}\n")
+    load = "load: {duration: 6s, stop_timeout: 30s}\n"
+    # calls in progress run on after load.duration: a fault then still acts on them
+    parse_profile(BASE + load + chaos % "at: 8s, for: 6s", "p.yaml")
+    parse_profile(BASE + load + chaos % "window: {start: 35s}", "p.yaml")
+    with pytest.raises(ProfileError, match=r"faults\[0\]\.at: .* would never act"):
+        parse_profile(BASE + load + chaos % "at: 36s", "p.yaml")
+    with pytest.raises(ProfileError, match=r"faults\[0\]\.window\.start: .* never act"):
+        parse_profile(BASE + load + chaos % "window: {start: 1m}", "p.yaml")
+    # --duration 0 (a dry run) has no timeline to check; --duration shortening a run does
+    parse_profile(BASE + load + chaos % "at: 1h", "p.yaml", {"load.duration": 0})
+    with pytest.raises(ProfileError, match="never act"):
+        parse_profile(BASE + load + chaos % "at: 1m", "p.yaml", {"load.duration": "10s"})
+
+
 def test_unknown_media_impairment_lists_the_known_ones():
     with pytest.raises(ProfileError) as info:
         parse_profile(BASE + "media: {inbound: {type: static}}\n", "p.yaml")

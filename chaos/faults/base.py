@@ -10,6 +10,7 @@ chaos/actions.py and the proxies carry them out.
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -32,6 +33,22 @@ class Params(BaseModel):
 
 
 _ParamsBase = Params
+
+# RFC 9110 token characters: what a header name may be made of
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def check_header_name(name: str) -> None:
+    """ValueError unless `name` can be sent as an HTTP header name."""
+    if not _TOKEN.match(name):
+        raise ValueError(f"header name {name!r} is not an HTTP token "
+                         "(letters, digits and !#$%&'*+-.^_`|~ only)")
+
+
+def check_header_value(value: str, what: str) -> None:
+    """ValueError when `value` holds CR, LF or NUL (the response could not be sent)."""
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError(f"{what} may not contain line breaks or NUL")
 
 
 class Fault:

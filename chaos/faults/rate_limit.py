@@ -17,7 +17,7 @@ class RateLimitParams(Params):
 
     limit: int = Field(ge=0)
     per: Duration = 1.0
-    status: int = Field(429, ge=100, le=599)
+    status: int = Field(429, ge=200, le=599)
 
 
 @register

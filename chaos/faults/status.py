@@ -14,10 +14,10 @@ import time
 from email.utils import formatdate
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from chaos.actions import FaultContext, RequestAction, Respond
-from chaos.faults.base import HttpFault, Params, register
+from chaos.faults.base import HttpFault, Params, check_header_name, check_header_value, register
 from chaos.units import Duration
 
 _HTML_502 = (
@@ -46,12 +46,27 @@ class StatusParams(Params):
     """A preset, or an explicit status with optional body and headers."""
 
     preset: Literal["429", "503", "529", "502_html", "500", "504"] | None = None
-    status: int | None = Field(None, ge=100, le=599)
+    status: int | None = Field(None, ge=200, le=599)
     body: str | None = None
     content_type: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     retry_after: int | str | None = None
     retry_after_date: Duration | None = None
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            check_header_name(name)
+            check_header_value(value, f"header {name!r}")
+        return headers
+
+    @field_validator("content_type", "retry_after")
+    @classmethod
+    def _check_value(cls, value: int | str | None, info: ValidationInfo) -> int | str | None:
+        if isinstance(value, str):
+            check_header_value(value, f"`{info.field_name}`")
+        return value
 
     @model_validator(mode="after")
     def _need_status(self) -> StatusParams:

@@ -101,6 +101,39 @@ CASES: list[tuple[str, str | bytes, int, str, str]] = [
      "routes[0].listen", "port out of range"),
     ("fault-not-a-mapping", HTTP + "faults:\n  - latency\n", 4, "faults[0]",
      "must be a mapping"),
+    # was: passed --check, then a 500 and a traceback on every request (ZeroDivisionError)
+    ("pareto-alpha-0", HTTP + "faults:\n  - {type: latency, distribution: pareto, alpha: 0}\n",
+     4, "faults[0].alpha", "greater than 0"),
+    # was: passed --check, then every response broke off ("Potential header injection")
+    ("status-header-crlf", HTTP + 'faults:\n  - type: status\n    status: 503\n'
+     '    headers: {X-A: "a\\r\\nSet-Cookie: s=1"}\n', 6, "faults[0].headers",
+     "line breaks"),
+    ("retry-after-crlf", HTTP + 'faults:\n  - type: status\n    preset: "429"\n'
+     '    retry_after: "1\\nX: y"\n', 6, "faults[0].retry_after", "line breaks"),
+    # was: passed --check, then every client failed to parse the response
+    ("status-header-name-space", HTTP + 'faults:\n  - type: status\n    status: 503\n'
+     '    headers: {"Retry After": "1"}\n', 6, "faults[0].headers", "not an HTTP token"),
+    # was: a final 101 without an upgrade (clients wait for the switched protocol)
+    ("status-1xx", HTTP + "faults:\n  - {type: status, status: 101}\n", 4,
+     "faults[0].status", "greater than or equal to 200"),
+    # was: passed --check, a fault that never switches on
+    ("window-end-before-start", HTTP + "faults:\n  - type: reset\n"
+     "    window: {start: 2m, end: 1m}\n", 5, "faults[0].window", "must come after"),
+    # was: passed --check, `at`/`for` silently ignored
+    ("window-and-at", HTTP + "faults:\n  - type: reset\n    at: 5m\n"
+     "    window: {start: 1m}\n", 4, "faults[0]", "not both"),
+    # was: passed --check; the control API cannot address "a/b", "" became "reset"
+    ("fault-name-slash", HTTP + "faults:\n  - {type: reset, name: crm/slow}\n", 4,
+     "faults[0].name", "without '/'"),
+    # was: passed --check, then ZeroDivisionError on every response at the ramp's start
+    ("ramp-bandwidth-from-0", HTTP + "faults:\n  - type: bandwidth\n    bytes_per_second: 1e4\n"
+     "    for: 1m\n    ramp: {field: bytes_per_second, from: 0, to: 1e4}\n", 7,
+     "faults[0].ramp.from", "greater than 0"),
+    # was: passed --check, silently clamped
+    ("ramp-probability-3", HTTP + "faults:\n  - {type: reset, for: 1m, ramp: {from: 0, to: 3}}\n",
+     4, "faults[0].ramp.to", "between 0 and 1"),
+    ("fault-name-empty", HTTP + "faults:\n  - {type: reset, name: ''}\n", 4,
+     "faults[0].name", "non-empty"),
 ]
 
 # file-level problems: no field to name, the file (and line) say where

@@ -235,3 +235,63 @@ def test_host_rule():
                  "localhost.evil.example", "127.0.0.1:x", "[::1", "127.0.0.1:9100:1",
                  "user@127.0.0.1", "127.0.0.2"):
         assert not host_allowed(host, "127.0.0.1"), host
+
+
+async def test_a_patch_whose_body_is_slow_does_not_undo_a_delete(upstream, make_proxy):
+    # was: PATCH read the fault before its body arrived and wrote it back after:
+    # a DELETE (or another PATCH) that finished in between was undone
+    import asyncio
+
+    proxy = await make_proxy(upstream, [{"type": "status", "name": "boom", "status": 503}],
+                             control={"listen": "127.0.0.1:0"})
+    host, port = proxy.listeners["control"]
+    body = json.dumps({"status": 500}).encode()
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"PATCH /faults/boom HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Content-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body[:5])
+    await writer.drain()
+    async with httpx.AsyncClient() as c:
+        for _ in range(100):  # until the PATCH handler waits for the rest of its body
+            await asyncio.sleep(0.01)
+        assert (await c.delete(api(proxy, "/faults/boom"))).status_code == 204
+        writer.write(body[5:])
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        assert b" 404 " in status_line
+        assert (await c.get(api(proxy, "/faults"))).json()["faults"] == []
+        assert (await c.get(url(proxy, "/doc"))).json() == DOC
+
+
+async def test_patch_can_move_a_fault_from_at_for_to_a_window(upstream, make_proxy):
+    proxy = await make_proxy(upstream, [{"type": "status", "name": "boom", "status": 503,
+                                         "at": "1h", "for": "1m"}],
+                             control={"listen": "127.0.0.1:0"})
+    async with httpx.AsyncClient() as c:
+        r = await c.patch(api(proxy, "/faults/boom"), json={"window": {"start": 0}})
+        assert r.status_code == 200, r.text
+        assert r.json()["active"] is True and "at" not in r.json()
+        r = await c.patch(api(proxy, "/faults/boom"), json={"at": "2h"})
+        assert r.status_code == 200 and r.json()["active"] is False
+        assert "window" not in r.json()
+
+
+async def test_a_token_that_is_not_utf8_gets_401(upstream, make_proxy):
+    # was: 500 and a UnicodeEncodeError traceback (the header's bytes kept as surrogates)
+    import asyncio
+
+    proxy = await make_proxy(upstream, control={"listen": "127.0.0.1:0", "token": "s3cr\u00e9t"})
+    host, port = proxy.listeners["control"]
+    for auth in (b"Bearer \xff\xfe", b"Bearer s3cr\xe9t"):  # latin-1, not UTF-8
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /faults HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: " + auth +
+                     b"\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 401 "), answer[:100]
+    async with httpx.AsyncClient() as c:  # the UTF-8 token itself still works
+        r = await c.get(api(proxy, "/faults"),
+                        headers={"Authorization": "Bearer s3cr\u00e9t".encode()})
+        assert r.status_code == 200

@@ -106,6 +106,15 @@ async def test_rate_limit_window(upstream, make_proxy):
     assert codes == [200, 200, 429, 429]
     r = await _get(proxy)
     assert 1 <= int(r.headers["retry-after"]) <= 10
+    # the metrics say what the client saw: three refused, two let through (which
+    # are not "skipped": was chaos_faults_skipped_total 2, as if the fault had failed)
+    fault = {"fault": "rate_limit-0", "route": "r"}
+    assert proxy.registry.get_sample_value("chaos_faults_injected_total", fault) == 3
+    assert not proxy.registry.get_sample_value("chaos_faults_skipped_total", fault)
+    assert proxy.registry.get_sample_value(
+        "chaos_requests_total", {"route": "r", "outcome": "fault"}) == 3
+    assert proxy.registry.get_sample_value(
+        "chaos_requests_total", {"route": "r", "outcome": "forwarded"}) == 2
 
 
 async def test_bandwidth_trickles_the_body(upstream, make_proxy):
@@ -143,3 +152,38 @@ async def test_empty_body_keeps_status(upstream, make_proxy):
     proxy = await make_proxy(upstream, [{"type": "empty_body"}])
     r = await _get(proxy)
     assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == "0"
+
+
+@pytest.mark.parametrize("params", [
+    {"distribution": "pareto", "alpha": 1e-6, "delay": 0.1},  # u ** -1e6: OverflowError
+    {"distribution": "pareto", "alpha": 0.01, "delay": 1.0},
+    {"distribution": "normal", "delay": 1e308, "jitter": 1e308},  # inf, and inf - inf
+    {"distribution": "uniform", "delay": 1e308, "jitter": 1e308},
+])
+def test_heavy_tailed_latency_samples_stay_finite(params):
+    # was: a 500 and a traceback on every request the fault hit
+    import math
+    import random
+
+    from chaos.faults.latency import LONGEST, LatencyParams, sample_delay
+
+    rng = random.Random(3)
+    p = LatencyParams(**params)
+    samples = [sample_delay(p, rng) for _ in range(500)]
+    assert all(math.isfinite(s) and 0 <= s <= LONGEST for s in samples)
+    capped = LatencyParams(**params, max=2.0)
+    assert all(0 <= sample_delay(capped, rng) <= 2.0 for _ in range(500))
+
+
+async def test_a_request_answered_by_one_fault_is_not_seen_by_the_next(upstream, make_proxy):
+    # was: every fault decided up front: B's max_count was spent on requests A answered,
+    # so the two 500s never came and B's `matched` counted requests it never saw
+    proxy = await make_proxy(upstream, [
+        {"type": "status", "name": "A", "status": 503, "max_count": 3},
+        {"type": "status", "name": "B", "status": 500, "max_count": 2},
+    ])
+    async with httpx.AsyncClient() as client:
+        statuses = [(await client.get(url(proxy, "/doc"))).status_code for _ in range(7)]
+    assert statuses == [503, 503, 503, 500, 500, 200, 200]
+    assert proxy.injected_counts() == {"A": 3, "B": 2}
+    assert proxy.faults.get("B").matched == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -274,3 +275,97 @@ async def test_failed_handshake_leaves_no_upstream_connection_open(make_proxy):
         async with asyncio.timeout(3):
             while open_upstream:
                 await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /echo HTTP/1.1\r\nHost: x\r\n"])
+async def test_a_client_that_never_finishes_its_request_is_dropped(
+        ws_upstream, make_proxy, monkeypatch, sent):
+    # was: held forever (no opening-handshake timeout), one file descriptor each
+    monkeypatch.setattr("chaos.ws.REQUEST_TIMEOUT", 0.3)
+    proxy = await make_proxy(ws_upstream, [{"type": "ws_handshake_delay", "delay": 0.6}],
+                             kind="ws")
+    host, port = proxy.listeners["r"]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(sent)
+    await writer.drain()
+    try:
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the proxy
+    finally:
+        writer.close()
+    # a handshake that outlasts the request timeout (its delay fault) is not cut,
+    # nor is a session that lasts longer
+    async with client(proxy) as ws:
+        await asyncio.sleep(0.4)
+        await ws.send("still here")
+        assert await recv(ws) == "still here"
+
+
+async def test_a_message_over_the_size_limit_closes_with_1009(ws_upstream, make_proxy,
+                                                              monkeypatch):
+    # was: no limit: the proxy held any message whole, 1 GB from one client took 1 GB
+    monkeypatch.setattr("chaos.ws.MAX_MESSAGE", 64 * 1024)
+    proxy = await make_proxy(ws_upstream, kind="ws")
+    async with client(proxy, max_size=None) as ws:
+        await ws.send(b"x" * (64 * 1024))
+        assert len(await recv(ws)) == 64 * 1024
+        await ws.send(b"x" * (64 * 1024 + 1))
+        with pytest.raises(ConnectionClosedError) as caught:
+            await recv(ws, 5)
+        assert caught.value.rcvd is not None and caught.value.rcvd.code == 1009
+    async with client(proxy) as ws:  # others carry on
+        await ws.send("hi")
+        assert await recv(ws) == "hi"
+
+
+async def test_a_dropped_message_is_not_seen_by_the_faults_after_the_drop(ws_upstream,
+                                                                         make_proxy):
+    # was: a later fault still decided on a dropped message: ws_duplicate's max_count
+    # was spent on "a", which never arrived, and "c" came once
+    proxy = await make_proxy(ws_upstream, [
+        {"type": "ws_drop", "name": "d", "direction": "upstream", "max_count": 2},
+        {"type": "ws_duplicate", "name": "u", "direction": "upstream", "max_count": 1},
+    ], kind="ws")
+    async with client(proxy) as ws:
+        for m in ("a", "b", "c", "d"):
+            await ws.send(m)
+        assert [await recv(ws) for _ in range(3)] == ["c", "c", "d"]
+        with pytest.raises(TimeoutError):
+            await recv(ws, 0.2)
+    assert proxy.injected_counts() == {"d": 2, "u": 1}
+
+
+async def test_an_upstream_sending_garbage_closes_the_client_with_1011(make_proxy):
+    # was: the proxy sent the upstream its 1002 and waited for it to close the TCP
+    # connection, forever: the client heard nothing, and both sockets stayed open
+    import base64
+    import hashlib
+
+    upstream_closed = asyncio.get_running_loop().create_future()
+
+    async def bad_upstream(reader, writer):
+        request = await reader.readuntil(b"\r\n\r\n")
+        key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
+                   if line.lower().startswith(b"sec-websocket-key:"))
+        accept = base64.b64encode(hashlib.sha1(
+            key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        await asyncio.sleep(0.2)
+        writer.write(b"\xff" * 16)  # reserved bits and opcode; then never a close
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(1024):
+                pass
+        upstream_closed.set_result(True)
+        writer.close()
+
+    server = await asyncio.start_server(bad_upstream, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        proxy = await make_proxy(f"ws://127.0.0.1:{port}", kind="ws")
+        async with client(proxy) as ws:
+            with pytest.raises(ConnectionClosedError) as caught:
+                await recv(ws, 10)
+        assert caught.value.rcvd is not None and caught.value.rcvd.code == 1011
+        assert await asyncio.wait_for(upstream_closed, 10)
+    finally:
+        server.close()

@@ -276,6 +276,19 @@ def test_everything_from_outside_is_escaped(tmp_path: Path) -> None:
     assert "hunter2" not in page and "SECRET" not in page
 
 
+def test_bytes_that_are_not_text_do_not_cost_the_report(tmp_path: Path) -> None:
+    """A Latin-1 SIP reason phrase reaches the results as a lone surrogate (\\udce9), and
+    an agent's reason may hold control characters: the page is still written (UTF-8, each
+    byte shown as an escape), and no half-written temporary file is left behind."""
+    reason = "busy: SIP 486 Occup\udce9 \x00\x1b[2J\ud800"
+    write_run(tmp_path, [call(0, outcome="busy", reason=reason)],
+              run={"name": "unit", "transport": "sip\udcff", "target": "sip:a@127.0.0.1"})
+    page = write_report(tmp_path).read_bytes().decode("utf-8")  # strict: all of it is text
+    assert "Occup\\xe9 \\x00\\x1b[2J\ufffd" in page and "sip\\xff" in page
+    assert "\x00" not in page and "\x1b" not in page
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
 def test_csp_allows_only_the_pages_own_style_and_script(tmp_path: Path) -> None:
     page = write_report(write_run(tmp_path, [call(0)])).read_text()
     assert "default-src 'none'" in CSP and "unsafe-inline" not in CSP

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from loadcaller.printable import printable
+
 
 def progress_line(elapsed_s: float, duration_s: float, active: int, summary: dict[str, Any]) -> str:
     calls, turns, gen = summary["calls"], summary["turns"], summary["generator"]
@@ -72,7 +74,7 @@ def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
     t_out = ", ".join(f"{k} {v}" for k, v in sorted(turns["outcomes"].items())) or "none"
     p(f"  turns: {turns['count']} measured, {turns['answered']} answered  ({t_out})")
     for reason, n in calls.get("top_failure_reasons", {}).items():
-        p(f"    {n:5d} x {reason}")
+        p(f"    {n:5d} x {printable(reason, one_line=True)}")  # the agent's: no ESC
     media = summary.get("media")
     if media:
         loss = media["loss_ratio"]

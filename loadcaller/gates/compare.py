@@ -46,6 +46,7 @@ import numpy as np
 from loadcaller.gates import stats
 from loadcaller.gates.evaluate import read_turns as read_jsonl_objects
 from loadcaller.gates.parse import NO_FAULT_PHASE
+from loadcaller.printable import printable
 
 EXIT_OK: Final = 0
 EXIT_REGRESSION: Final = 1
@@ -141,7 +142,7 @@ def _calls_without_turns(directory: Path) -> NoTurnsMeasured:
     if path.is_file():
         for rec in read_jsonl_objects(path):
             if isinstance(rec.get("outcome"), str):
-                reason = str(rec.get("reason") or "")[:MAX_REASON]
+                reason = printable(str(rec.get("reason") or "")[:MAX_REASON], one_line=True)
                 why[f"{rec['outcome']}: {reason}" if reason else rec["outcome"]] += 1
     calls = why.total()
     if not calls:

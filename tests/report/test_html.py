@@ -197,6 +197,39 @@ def test_unreadable_summary_is_incomplete(tmp_path: Path) -> None:
     assert write_report(tmp_path, exit_code=0).read_text().count("PASSED") == 0
 
 
+def _paths(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key path into a summary.json (the first items of its lists)."""
+    items = (node.items() if isinstance(node, dict)
+             else enumerate(node[:2]) if isinstance(node, list) else ())
+    return [at] * bool(at) + [p for k, v in items for p in _paths(v, (*at, k))]
+
+
+def test_a_summary_json_of_another_shape_is_read_as_far_as_it_goes(tmp_path: Path) -> None:
+    """Any field of summary.json of another type (an older or newer version, an edit): the
+    report is still written, with what it can read. Before, a ``phases`` or ``gates`` that
+    was not a list, or a ``cpu_ratio_peak`` that was a string, was a traceback."""
+    write_run(tmp_path, [call(0, faults=("lat",)), call(1, outcome="error", reason="x")],
+              phases=True, gates=[{"gate": "g", "value": 1.0, "unit": "ms", "passed": False}],
+              media={"calls": 1, "loss_ratio": 0.1, "jitter_ms": {"p50": 1}, "mos": {"p50": 4}},
+              ground_truth={"out_of_bounds": ["x"]})
+    base = json.loads((tmp_path / "summary.json").read_text())
+    base["generator"].update(saturated=True, saturation_reasons=["lag"], cpu_ratio_mean=0.5,
+                             cpu_ratio_peak=0.9, saturated_windows=[{"from": 100, "to": 101}])
+    for path in _paths(base):
+        for value in (1, "x", [1]):
+            summary = json.loads(json.dumps(base))
+            node = summary
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+            (tmp_path / "summary.json").write_text(json.dumps(summary))
+            try:
+                page = write_report(tmp_path).read_text()
+            except Exception as exc:  # name the field that broke it
+                raise AssertionError(f"summary.json {path} = {value!r}: {exc!r}") from exc
+            assert "</html>" in page
+
+
 def test_one_call_all_failed(tmp_path: Path) -> None:
     recs = [call(0, outcome="no_response", reason="the agent never spoke", latency_ms=-1)]
     page = write_report(write_run(tmp_path, recs, failure="no call answered")).read_text()

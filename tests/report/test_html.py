@@ -247,6 +247,22 @@ def test_ten_thousand_turns_stay_small(tmp_path: Path) -> None:
     assert path.stat().st_size < 600_000
 
 
+def test_a_reason_per_call_does_not_grow_memory_without_bound(tmp_path: Path) -> None:
+    """An agent that puts a call id in each close reason: the run's summary and the report
+    count at most MAX_REASONS distinct reasons (new ones pooled), and every call is counted."""
+    from loadcaller.calls.results import MAX_REASONS, OTHER_REASONS
+
+    n = MAX_REASONS + 500
+    write_run(tmp_path, [call(i, outcome="dropped", reason=f"closed 1011 session {i}", turns=0)
+                         for i in range(n)])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    top = summary["calls"]["top_failure_reasons"]
+    assert top[f"dropped: {OTHER_REASONS}"] == 500 and sum(top.values()) == 509
+    data = rd.load(tmp_path)
+    assert len(data.reasons) == MAX_REASONS + 1 and data.reasons.total() == n
+    assert data.reasons[f"dropped: {OTHER_REASONS}"] == 500
+
+
 def test_sampling_and_malformed_lines_are_reported(tmp_path: Path) -> None:
     write_run(tmp_path, [call(i) for i in range(40)])
     with (tmp_path / "turns.jsonl").open("a") as f:

@@ -87,7 +87,7 @@ def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
         p(f"  {'chaos phase':<30}{'turns':>6}  {'p50 ms':>9}  {'p95 ms':>9}  {'unanswered':>10}"
           f"  {'agent fallbacks':>15}")
         for ph in phases:
-            name = "+".join(ph["faults"]) or "(no fault)"
+            name = printable("+".join(ph["faults"]) or "(no fault)", one_line=True)
             lat = ph["latency_ms"]
             miss = ph["turns"] - ph["outcomes"].get("answered", 0)
             fb = ph.get("agent_fallbacks")

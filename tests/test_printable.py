@@ -31,9 +31,11 @@ def test_every_unsafe_character_leaves_text_that_xml_and_utf8_take() -> None:
 
 def test_the_console_prints_no_terminal_command_an_agent_sent(tmp_path: Path) -> None:
     reason = "websocket closed 1011 \x1b]0;pwned\x07\x1b[2J\nloadcaller: 0 calls failed"
-    write_run(tmp_path, [call(0, outcome="dropped", reason=reason)])
+    write_run(tmp_path, [call(0, outcome="dropped", reason=reason, faults=("slow\x1b[5m",))],
+              phases=True)
     out = io.StringIO()
     print_summary(json.loads((tmp_path / "summary.json").read_text()), out)
     text = out.getvalue()
     assert "\x1b" not in text and "\x07" not in text
     assert "1011 \\x1b]0;pwned\\x07\\x1b[2J\\x0aloadcaller: 0 calls failed" in text
+    assert "slow\\x1b[5m" in text  # a profile's fault name, in the chaos phase table

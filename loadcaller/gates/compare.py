@@ -181,8 +181,10 @@ def read_run(directory: Path) -> dict[str, Group]:
             raw_lat, raw_faults, raw_turn = (rec.get(k) for k in ("latency_ms", "faults", "turn"))
             lat = (float(raw_lat) if isinstance(raw_lat, int | float)
                    and not isinstance(raw_lat, bool) and raw_lat >= 0 else None)
-            faults = [str(x) for x in raw_faults] if isinstance(raw_faults, list) else []
-            scenario = str(rec.get("scenario", "?"))
+            # names a profile gave (printed: no terminal command in them)
+            faults = ([printable(x, one_line=True) for x in raw_faults]
+                      if isinstance(raw_faults, list) else [])
+            scenario = printable(rec.get("scenario", "?"), one_line=True)
             turn = raw_turn if isinstance(raw_turn, int) else -1
             rows.append((scenario, turn, faults, rec.get("outcome") == "answered", lat))
     if not turns:

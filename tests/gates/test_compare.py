@@ -211,6 +211,13 @@ def test_an_agent_s_reason_prints_no_terminal_command(tmp_path: Path,
     assert main(["compare", str(good), str(down)]) == 1
     err = capsys.readouterr().err
     assert "\x1b" not in err and "3 failed_setup: SIP 486 Occup\\xe9 \\x1b[2J\\x07" in err
+    # a profile's fault name is printed as a group name: escaped too
+    rng = np.random.default_rng(3)
+    named = [["slow\x1b]0;x\x07"]] * 60
+    a = write_run(tmp_path / "fa", lognormal(rng, 60, 800), faults=named)
+    b = write_run(tmp_path / "fb", lognormal(rng, 60, 800), faults=named)
+    code, out, err = _compare(a, b)
+    assert code == 0 and "\x1b" not in out + err and "phase slow\\x1b]0;x\\x07" in out
 
 
 def test_read_run_skips_a_half_written_last_line(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -110,14 +111,19 @@ MAX_REASONS = 1_000
 OTHER_REASONS = f"(other reasons: more than {MAX_REASONS:,} distinct ones)"
 
 
-def count_reason(reasons: Counter[str], outcome: str, reason: str) -> None:
-    """Count one failed call's ``outcome: reason``. Past :data:`MAX_REASONS` distinct ones,
-    a new one counts as ``outcome: (other reasons...)``: an agent that puts a call id in
+def reason_key(known: Collection[str], outcome: str, reason: str) -> str:
+    """A failed call's ``outcome: reason``, or ``outcome: (other reasons...)`` when it is
+    new and ``known`` holds :data:`MAX_REASONS` already: an agent that puts a call id in
     each close reason must not grow a soak run's memory by a line per failed call."""
     key = f"{outcome}: {reason}"
-    if key not in reasons and len(reasons) >= MAX_REASONS:
-        key = f"{outcome}: {OTHER_REASONS}"
-    reasons[key] += 1
+    if key not in known and len(known) >= MAX_REASONS:
+        return f"{outcome}: {OTHER_REASONS}"
+    return key
+
+
+def count_reason(reasons: Counter[str], outcome: str, reason: str) -> None:
+    """Count one failed call's reason (:func:`reason_key`)."""
+    reasons[reason_key(reasons, outcome, reason)] += 1
 
 
 def failure_verdict(summary: dict[str, Any], *, max_failed_ratio: float) -> str | None:

@@ -140,10 +140,12 @@ def voice_load() -> dict[str, Any]:
     lat = "loadcaller:turn_latency_seconds"
     quantiles = [target(f"{lat}:p{q}_1m{{{SEL}}}", f"p{q} {{{{scenario}}}} {{{{transport}}}}",
                         ref) for q, ref in (("50", "A"), ("95", "B"), ("99", "C"))]
-    greeting = [target(f"loadcaller:greeting_latency_seconds:p{q}_1m{{{SEL}}}",
+    # greeting and set-up happen once per call, at its start: over the run so far (a 1 m
+    # rate of them is empty while long calls go on; grafana/prometheus/rules/loadcaller.yml)
+    greeting = [target(f"loadcaller:greeting_latency_seconds:p{q}_run{{{SEL}}}",
                        f"p{q} {{{{scenario}}}} {{{{transport}}}}", ref)
                 for q, ref in (("50", "A"), ("95", "B"))]
-    setup = [target(f'loadcaller:call_setup_seconds:p{q}_1m{{run=~"$run", '
+    setup = [target(f'loadcaller:call_setup_seconds:p{q}_run{{run=~"$run", '
                     f'transport=~"$transport"}}', f"p{q} {{{{transport}}}}", ref)
              for q, ref in (("50", "A"), ("95", "B"))]
     panels = layout([
@@ -165,11 +167,12 @@ def voice_load() -> dict[str, Any]:
          (heatmap("Turn latency distribution",
                   f"sum by (le) ({lat}_bucket:rate1m{{{SEL}}})",
                   "Turns per second in each latency bucket"), 12, 9)],
-        [(timeseries("Greeting latency", greeting, unit="s",
-                     description="Call answered to the agent's first speech"), 12, 8),
-         (timeseries("Call setup", setup, unit="s",
+        [(timeseries("Greeting latency (run so far)", greeting, unit="s",
+                     description="Call answered to the agent's first speech, over every "
+                     "call of the run so far"), 12, 8),
+         (timeseries("Call setup (run so far)", setup, unit="s",
                      description="Dial to call set up (connect and upgrade, or SIP INVITE "
-                     "to 200)"), 12, 8)],
+                     "to 200), over every call of the run so far"), 12, 8)],
         [(row("Calls and turns"), 24, 1)],
         [(timeseries("Calls by outcome", [target(
             'sum by (outcome) (loadcaller:calls:rate1m{run=~"$run"})', "{{outcome}}")],

@@ -6,6 +6,7 @@ import sys
 from typing import Any, TextIO
 
 from loadcaller.hostcpu import BUSY_WARN
+from loadcaller.printable import printable
 
 
 def progress_line(elapsed_s: float, duration_s: float, active: int, summary: dict[str, Any]) -> str:
@@ -75,7 +76,7 @@ def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
     t_out = ", ".join(f"{k} {v}" for k, v in sorted(turns["outcomes"].items())) or "none"
     p(f"  turns: {turns['count']} measured, {turns['answered']} answered  ({t_out})")
     for reason, n in calls.get("top_failure_reasons", {}).items():
-        p(f"    {n:5d} x {reason}")
+        p(f"    {n:5d} x {printable(reason, one_line=True)}")  # the agent's: no ESC
     media = summary.get("media")
     if media:
         loss = media["loss_ratio"]
@@ -88,7 +89,7 @@ def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
         p(f"  {'chaos phase':<30}{'turns':>6}  {'p50 ms':>9}  {'p95 ms':>9}  {'unanswered':>10}"
           f"  {'agent fallbacks':>15}")
         for ph in phases:
-            name = "+".join(ph["faults"]) or "(no fault)"
+            name = printable("+".join(ph["faults"]) or "(no fault)", one_line=True)
             lat = ph["latency_ms"]
             miss = ph["turns"] - ph["outcomes"].get("answered", 0)
             fb = ph.get("agent_fallbacks")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,26 @@ def call_line(rec: CallRecord) -> dict[str, Any]:
     return line
 
 
+MAX_REASONS = 1_000
+"""Distinct failure reasons counted; a new one past these is pooled (:func:`count_reason`)."""
+OTHER_REASONS = f"(other reasons: more than {MAX_REASONS:,} distinct ones)"
+
+
+def reason_key(known: Collection[str], outcome: str, reason: str) -> str:
+    """A failed call's ``outcome: reason``, or ``outcome: (other reasons...)`` when it is
+    new and ``known`` holds :data:`MAX_REASONS` already: an agent that puts a call id in
+    each close reason must not grow a soak run's memory by a line per failed call."""
+    key = f"{outcome}: {reason}"
+    if key not in known and len(known) >= MAX_REASONS:
+        return f"{outcome}: {OTHER_REASONS}"
+    return key
+
+
+def count_reason(reasons: Counter[str], outcome: str, reason: str) -> None:
+    """Count one failed call's reason (:func:`reason_key`)."""
+    reasons[reason_key(reasons, outcome, reason)] += 1
+
+
 def failure_verdict(summary: dict[str, Any], *, max_failed_ratio: float) -> str | None:
     """Why a run's calls failed it (one line), or None: the run's exit 1.
 
@@ -171,7 +192,7 @@ class Results:
         """Count one finished call and write its lines (flushed)."""
         self.call_outcomes[rec.outcome] += 1
         if rec.outcome not in NOT_FAILED:
-            self.reasons[f"{rec.outcome}: {rec.reason}"] += 1
+            count_reason(self.reasons, rec.outcome, rec.reason)
         if rec.setup_ns is not None:
             self.calls_connected += 1
             self.setup.record_ns(rec.setup_ns)

@@ -46,6 +46,7 @@ import numpy as np
 from loadcaller.gates import stats
 from loadcaller.gates.evaluate import read_turns as read_jsonl_objects
 from loadcaller.gates.parse import NO_FAULT_PHASE
+from loadcaller.printable import printable
 
 EXIT_OK: Final = 0
 EXIT_REGRESSION: Final = 1
@@ -141,7 +142,7 @@ def _calls_without_turns(directory: Path) -> NoTurnsMeasured:
     if path.is_file():
         for rec in read_jsonl_objects(path):
             if isinstance(rec.get("outcome"), str):
-                reason = str(rec.get("reason") or "")[:MAX_REASON]
+                reason = printable(str(rec.get("reason") or "")[:MAX_REASON], one_line=True)
                 why[f"{rec['outcome']}: {reason}" if reason else rec["outcome"]] += 1
     calls = why.total()
     if not calls:
@@ -180,8 +181,10 @@ def read_run(directory: Path) -> dict[str, Group]:
             raw_lat, raw_faults, raw_turn = (rec.get(k) for k in ("latency_ms", "faults", "turn"))
             lat = (float(raw_lat) if isinstance(raw_lat, int | float)
                    and not isinstance(raw_lat, bool) and raw_lat >= 0 else None)
-            faults = [str(x) for x in raw_faults] if isinstance(raw_faults, list) else []
-            scenario = str(rec.get("scenario", "?"))
+            # names a profile gave (printed: no terminal command in them)
+            faults = ([printable(x, one_line=True) for x in raw_faults]
+                      if isinstance(raw_faults, list) else [])
+            scenario = printable(rec.get("scenario", "?"), one_line=True)
             turn = raw_turn if isinstance(raw_turn, int) else -1
             rows.append((scenario, turn, faults, rec.get("outcome") == "answered", lat))
     if not turns:

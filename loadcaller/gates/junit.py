@@ -8,6 +8,11 @@ with the measured value against the threshold. One more case, ``run``, fails
 whenever the exit code is not 0, with the reason (failed calls or gates, a
 saturated generator, incomplete results, a signal, the demo's ground-truth
 check), so a suite that is all green means the exit code was 0.
+
+Every string in it goes through :func:`~loadcaller.printable.printable`: a reason an
+agent sent may hold control characters or bytes that were not UTF-8 (a Latin-1 SIP
+reason phrase), and ElementTree writes those as they are (or as ``&#56553;``), which
+makes a file no XML parser reads: the CI step would lose every gate's verdict.
 """
 
 from __future__ import annotations
@@ -20,17 +25,22 @@ from pathlib import Path
 from typing import Any
 
 from loadcaller.gates.evaluate import GateResult, format_value
+from loadcaller.printable import printable
+
+
+def _element(parent: ET.Element, tag: str, **attrs: str) -> ET.Element:
+    return ET.SubElement(parent, tag, {k: printable(v) for k, v in attrs.items()})
 
 
 def _case(suite: ET.Element, classname: str, name: str, failure: str | None,
           detail: str, kind: str) -> None:
-    case = ET.SubElement(suite, "testcase", name=name, classname=classname, time="0")
+    case = _element(suite, "testcase", name=name, classname=classname, time="0")
     if failure is not None:
-        fail = ET.SubElement(case, "failure", message=failure, type=kind)
-        fail.text = detail
+        fail = _element(case, "failure", message=failure, type=kind)
+        fail.text = printable(detail)
     else:
-        out = ET.SubElement(case, "system-out")
-        out.text = detail
+        out = _element(case, "system-out")
+        out.text = printable(detail)
 
 
 def junit_xml(results: Sequence[GateResult], summary: dict[str, Any], *,
@@ -43,15 +53,15 @@ def junit_xml(results: Sequence[GateResult], summary: dict[str, Any], *,
     failures = sum(not r.passed for r in results) + (run_problem is not None)
     root = ET.Element("testsuites", name="loadcaller", tests=str(len(results) + 1),
                       failures=str(failures), errors="0", time=f"{elapsed:.3f}")
-    suite = ET.SubElement(root, "testsuite", name=f"loadcaller gates: {name}",
-                          tests=str(len(results) + 1), failures=str(failures), errors="0",
-                          skipped="0", time=f"{elapsed:.3f}",
-                          timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                          hostname=os.uname().nodename)
+    suite = _element(root, "testsuite", name=f"loadcaller gates: {name}",
+                     tests=str(len(results) + 1), failures=str(failures), errors="0",
+                     skipped="0", time=f"{elapsed:.3f}",
+                     timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                     hostname=os.uname().nodename)
     props = ET.SubElement(suite, "properties")
     for key in ("target", "transport", "users", "duration_s", "results_dir"):
         if run.get(key) is not None:
-            ET.SubElement(props, "property", name=key, value=str(run[key]))
+            _element(props, "property", name=key, value=str(run[key]))
     for r in results:
         g = r.gate
         measured = format_value(g, r.value)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadcaller.calls.results import count_reason
 from loadcaller.media.outcomes import NOT_FAILED
 
 MAX_KEPT = 100_000  # turns (and calls' setup/greeting values) kept for the plots
@@ -243,7 +244,7 @@ def _pass_calls(data: RunData, path: Path, slowest: dict[str, float], top: int) 
                 sample.add(v)
         if outcome not in NOT_FAILED:
             data.failed_seen += 1
-            data.reasons[f"{outcome}: {obj.get('reason', '')}"[:300]] += 1
+            count_reason(data.reasons, outcome[:60], str(obj.get("reason", ""))[:240])
             if len(data.failed) < top:
                 data.failed.append(obj)
         if cid in slowest:

@@ -143,6 +143,9 @@ def write_report(directory: Path, out: Path | None = None, *,
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise OSError(f"cannot write the report to {target}: {exc.strerror or exc}") from exc
+    except BaseException:  # no half-written page left behind, whatever stopped it
+        tmp.unlink(missing_ok=True)
+        raise
     return target
 
 

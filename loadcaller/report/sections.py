@@ -35,6 +35,15 @@ def _d(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
+def _l(v: Any) -> list[Any]:
+    """``v`` if it is a list, else none: a summary.json of another version may differ."""
+    return v if isinstance(v, list) else []
+
+
+def _num(v: Any) -> float:
+    return float(v) if isinstance(v, int | float) else 0.0
+
+
 def num(v: float) -> str:
     """A measured figure: 1,234.5 / 12.3 / 0.987 (tick labels use the coarser fmt_num)."""
     return f"{v:,.1f}" if abs(v) >= 10 else f"{v:.3g}"
@@ -78,7 +87,7 @@ def verdict(summary: dict[str, Any], exit_code: int | None, *,
         why.append("the generator saturated")
     if summary.get("failure"):
         why.append(str(summary["failure"]))
-    failed_gates = [g for g in summary.get("gates") or [] if isinstance(g, dict)
+    failed_gates = [g for g in _l(summary.get("gates")) if isinstance(g, dict)
                     and not g.get("passed")]
     if failed_gates:
         why.append(f"{len(failed_gates)} gate(s) failed")
@@ -130,7 +139,7 @@ def banners(data: RunData) -> str:
     out = []
     gen = _d(data.summary.get("generator"))
     if gen.get("saturated"):
-        reasons = "; ".join(str(r) for r in gen.get("saturation_reasons") or [])
+        reasons = "; ".join(str(r) for r in _l(gen.get("saturation_reasons")))
         out.append("<b>The generator saturated.</b> The tool, not the agent, may have set "
                    "these numbers: its media clock ran late or it ran out of CPU"
                    + (f" ({esc(reasons)})" if reasons else "") + ". Rerun with fewer "
@@ -197,13 +206,13 @@ def latency(data: RunData, windows: Sequence[plots.Window]) -> str:
 
 def distribution(data: RunData) -> str:
     rows = []
-    for ph in data.summary.get("phases") or []:
+    for ph in _l(data.summary.get("phases")):
         ph = _d(ph)
         lat = _d(ph.get("latency_ms"))
         outcomes = _d(ph.get("outcomes"))
         unanswered = sum(int(n) for o, n in outcomes.items() if o != "answered"
                          and isinstance(n, int))
-        rows.append((plots.phase_label(tuple(str(f) for f in ph.get("faults") or [])),
+        rows.append((plots.phase_label(tuple(str(f) for f in _l(ph.get("faults")))),
                      ph.get("turns"), _ms(lat.get("p50")), _ms(lat.get("p95")), unanswered,
                      ph.get("agent_fallbacks", "-")))
     phase_table = table(("chaos phase", "turns", "p50", "p95", "unanswered", "agent fallbacks"),
@@ -246,7 +255,7 @@ def measured(value: Any, unit: str = "") -> str:
 
 def gates(data: RunData) -> str:
     rows = []
-    for g in data.summary.get("gates") or []:
+    for g in _l(data.summary.get("gates")):
         g = _d(g)
         shown = measured(g.get("value"), str(g.get("unit") or ""))
         ok = bool(g.get("passed"))
@@ -264,7 +273,7 @@ def health(data: RunData) -> str:
         return section("generator", "Generator health", '<p class="note">Not recorded.</p>')
     lag, loop = _d(gen.get("media_clock_lag_ms")), _d(gen.get("event_loop_lag_ms"))
     cpu = (f"mean {100 * gen['cpu_ratio_mean']:.0f}%, peak "
-           f"{100 * float(gen.get('cpu_ratio_peak') or 0):.0f}% of a core (busiest process)"
+           f"{100 * _num(gen.get('cpu_ratio_peak')):.0f}% of a core (busiest process)"
            if isinstance(gen.get("cpu_ratio_mean"), int | float)
            else f"{100 * gen['cpu_ratio']:.0f}%" if isinstance(gen.get("cpu_ratio"), int | float)
            else f"{gen['cpu_percent']:.0f}%" if isinstance(gen.get("cpu_percent"), int | float)
@@ -276,8 +285,8 @@ def health(data: RunData) -> str:
             ("CPU", cpu),
             ("this machine's CPUs", _host_cpu(gen.get("host_cpu"))),
             ("saturation threshold", _ms(gen.get("saturation_lag_ms"))),
-            ("saturated", "YES: " + "; ".join(str(r) for r in gen.get("saturation_reasons")
-                                               or []) if gen.get("saturated") else "no")]
+            ("saturated", "YES: " + "; ".join(str(r) for r in _l(gen.get("saturation_reasons")))
+             if gen.get("saturated") else "no")]
     for w in plots.saturated_stretches(data.summary)[:20]:
         rows.append(("saturated stretch", f"{w.t0 - (data.t_origin or 0.0):.1f} s to "
                      f"{w.t1 - (data.t_origin or 0.0):.1f} s after the first call"))

@@ -18,6 +18,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from loadcaller.printable import printable
+
 WIDTH, HEIGHT = 860, 300
 MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 64, 16, 14, 38
 MAX_CDF_POINTS = 200  # a CDF line is drawn through at most this many quantiles
@@ -25,8 +27,9 @@ SERIES_CLASSES = 8  # CSS classes s0..s7 colour the series
 
 
 def esc(text: object) -> str:
-    """``text`` safe inside an element or a quoted attribute (``<``, ``&``, quotes)."""
-    return html.escape(str(text), quote=True)
+    """``text`` safe inside an element or a quoted attribute (``<``, ``&``, quotes), its
+    control characters and lone surrogates shown as escapes (:func:`printable`)."""
+    return html.escape(printable(text), quote=True)
 
 
 def fmt_num(v: float) -> str:

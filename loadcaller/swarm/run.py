@@ -25,6 +25,7 @@ from loadcaller.calls.results import failure_verdict
 from loadcaller.compile import RunSpec
 from loadcaller.gates.evaluate import GateResult
 from loadcaller.gates.verdict import judge_gates, print_gates, publish
+from loadcaller.printable import printable
 from loadcaller.report.html import write_run_report
 from loadcaller.swarm import options as o
 from loadcaller.swarm.coordinator import Coordinator, OnSummary, run_coordinator
@@ -135,7 +136,7 @@ def judged_exit(code: int, failure: str | None, *, gates_failed: int = 0) -> int
     ``loadcaller --help`` (:data:`loadcaller.cli.EXIT_CODES_HELP`) has the same table.
     """
     if failure is not None:
-        print(f"loadcaller: {failure}", file=sys.stderr, flush=True)
+        print(f"loadcaller: {printable(failure, one_line=True)}", file=sys.stderr, flush=True)
     if failure is None and not gates_failed:
         return code
     return o.EXIT_FAILED if code == o.EXIT_OK else code

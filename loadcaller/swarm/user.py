@@ -20,6 +20,7 @@ from locust import User, constant, task
 
 from loadcaller.calls.call import CallRecord
 from loadcaller.calls.load import MIN_CALL_INTERVAL_S, SETUP_BACKOFF_S
+from loadcaller.calls.results import reason_key
 from loadcaller.compile import RunSpec
 from loadcaller.media.outcomes import NOT_FAILED, CallOutcome
 from loadcaller.swarm.node import CallerNode
@@ -45,6 +46,8 @@ class VoiceUser(User):
     open_shape: ClassVar[Open | None] = None
     wait_time = constant(0)
     _started: ClassVar[itertools.count[int]] = itertools.count()
+    # Locust keeps a row per distinct failure message: reasons are pooled as summary.json's
+    _failure_keys: ClassVar[set[str]] = set()
 
     def on_start(self) -> None:
         self._pacing: OpenPacing | None = None
@@ -88,10 +91,14 @@ class VoiceUser(User):
     def _report(self, rec: CallRecord) -> None:
         fire = self.environment.events.request.fire
         failed = rec.outcome not in NOT_FAILED
+        error = None
+        if failed:
+            key = reason_key(VoiceUser._failure_keys, rec.outcome, rec.reason)
+            VoiceUser._failure_keys.add(key)
+            error = CallFailed(key)
         fire(request_type=CALL, name=rec.scenario,
              response_time=(rec.t_end_ns - rec.t_start_ns) / NS_PER_MS, response_length=0,
-             exception=CallFailed(f"{rec.outcome}: {rec.reason}") if failed else None,
-             context={"call_id": rec.call_id})
+             exception=error, context={"call_id": rec.call_id})
         for turn in rec.turns:
             if turn.step == "silence":  # dead air, not a turn (summary.json's dead_air)
                 continue

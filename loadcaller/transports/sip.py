@@ -41,6 +41,7 @@ from loadcaller.errors import SetupFailed
 from loadcaller.media.frames import SILENCE_FRAME, PlayedFrame, SilenceGrid
 from loadcaller.media.impair import Held
 from loadcaller.media.outcomes import CallOutcome
+from loadcaller.printable import printable
 from loadcaller.sip import events as ev
 from loadcaller.sip.dtmf import DtmfSender
 from loadcaller.sip.errors import ParseError, SipError
@@ -443,9 +444,12 @@ class SipTransport(CallTransport):
                 self.answered_ns = now_ns()
                 self._answered.set_result(event.media)
         elif isinstance(event, ev.Failed):
-            why = f"{event.outcome}: SIP {event.status} {event.reason}".strip()
+            # the reason phrase is the far end's bytes (surrogateescape'd): the results
+            # keep them as \xNN, not as lone surrogates a strict JSON reader refuses
+            phrase = printable(event.reason, one_line=True)
+            why = f"{event.outcome}: SIP {event.status} {phrase}".strip()
             if event.status == 0:
-                why = f"{event.outcome}: {event.reason}"
+                why = f"{event.outcome}: {phrase}"
             if not self._answered.done():
                 self._answered.set_exception(SetupFailed(why))
             else:

@@ -130,3 +130,75 @@ async def test_a_failed_run_writes_its_report_and_profile_without_secrets(tmp_pa
     for text in (page, kept):
         assert "hunter2" not in text and "SECRET7" not in text
     assert "ws://alice:***@127.0.0.1:1/media?token=***" in kept
+
+
+# Each payload sets window.__pwned if it ever runs, whichever context it lands in: element
+# text, a quoted attribute, <title>, <style>, <pre>, SVG <text> and <title>, a URL.
+PAYLOADS = (
+    '<script>window.__pwned="script"</script>',
+    '<img src=x onerror="window.__pwned=\'img\'">',
+    '"><svg onload="window.__pwned=\'attr\'"><x a="',
+    "'><iframe srcdoc=\"<script>parent.__pwned='iframe'</script>\"></iframe>",
+    '</style><script>window.__pwned="style"</script>',
+    '</title><script>window.__pwned="title"</script>',
+    '</pre><script>window.__pwned="pre"</script>',
+    ']]><script>window.__pwned="cdata"</script><!--',
+    'javascript:window.__pwned="url"',
+    '\x00\x1b[2J\udce9<a href="javascript:window.__pwned=\'href\'">x</a>',
+)
+HOSTILE = " ".join(PAYLOADS)
+
+DOM_JS = """
+const bad = [];
+for (const el of document.querySelectorAll('*')) {
+  for (const a of el.attributes) {
+    if (/^on/i.test(a.name) || /javascript:/i.test(a.value) || a.name === 'srcdoc') {
+      bad.push(el.tagName + ' ' + a.name + '=' + a.value);
+    }
+  }
+}
+return {pwned: window.__pwned === undefined ? null : String(window.__pwned), bad: bad,
+        scripts: document.scripts.length,
+        foreign: document.querySelectorAll('img, iframe, object, embed, a:not([href^="#"]), '
+                                           + 'form, base, link, meta[http-equiv=refresh]').length,
+        text: document.body.innerText};
+"""
+
+
+async def test_what_an_agent_and_a_profile_sent_never_runs_in_the_report(tmp_path: Path) -> None:
+    """Agent-controlled strings (a failure reason), profile-controlled ones (run, scenario and
+    fault names, gates) and the profile copy, all holding markup: opened in Chromium, none of
+    it runs or becomes an element, the page's own script is the only one (no CSP refusal in
+    the console: nothing even tried), and each payload reads as text."""
+    driver = _browser(tmp_path)
+    try:
+        from tests.report.test_html import call, write_run
+
+        out = tmp_path / "r"
+        records = [call(0, outcome="dropped", reason=HOSTILE, scenario=HOSTILE,
+                        faults=(HOSTILE,)),
+                   call(1, reason=HOSTILE, scenario=HOSTILE, faults=(HOSTILE,))]
+        run = {"name": HOSTILE, "transport": HOSTILE, "target": f"wss://127.0.0.1/{HOSTILE}",
+               "users": HOSTILE, "ended_by": HOSTILE}
+        write_run(out, records, phases=True, run=run, failure=HOSTILE,
+                  gates=[{"gate": HOSTILE, "phase": HOSTILE, "value": HOSTILE,
+                          "unit": HOSTILE, "passed": False}],
+                  ground_truth={"out_of_bounds": HOSTILE})
+        (out / "profile.yaml").write_bytes(f"name: x\n# {HOSTILE}\n".encode("utf-8", "replace"))
+        from loadcaller.report.html import write_report
+
+        page = write_report(out, exit_code=1)
+        driver.get(page.resolve().as_uri())
+        state = driver.execute_script(DOM_JS)
+        console = driver.get_log("browser")
+        assert state["pwned"] is None, state["pwned"]
+        assert state["bad"] == [] and state["foreign"] == 0, state
+        assert state["scripts"] == 1, state["scripts"]  # the page's own (legend toggles)
+        assert [e for e in console if e["level"] in ("SEVERE", "WARNING")] == [], console
+        for payload in ('<script>window.__pwned="script"</script>',
+                        '<img src=x onerror="window.__pwned=\'img\'">',
+                        '</style><script>window.__pwned="style"</script>', "\\x1b[2J\\xe9"):
+            assert payload in state["text"], payload
+        assert "FAILED" in driver.find_element("id", "verdict").text
+    finally:
+        driver.quit()

@@ -20,6 +20,7 @@ from .sipp_peer import (
     ONE_TURN,
     PCAP_DIR,
     PCAP_G711A,
+    SCENARIOS,
     TWO_TURNS,
     Sipp,
     free_udp_port,
@@ -255,6 +256,45 @@ async def test_rejections_are_failed_setup_with_status_and_class(tmp_path, statu
     assert ack.header("CSeq") == "1 ACK"
     assert "tag=" in (ack.header("To") or "")
     assert not sipp.received("BYE") and not sipp.received("CANCEL")
+
+
+async def test_a_latin1_reason_phrase_reaches_report_junit_and_console_intact(tmp_path):
+    """An old gateway's reason phrase in Latin-1 (``Occupé``, byte 0xe9: not UTF-8) with
+    markup in it: the run still writes its report and a JUnit file every XML parser
+    reads, and prints no raw byte; each shows it as ``\\xe9``. Before, the report was
+    lost (UnicodeEncodeError) and the JUnit file held ``&#56553;``, which no parser reads."""
+    junitparser = pytest.importorskip("junitparser")
+    import xml.etree.ElementTree as ET
+
+    phrase = "Occup\u00e9 <script>alert(1)</script>"
+    text = (SCENARIOS / "uas_reject.xml").read_text()
+    assert "486 Busy Here" in text
+    xml = tmp_path / "uas_reject.xml"  # the file declares ISO-8859-1: SIPp sends its bytes
+    xml.write_bytes(text.replace("486 Busy Here", f"486 {phrase}").encode("latin-1"))
+    async with Sipp(tmp_path / "sipp", xml, calls=1) as sipp:
+        profile = sip_profile(tmp_path / "p.yaml", url=sipp.url, steps=ONE_TURN)
+        code, out, err = await run_loadcaller(
+            profile, tmp_path / "r", "--junit", str(tmp_path / "junit.xml"),
+            "--gate", "answered_ratio > 0.5")
+        await sipp.wait(10)
+    assert code == 1, err
+    shown = "Occup\\xe9 "
+    # the results hold text (no lone surrogate, which a strict JSON reader refuses)
+    lines = (tmp_path / "r" / "calls.jsonl").read_text() + (
+        tmp_path / "r" / "summary.json").read_text()
+    assert "\\udc" not in lines, lines
+    reason = read_jsonl(tmp_path / "r" / "calls.jsonl")[0]["reason"]
+    assert reason.startswith(f"busy: SIP 486 {shown}<script>"), reason
+    assert shown in out and shown in err, (out, err)
+    assert "could not write the report" not in err, err
+    assert sorted(p.name for p in (tmp_path / "r").iterdir() if p.name.startswith(".")) == []
+    page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert f"{shown}&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert page.count("<script") == 1  # the page's own
+    ET.parse(tmp_path / "junit.xml")  # well-formed, to a strict parser
+    suite = next(iter(junitparser.JUnitXml.fromfile(str(tmp_path / "junit.xml"))))
+    run = {case.name: case for case in suite}["run"]
+    assert shown in run.result[0].message, run.result[0].message
 
 
 async def test_no_answer_at_all_fails_setup_after_setup_timeout(tmp_path):

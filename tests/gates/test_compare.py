@@ -201,6 +201,25 @@ def test_a_run_whose_calls_all_failed_is_a_regression_not_bad_input(
     assert "A placed 8 calls and measured no turn" in capsys.readouterr().err
 
 
+def test_an_agent_s_reason_prints_no_terminal_command(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    good = write_run(tmp_path / "good", lognormal(np.random.default_rng(2), 30, 800))
+    down = write_run(tmp_path / "down", np.array([]), failed_calls=3)
+    lines = (down / "calls.jsonl").read_text().replace(
+        "connect to 127.0.0.1:1 failed", "SIP 486 Occup\\udce9 \\u001b[2J\\u0007")
+    (down / "calls.jsonl").write_text(lines)
+    assert main(["compare", str(good), str(down)]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "3 failed_setup: SIP 486 Occup\\xe9 \\x1b[2J\\x07" in err
+    # a profile's fault name is printed as a group name: escaped too
+    rng = np.random.default_rng(3)
+    named = [["slow\x1b]0;x\x07"]] * 60
+    a = write_run(tmp_path / "fa", lognormal(rng, 60, 800), faults=named)
+    b = write_run(tmp_path / "fb", lognormal(rng, 60, 800), faults=named)
+    code, out, err = _compare(a, b)
+    assert code == 0 and "\x1b" not in out + err and "phase slow\\x1b]0;x\\x07" in out
+
+
 def test_read_run_skips_a_half_written_last_line(tmp_path: Path) -> None:
     run = write_run(tmp_path / "a", np.array([100.0, 200.0, 300.0]))
     with (run / "turns.jsonl").open("a") as f:

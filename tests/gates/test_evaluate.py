@@ -186,6 +186,30 @@ def test_junit_is_read_back_by_a_junit_consumer(tmp_path: Path) -> None:
     assert cases["run"].is_passed and cases["run"].classname == "loadcaller.nightly"
 
 
+HOSTILE = "busy: SIP 486 Occup\udce9 \x00\x01\x1b[2J ]]> <x/> \ud800 \ufffe"
+
+
+def test_junit_stays_well_formed_whatever_the_agent_sent(tmp_path: Path) -> None:
+    """Control characters and lone surrogates (a Latin-1 SIP reason phrase, kept by the SIP
+    parser as \\udce9) in the run's failure: the file is XML that a strict parser and a
+    JUnit consumer read, each byte shown as an escape."""
+    junitparser = pytest.importorskip("junitparser")
+    import xml.etree.ElementTree as ET
+
+    from loadcaller.gates.verdict import publish
+
+    s = summary(failure=f"no call connected: 1 {HOSTILE}")
+    s["run"]["target"] = "sip:\x07svc@127.0.0.1"
+    path = tmp_path / "junit.xml"
+    publish(evaluate([parse_gate("answered_ratio >= 0.5")], s), s, code=1, junit=path,
+            pushgateway=None)
+    ET.parse(path)
+    (suite,) = list(junitparser.JUnitXml.fromfile(str(path)))
+    (failure,) = {c.name: c for c in suite}["run"].result
+    assert "Occup\\xe9 \\x00\\x01\\x1b[2J ]]> <x/> \ufffd \ufffd (exit 1)" in failure.message
+    assert "\\x07svc" in path.read_text(encoding="utf-8")
+
+
 def test_units_in_summary_json_latency_ms_others_none() -> None:
     s = summary()
     judge_gates([parse_gate("answered_ratio >= 0.9"), parse_gate("turn_no_response_count < 9"),

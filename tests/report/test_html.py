@@ -197,6 +197,39 @@ def test_unreadable_summary_is_incomplete(tmp_path: Path) -> None:
     assert write_report(tmp_path, exit_code=0).read_text().count("PASSED") == 0
 
 
+def _paths(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key path into a summary.json (the first items of its lists)."""
+    items = (node.items() if isinstance(node, dict)
+             else enumerate(node[:2]) if isinstance(node, list) else ())
+    return [at] * bool(at) + [p for k, v in items for p in _paths(v, (*at, k))]
+
+
+def test_a_summary_json_of_another_shape_is_read_as_far_as_it_goes(tmp_path: Path) -> None:
+    """Any field of summary.json of another type (an older or newer version, an edit): the
+    report is still written, with what it can read. Before, a ``phases`` or ``gates`` that
+    was not a list, or a ``cpu_ratio_peak`` that was a string, was a traceback."""
+    write_run(tmp_path, [call(0, faults=("lat",)), call(1, outcome="error", reason="x")],
+              phases=True, gates=[{"gate": "g", "value": 1.0, "unit": "ms", "passed": False}],
+              media={"calls": 1, "loss_ratio": 0.1, "jitter_ms": {"p50": 1}, "mos": {"p50": 4}},
+              ground_truth={"out_of_bounds": ["x"]})
+    base = json.loads((tmp_path / "summary.json").read_text())
+    base["generator"].update(saturated=True, saturation_reasons=["lag"], cpu_ratio_mean=0.5,
+                             cpu_ratio_peak=0.9, saturated_windows=[{"from": 100, "to": 101}])
+    for path in _paths(base):
+        for value in (1, "x", [1]):
+            summary = json.loads(json.dumps(base))
+            node = summary
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+            (tmp_path / "summary.json").write_text(json.dumps(summary))
+            try:
+                page = write_report(tmp_path).read_text()
+            except Exception as exc:  # name the field that broke it
+                raise AssertionError(f"summary.json {path} = {value!r}: {exc!r}") from exc
+            assert "</html>" in page
+
+
 def test_one_call_all_failed(tmp_path: Path) -> None:
     recs = [call(0, outcome="no_response", reason="the agent never spoke", latency_ms=-1)]
     page = write_report(write_run(tmp_path, recs, failure="no call answered")).read_text()
@@ -212,6 +245,22 @@ def test_ten_thousand_turns_stay_small(tmp_path: Path) -> None:
     assert 2000 < plot(page, "latency-over-time").count("<circle") <= plots.MAX_POINTS
     assert "of 10,000 turns drawn" in page
     assert path.stat().st_size < 600_000
+
+
+def test_a_reason_per_call_does_not_grow_memory_without_bound(tmp_path: Path) -> None:
+    """An agent that puts a call id in each close reason: the run's summary and the report
+    count at most MAX_REASONS distinct reasons (new ones pooled), and every call is counted."""
+    from loadcaller.calls.results import MAX_REASONS, OTHER_REASONS
+
+    n = MAX_REASONS + 500
+    write_run(tmp_path, [call(i, outcome="dropped", reason=f"closed 1011 session {i}", turns=0)
+                         for i in range(n)])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    top = summary["calls"]["top_failure_reasons"]
+    assert top[f"dropped: {OTHER_REASONS}"] == 500 and sum(top.values()) == 509
+    data = rd.load(tmp_path)
+    assert len(data.reasons) == MAX_REASONS + 1 and data.reasons.total() == n
+    assert data.reasons[f"dropped: {OTHER_REASONS}"] == 500
 
 
 def test_sampling_and_malformed_lines_are_reported(tmp_path: Path) -> None:
@@ -274,6 +323,19 @@ def test_everything_from_outside_is_escaped(tmp_path: Path) -> None:
     assert page.count("<script") == 1 and "<img" not in page  # only the page's own script
     assert "onerror=alert" not in page.replace("&lt;img src=x onerror=alert", "")
     assert "hunter2" not in page and "SECRET" not in page
+
+
+def test_bytes_that_are_not_text_do_not_cost_the_report(tmp_path: Path) -> None:
+    """A Latin-1 SIP reason phrase reaches the results as a lone surrogate (\\udce9), and
+    an agent's reason may hold control characters: the page is still written (UTF-8, each
+    byte shown as an escape), and no half-written temporary file is left behind."""
+    reason = "busy: SIP 486 Occup\udce9 \x00\x1b[2J\ud800"
+    write_run(tmp_path, [call(0, outcome="busy", reason=reason)],
+              run={"name": "unit", "transport": "sip\udcff", "target": "sip:a@127.0.0.1"})
+    page = write_report(tmp_path).read_bytes().decode("utf-8")  # strict: all of it is text
+    assert "Occup\\xe9 \\x00\\x1b[2J\ufffd" in page and "sip\\xff" in page
+    assert "\x00" not in page and "\x1b" not in page
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
 def test_csp_allows_only_the_pages_own_style_and_script(tmp_path: Path) -> None:

@@ -4,8 +4,12 @@ never answered, a mis-signed or unknown media stream, and the guard rails at loa
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +18,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from loadcaller.errors import LocalSetupError, SetupFailed
+from loadcaller.media.outcomes import CallOutcome
+from loadcaller.timebase import now_ns
 from loadcaller.transports.base import close_shared
 from loadcaller.transports.pstn import PstnTarget
 from loadcaller.twilio.signature import compute_signature
@@ -93,6 +99,46 @@ async def test_a_mis_signed_stream_is_refused_and_the_call_fails(
     assert call.upgrade_status == 403
     assert "no media stream from Twilio within 2s" in reason
     assert call.media_to_agent == 0
+
+
+async def test_the_far_end_hanging_up_is_agent_hangup_and_not_ended_again(
+        standin: StandIn, agent: Any) -> None:
+    standin.numbers[AGENT_NO] = agent.url
+    transport = target(standin).new_transport(call_id="c1")
+    try:
+        await transport.connect()
+        assert transport.remote_id in standin.calls
+        for _ in range(10):  # the agent's greeting is heard through the bridge
+            await asyncio.sleep(0.1)
+            transport.send_audio(b"\xff" * 160)
+        assert transport.heard(now_ns())
+        standin.hang_up(transport.remote_id)
+        async with asyncio.timeout(5):
+            end = await transport.ended
+        assert end.outcome == CallOutcome.AGENT_HANGUP and "stop" in end.reason
+    finally:
+        await transport.hangup()
+        await close_shared()
+    assert [r.form.get("Status") for r in standin.requests if r.method == "POST"] == [None]
+
+
+def test_pstn_runs_in_one_process_and_refuses_a_number_outside_allow(tmp_path: Path) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "profiles" / "pstn.yaml"
+    env = {**os.environ, "TWILIO_AUTH_TOKEN": "placeholder"}
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(shipped.read_text().replace('allow: ["+14155550100"]',
+                                                   'allow: ["+4420*"]'))
+    for args, said in (((str(shipped), "--processes", "2"), "one process"),
+                       ((str(outside),), "is not in target.allow")):
+        proc = subprocess.run([sys.executable, "-m", "loadcaller", "run", *args,
+                               "--results-dir", str(tmp_path / "out")], env=env,
+                              capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+        assert proc.returncode == 2, proc.stderr
+        lines = [line for line in proc.stderr.strip().splitlines()
+                 if line != "loadcaller: invalid profile"]  # the profile errors' header
+        assert len(lines) == 1 and said in lines[0], proc.stderr
+        assert "placeholder" not in proc.stderr + proc.stdout
 
 
 async def test_the_server_refuses_unsigned_and_unknown_streams() -> None:

@@ -202,6 +202,15 @@ class StandIn:
         self._thread.join(10)
         self.loop.close()
 
+    def hang_up(self, sid: str) -> None:
+        """The far end (the agent's phone) hangs up: Twilio stops the stream."""
+        def end() -> None:
+            call = self.calls[sid]
+            call.set("completed")
+            if call.bridge is not None:
+                call.bridge.done.set()
+        self.loop.call_soon_threadsafe(end)
+
     async def _serve(self) -> None:
         app = web.Application()
         base = API.format(account="{account}")

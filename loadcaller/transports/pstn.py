@@ -97,6 +97,14 @@ class PstnTarget(Target):
             raise ValueError(f"{v!r} is not an E.164 phone number (+ and up to 15 digits)")
         return v
 
+    @field_validator("account_sid")
+    @classmethod
+    def _sid(cls, v: str) -> str:
+        if not re.fullmatch(r"AC[0-9a-fA-F]{32}", v):
+            raise ValueError("an account SID is AC and 32 hex digits (Twilio console, "
+                             "Account Info); the auth token goes in auth_token")
+        return v
+
     @field_validator("public_url")
     @classmethod
     def _ws_url(cls, v: str) -> str:

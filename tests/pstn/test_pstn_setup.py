@@ -182,3 +182,5 @@ def test_a_number_outside_allow_is_refused_at_load() -> None:
         PstnTarget.model_validate({**fields, "allow": []})
     with pytest.raises(ValidationError, match="Field required"):
         PstnTarget.model_validate({k: v for k, v in fields.items() if k != "allow"})
+    with pytest.raises(ValidationError, match="an account SID is AC and 32 hex digits"):
+        PstnTarget.model_validate({**fields, "to": AGENT_NO, "account_sid": TOKEN})

@@ -428,6 +428,10 @@ def spread_processes(opts: Any, spec: Any) -> tuple[Any, str]:
     from loadcaller.engine import planned_users
     from loadcaller.transports.base import default_processes
 
+    if spec.target.transport == "pstn" and (opts.role != "local" or opts.processes > 1):
+        raise LocalError("target.transport pstn places every call from one process, so that "
+                         "its guard rails (max_concurrent, max_minutes, calls_per_second) are "
+                         "the run's: drop --processes and --master/--worker")
     if opts.role != "local" or opts.processes:
         return opts, ""
     procs, why = default_processes(planned_users(spec), spec.target)

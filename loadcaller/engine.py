@@ -46,7 +46,7 @@ from loadcaller.compile import RunSpec
 from loadcaller.media.impair import Impairment
 from loadcaller.media.outcomes import CallOutcome
 from loadcaller.timebase import now_ns
-from loadcaller.transports.base import CallTransport
+from loadcaller.transports.base import CallTransport, close_shared
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +270,7 @@ class Engine:
         if self.proxy is not None:
             await self.proxy.stop()
             self.proxy = None
+        await close_shared()
         self.results.close()
 
 

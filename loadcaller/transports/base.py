@@ -30,6 +30,7 @@ import asyncio
 import errno
 import os
 import resource
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -163,6 +164,22 @@ class Target(BaseModel, abc.ABC):
         known. Over that many callers ``loadcaller run`` spreads them over processes
         (:func:`default_processes`) unless ``--processes`` is given."""
         return None
+
+
+_CLOSERS: list[Callable[[], Awaitable[None]]] = []
+
+
+def on_engine_close(closer: Callable[[], Awaitable[None]]) -> None:
+    """Have the engine await ``closer`` when it closes: what a transport's calls share in
+    one process (PSTN's media-stream server and REST client) ends with the run."""
+    if closer not in _CLOSERS:
+        _CLOSERS.append(closer)
+
+
+async def close_shared() -> None:
+    """Await every :func:`on_engine_close` closer (the engine's last step)."""
+    for closer in list(_CLOSERS):
+        await closer()
 
 
 def default_processes(users: int, target: Target) -> tuple[int, str]:

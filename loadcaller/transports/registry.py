@@ -14,11 +14,12 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field
 
 from loadcaller.transports.base import Target
+from loadcaller.transports.pstn import PstnTarget
 from loadcaller.transports.sip import SipTarget
 from loadcaller.transports.twilio_stream import TwilioTarget
 from loadcaller.transports.webrtc import WebRtcTarget
 
-TARGETS: tuple[type[Target], ...] = (TwilioTarget, SipTarget, WebRtcTarget)
+TARGETS: tuple[type[Target], ...] = (TwilioTarget, SipTarget, WebRtcTarget, PstnTarget)
 TRANSPORT_NAMES = frozenset(str(t.model_fields["transport"].default) for t in TARGETS)
 
 
@@ -32,7 +33,8 @@ def _default_transport(value: Any) -> Any:
     return value
 
 
-AnyTarget = Annotated[TwilioTarget | SipTarget | WebRtcTarget, Field(discriminator="transport"),
+AnyTarget = Annotated[TwilioTarget | SipTarget | WebRtcTarget | PstnTarget,
+                      Field(discriminator="transport"),
                       BeforeValidator(_default_transport)]
 
 

@@ -19,25 +19,44 @@ _LINE = re.compile(rb"\r\n|\n|\r")
 
 
 class SseSplitter:
-    """Cut a byte stream into raw SSE events."""
+    """Cut a byte stream into raw SSE events.
+
+    Linear in the bytes fed: each feed searches only the new bytes (and the 3
+    before them, where a separator may have begun). It used to search the whole
+    buffer again and copy it on every chunk: an upstream's 5 MB event arriving
+    in 1 KB pieces blocked the event loop, every route of the proxy, for 4 minutes.
+    """
+
+    # a separator is at most 4 bytes: one not found ended at most 3 bytes from the end
+    _OVERLAP = 3
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer searched without finding a separator
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """Add bytes; return the events completed by them."""
-        self._buffer += chunk
+        buffer = self._buffer
+        buffer += chunk
         events: list[bytes] = []
+        start = 0
+        pos = max(0, self._scanned - self._OVERLAP)
         while True:
-            m = _SEPARATOR.search(self._buffer)
+            m = _SEPARATOR.search(buffer, pos)
             if m is None:
-                return events
-            events.append(self._buffer[: m.end()])
-            self._buffer = self._buffer[m.end():]
+                break
+            events.append(bytes(buffer[start:m.end()]))
+            start = pos = m.end()
+        if start:
+            del buffer[:start]
+        self._scanned = len(buffer)
+        return events
 
     def rest(self) -> bytes:
         """Bytes after the last complete event (an unterminated event)."""
-        rest, self._buffer = self._buffer, b""
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        self._scanned = 0
         return rest
 
 

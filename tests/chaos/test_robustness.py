@@ -112,3 +112,46 @@ def test_cli_serves_then_stops_cleanly_on_sigterm(tmp_path):
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0 and time.monotonic() - started < 5
     assert "Traceback" not in err
+
+
+def _events_at_once(data: bytes) -> tuple[list[bytes], bytes]:
+    splitter = SseSplitter()
+    return splitter.feed(data), splitter.rest()
+
+
+@given(st.lists(st.sampled_from([b"data: x", b"\n", b"\r", b"\r\n", b"y", b":"]),
+                max_size=40), st.data())
+def test_sse_splitter_cuts_the_same_events_whatever_the_chunking(parts, data):
+    stream = b"".join(parts)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    splitter = SseSplitter()
+    events = [e for c in chunks for e in splitter.feed(c)]
+    assert (events, splitter.rest()) == _events_at_once(stream)
+
+
+def test_sse_splitter_searches_each_byte_a_bounded_number_of_times(monkeypatch):
+    # was: the whole buffer searched (and copied) again on every chunk: a 5 MB event
+    # in 1 KB pieces blocked the event loop, every route of the proxy, for minutes
+    import chaos.sse
+
+    searched = []
+
+    class Counting:
+        def __init__(self, pattern):
+            self.pattern = pattern
+
+        def search(self, buffer, pos=0):
+            searched.append(len(buffer) - pos)
+            return self.pattern.search(buffer, pos)
+
+    monkeypatch.setattr(chaos.sse, "_SEPARATOR", Counting(chaos.sse._SEPARATOR))
+    splitter = SseSplitter()
+    total = 0
+    for _ in range(2000):
+        chunk = b"data: " + b"x" * 500  # one long event, never ended
+        total += len(chunk)
+        assert splitter.feed(chunk) == []
+    assert sum(searched) < 2 * total
+    events = splitter.feed(b"\n\n")
+    assert len(events) == 1 and len(events[0]) == total + 2

@@ -114,9 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    d = sub.add_parser("demo", help="run callers against a built-in agent and backend (~30 s)",
+    d = sub.add_parser("demo", help="run callers against a built-in agent and backend (~1 min)",
                        description="Start a mock backend and the reference agent on 127.0.0.1, "
-                       "run 20 concurrent callers for about 30 s, print the results table.")
+                       "place calls from 20 concurrent callers for 30 s, let the calls in "
+                       "progress finish (about a minute in all), print the results table.")
     d.add_argument("--users", type=_positive_int, help="concurrent callers (default 20)")
     d.add_argument("--duration", help="how long to place calls, e.g. 30s, 2m (default 30s)")
     d.add_argument("--results-dir", type=Path, help="default loadcaller-results/demo-<time>")
@@ -139,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("profile", type=Path, help="profile YAML, e.g. profiles/smoke.yaml")
     r.add_argument("--target", help="the agent: ws:// or wss:// (Twilio Media Streams), "
-                   "sip: or sips: (SIP/RTP); overrides target.url and picks the transport")
+                   "sip: or sips: (SIP/RTP), webrtc+http(s):// (Pipecat SmallWebRTC "
+                   "/api/offer) or whip+http(s):// (WHIP); overrides target.url and picks "
+                   "the transport")
     r.add_argument("--users", type=_positive_int, help="concurrent callers, overrides load.users")
     r.add_argument("--duration", help="e.g. 30s, 5m; overrides load.duration. 0: a dry run "
                    "that validates and compiles the profile (speech synthesis included) "
@@ -162,9 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--expect-workers", type=_positive_int, default=1,
                    help="workers a --master waits for before starting (default 1)")
     g.add_argument("--expect-workers-timeout", type=_positive_number, default=60.0,
-                   metavar="S")
+                   metavar="S", help="seconds a --master waits for them (default 60), "
+                   "then exits 4")
 
-    a = sub.add_parser("agent", help="run the reference voice agent (Twilio Media Streams or SIP)",
+    a = sub.add_parser("agent",
+                       help="run the reference voice agent (Twilio Media Streams, SIP or WebRTC)",
                        description="A realistic agent to aim callers at: greets, detects the "
                        "end of each caller turn (500 ms of silence), calls a backend, thinks, "
                        "replies in real time, stops on barge-in, logs its ground truth.")
@@ -196,10 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="answer this share of turns (0-1) with a wrong phrase, logged in the "
                    "ground truth (for expect: checks)")
 
-    b = sub.add_parser("backend", help="run the mock backend API the reference agent calls")
+    b = sub.add_parser("backend", help="run the mock backend API the reference agent calls",
+                       description="Answer POST http://HOST:PORT/v1/turn after a drawn "
+                       "latency, as the reference agent's backend: start the agent with "
+                       "--backend-url http://HOST:PORT/v1/turn (or a chaos proxy's route "
+                       "in front of it).")
     b.add_argument("--host", default="127.0.0.1")
-    b.add_argument("--port", type=_port, default=8000, help="0 picks a free port")
-    b.add_argument("--latency", default="40ms", help="latency distribution (like agent --think)")
+    b.add_argument("--port", type=_port, default=8000, help="0 picks a free port (default 8000)")
+    b.add_argument("--latency", default="40ms", help="latency distribution, as agent --think "
+                   "(default 40ms)")
     b.add_argument("--seed", type=int)
 
     v = sub.add_parser("validate", help="check profiles without placing calls (exit 0 or 2)",
@@ -244,8 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _swarm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--web", action="store_true",
                    help="Locust's web UI (start/stop the load there) instead of a headless run")
-    p.add_argument("--web-host", default="127.0.0.1")
-    p.add_argument("--web-port", type=_port, default=8089)
+    p.add_argument("--web-host", default="127.0.0.1", help="where the web UI listens")
+    p.add_argument("--web-port", type=_port, default=8089, help="web UI port (default 8089)")
     p.add_argument("--metrics-host", default="127.0.0.1", help="where /metrics listens")
     p.add_argument("--metrics-port", type=_metrics_port, default=9646,
                    help="Prometheus /metrics port (default 9646; 0 picks a free port; -1: off)")

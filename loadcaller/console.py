@@ -51,6 +51,23 @@ def _cpu(gen: dict[str, Any]) -> str:
     return f"CPU {gen.get('cpu_percent', 0.0):.0f}%"
 
 
+BUSY_CPU_RATIO = 0.5  # a generator process below half a core was not short of CPU itself
+
+
+def saturation_advice(gen: dict[str, Any]) -> str:
+    """What to change after a saturated run, from the generator's own CPU.
+
+    Lag with an idle generator means something else held the cores (often the
+    agent under test on the same machine): more processes would not help.
+    """
+    peak = gen.get("cpu_ratio_peak")
+    if isinstance(peak, int | float) and not isinstance(peak, bool) and peak < BUSY_CPU_RATIO:
+        return (f"Its busiest process used at most {100 * peak:.0f}% of a core, so other "
+                "programs on this machine (the agent under test?) held the CPU: run them "
+                "elsewhere, or the callers on a quieter machine.")
+    return "Use fewer calls per process or more processes (--processes)."
+
+
 def _when(w: dict[str, Any]) -> str:
     since = w.get("since_start_s")
     if since:
@@ -118,7 +135,7 @@ def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
             p(f"    ... and {len(windows) - MAX_LISTED} more (summary.json)")
     if gen["saturated"]:
         p("  !! THE GENERATOR WAS SATURATED: its own lag, not the agent, may have set these "
-          "numbers. Use fewer calls per process or more processes.")
+          f"numbers. {saturation_advice(gen)}")
     if host and host["busy_peak"] >= BUSY_WARN:
         p(f"  !! THIS MACHINE'S CPUS WERE {100 * host['busy_peak']:.0f}% BUSY: an agent (or its "
           "backend, or a proxy) running here waited for CPU, and its latency includes that "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from loadcaller.console import saturation_advice
 from loadcaller.hostcpu import BUSY_WARN
 from loadcaller.media.outcomes import NOT_FAILED
 from loadcaller.redact import redact_text, redact_url
@@ -142,8 +143,8 @@ def banners(data: RunData) -> str:
         reasons = "; ".join(str(r) for r in _l(gen.get("saturation_reasons")))
         out.append("<b>The generator saturated.</b> The tool, not the agent, may have set "
                    "these numbers: its media clock ran late or it ran out of CPU"
-                   + (f" ({esc(reasons)})" if reasons else "") + ". Rerun with fewer "
-                   "callers per process or more --processes.")
+                   + (f" ({esc(reasons)})" if reasons else "") + ". "
+                   + esc(saturation_advice(gen)))
     if data.summary_error:
         out.append(f"summary.json could not be read ({esc(data.summary_error)}): figures "
                    "below come from the JSONL files only.")

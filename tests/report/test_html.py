@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import re
 from pathlib import Path
@@ -19,6 +20,7 @@ from loadcaller.calls.call import CallRecord
 from loadcaller.calls.measure import TurnResult
 from loadcaller.calls.results import Results
 from loadcaller.cli import main
+from loadcaller.console import print_summary
 from loadcaller.report import data as rd
 from loadcaller.report import plots, svg
 from loadcaller.report.html import CSP, render, write_report, write_run_report
@@ -291,6 +293,24 @@ def test_saturated_and_gates_and_media(tmp_path: Path) -> None:
     assert "1,234.5 ms" in gates_html and "<td>0.5</td>" in gates_html
 
     assert "10.00%" in page and "p50 4.3" in page
+
+
+@pytest.mark.parametrize(("peak", "advice"), [
+    (0.07, "other programs on this machine (the agent under test?) held the CPU"),
+    (0.95, "Use fewer calls per process or more processes"),
+])
+def test_saturation_advice_follows_the_generators_own_cpu(tmp_path: Path, peak: float,
+                                                          advice: str) -> None:
+    """Lag while the generator idled (5 calls, 7% of a core beside a busy agent) is
+    not cured by more processes: the console and the report say what is."""
+    gen = dict(GEN, saturated=True, saturation_reasons=["media clock lag p99 97 ms"],
+               cpu_ratio_mean=peak / 2, cpu_ratio_peak=peak)
+    directory = write_run(tmp_path, [call(0)], generator=gen)
+    out = io.StringIO()
+    print_summary(json.loads((directory / "summary.json").read_text()), out)
+    printed = " ".join(out.getvalue().split())
+    assert "THE GENERATOR WAS SATURATED" in printed and advice in printed
+    assert advice in " ".join(write_report(directory, exit_code=3).read_text().split())
 
 
 def test_gate_values_show_as_the_gate_reads_them(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from loadcaller.errors import ProfileError
 from loadcaller.profile import Profile, RampShape, SpikeShape, load_profile
 from loadcaller.redact import REDACTED
 from loadcaller.report.profile_copy import PROFILE_COPY, write_profile_copy
+from loadcaller.stepmodels import IfStep, RepeatStep, SilenceStep
 from tests.peers import require_binary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +102,33 @@ def test_each_profile_asks_for_what_its_name_promises() -> None:
     assert {p.noise.kind for p in personas if p.noise} >= {"street", "car", "babble"}
     assert "barge_in" in _kinds(noisy)
     assert "silence" in _kinds(_load("dead-air"))
+
+
+SILENCE_OUTCOMES = {"reprompted", "no_reprompt"}  # all an `if` right after a silence sees
+
+
+def _ifs_after_a_silence(steps: list) -> list:
+    """The `if` steps whose last measured turn is a `silence` (directly, or first in a repeat)."""
+    found, after_silence = [], False
+    for st in steps:
+        first = st.repeat.steps[0] if isinstance(st, RepeatStep) else st
+        if after_silence and isinstance(first, IfStep):
+            found.append(first)
+        after_silence = isinstance(st, SilenceStep)
+        if isinstance(st, IfStep):
+            found += _ifs_after_a_silence(st.if_.then) + _ifs_after_a_silence(st.if_.else_)
+        elif isinstance(st, RepeatStep):
+            found += _ifs_after_a_silence(st.repeat.steps)
+    return found
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
+def test_an_if_after_a_silence_tests_what_a_silence_can_end_in(path: Path) -> None:
+    """dead-air's callers were to say "Hello?" after the agent's silence, but its `if`
+    asked for no_response, which a silence never is: they never said it."""
+    for scenario in load_profile(path).scenarios:
+        for step in _ifs_after_a_silence(scenario.steps):
+            assert SILENCE_OUTCOMES & set(step.if_.outcome), (scenario.name, step.if_.outcome)
 
 
 def test_chaos_profiles_serve_the_fault_windows_where_prometheus_scrapes_them() -> None:

@@ -234,8 +234,8 @@ class Coordinator:
             # parsed already, so leave it only the program name
             sys.argv[1:] = []
             self.web_ui = self.env.create_web_ui(opts.web_host, opts.web_port)
-            print(f"  web UI        http://{opts.web_host}:{opts.web_port}/", file=sys.stderr,
-                  flush=True)
+            print(f"  web UI        http://{opts.web_host}:{opts.web_port}/  (no call is "
+                  "placed until you press Start there)", file=sys.stderr, flush=True)
         self.reports.start()
         self._greenlets.append(gevent.spawn(self._ship_forever))
         if isinstance(self.runner, MasterRunner):

@@ -40,6 +40,7 @@ def test_web_ui_starts_and_stops_the_callers(tmp_path, agent: Agent):
     run.signal(signal.SIGINT)
     code, _, err = run.wait()
     assert code == 130, err
+    assert "no call is placed until you press Start there" in err  # not an idle run's "0s/30s"
     summary = run.summary()
     calls = read_jsonl(run.out_dir / "calls.jsonl")
     assert summary["calls"]["finished"] == summary["calls"]["started"] == len(calls)

@@ -246,8 +246,9 @@ def test_the_progress_line_counts_the_turns_of_calls_in_progress_once():
     agg.add_live_turns(live)
     turns = agg.progress()["turns"]
     assert (turns["count"], turns["answered"]) == (2, 2)  # as /metrics says, mid-call
+    assert turns["latency_ms"]["p50"] == pytest.approx(300, rel=0.01)  # not "2 answered, p50 -"
     rec = _record("a", [(T0, T0 + S), (T0 + 2 * S, T0 + 3 * S), (T0 + 5 * S, None)])
     agg.add_records("w0", [record_to_wire(rec)])
     turns = agg.progress()["turns"]
     assert (turns["count"], turns["answered"]) == (3, 2)  # the call's record: once each
-    assert "turns     3 (2 answered)" in progress_line(5.0, 10.0, 0, agg.progress())
+    assert "turns     3 (2 answered) p50 300 ms" in progress_line(5.0, 10.0, 0, agg.progress())

@@ -16,8 +16,11 @@ def progress_line(elapsed_s: float, duration_s: float, active: int, summary: dic
     p95 = "-" if lat["p95"] is None else f"{lat['p95']:.0f}"
     lag = gen["media_clock_lag_ms"]["p99"]
     jitter = (gen.get("send_jitter_ms") or {}).get("p99")
+    # past the duration no call starts; the calls in progress finish (load.stop_timeout)
+    ending = "no new calls, " if duration_s > 0 and elapsed_s > duration_s else ""
     return (
-        f"[{elapsed_s:5.0f}s/{duration_s:.0f}s] active {active:4d} | calls {calls['finished']:5d} "
+        f"[{elapsed_s:5.0f}s/{duration_s:.0f}s] {ending}active {active:4d} | "
+        f"calls {calls['finished']:5d} "
         f"done {calls['failed']:4d} failed | turns {turns['count']:5d} "
         f"({turns['answered']} answered) p50 {p50} ms p95 {p95} ms | "
         f"clock lag p99 {0.0 if lag is None else lag:.1f} ms"

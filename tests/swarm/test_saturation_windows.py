@@ -252,3 +252,7 @@ def test_the_progress_line_counts_the_turns_of_calls_in_progress_once():
     turns = agg.progress()["turns"]
     assert (turns["count"], turns["answered"]) == (3, 2)  # the call's record: once each
     assert "turns     3 (2 answered) p50 300 ms" in progress_line(5.0, 10.0, 0, agg.progress())
+    assert progress_line(5.0, 10.0, 1, agg.progress()).startswith("[    5s/10s] active    1 |")
+    # past the duration the calls in progress finish: say so, not only "12s/10s"
+    assert progress_line(12.0, 10.0, 1, agg.progress()).startswith(
+        "[   12s/10s] no new calls, active    1 |")

@@ -51,6 +51,9 @@ class TurnResult:
     # the onset as heard, and the caller's last speech frame sent before it
     t_cut_in_ns: int | None = None
     t_cut_in_after_ns: int | None = None
+    # when ``faults`` was complete: the reply onset when a fault began while the caller
+    # waited (None: at the end of speech). Orders the run's chaos phases (results.py)
+    t_faults_ns: int | None = None
 
     @property
     def latency_ns(self) -> int | None:

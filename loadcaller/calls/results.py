@@ -156,8 +156,9 @@ class Results:
 
     def __init__(self, directory: Path | None, *, phases: bool = False) -> None:
         self.directory = directory
-        # (t_speech_end, faults, outcome, latency) of every turn, for phases(); kept only
-        # when the run has chaos, so a long run without it holds no per-turn state
+        # (when its faults were known, faults, outcome, latency) of every turn, for
+        # phases(); kept only when the run has chaos, so a long run without it holds no
+        # per-turn state
         self._timeline: list[tuple[int, tuple[str, ...], str, int | None]] | None = (
             [] if phases else None)
         self.calls_started = 0
@@ -215,8 +216,8 @@ class Results:
             self.turns_generator_saturated += turn.generator_saturated
             self._record_step(turn)
             if self._timeline is not None:
-                self._timeline.append(
-                    (turn.t_speech_end_ns, tuple(turn.faults), turn.outcome, turn.latency_ns))
+                when = turn.t_faults_ns or turn.t_speech_end_ns  # see TurnResult
+                self._timeline.append((when, tuple(turn.faults), turn.outcome, turn.latency_ns))
         turns_f, calls_f = self._turns_f, self._calls_f
         if turns_f is not None and calls_f is not None:
             # a record's lines go in whole or not at all: its turns without its call

@@ -456,8 +456,13 @@ class CallScript:
                      "t_agent_stop_ns": watch.t_stop}
         onset, overlap = found if found is not None else (None, False)
         cut_in, cut_in_after = self._cut_in(pending)
+        faults = self._merge(pending.faults)
+        # tagged by a fault that began while the caller waited: in the phases, the turn
+        # comes when its reply did, after the turns that ended before that fault began
+        if onset is not None and set(faults) != set(pending.faults):
+            extra["t_faults_ns"] = max(onset, pending.t_end)
         return TurnResult(pending.index, outcome, pending.t_end, onset, overlap,
-                          self._merge(pending.faults), step=pending.step, **extra,
+                          faults, step=pending.step, **extra,
                           t_cut_in_ns=cut_in, t_cut_in_after_ns=cut_in_after)
 
     def _cut_in(self, pending: _Pending) -> tuple[int | None, int | None]:

@@ -154,10 +154,14 @@ def _turn(data: Any) -> TurnResult:
     saturated = d.get("generator_saturated", False)
     if not isinstance(saturated, bool):
         raise WireError(f"turn generator_saturated is {type(saturated).__name__}, not a bool")
+    t_faults = _int(d, "t_faults_ns", 0, MAX_INSTANT_NS, default=None, optional=True)
+    if t_faults is not None and not 0 <= t_faults - end <= MAX_SPAN_NS:
+        raise WireError(f"turn t_faults_ns is {t_faults - end} ns after its speech end")
     return TurnResult(index=_int(d, "index", 0, MAX_TURNS),
                       outcome=TurnOutcome(_choice(d, "outcome", TURN_OUTCOMES)),
                       t_speech_end_ns=end, t_reply_onset_ns=onset, overlap=overlap,
-                      faults=tuple(faults), generator_saturated=saturated, **_step_fields(d))
+                      faults=tuple(faults), generator_saturated=saturated,
+                      t_faults_ns=t_faults, **_step_fields(d))
 
 
 STEP_KINDS = frozenset(("say", "barge_in", "silence"))

@@ -14,6 +14,7 @@ it sends ``clear`` (the playout drops what has not begun to play), or never
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,9 +70,13 @@ class Drive:
 def drive(steps: tuple[Step, ...], replies: list[Reply], *, policy: CallPolicy = POLICY,
           reaction_ns: int | None = 150 * MS, limit_ns: int = 60_000 * MS,
           rng: random.Random | None = None, recognizer: object = None,
-          cut_at_ns: int | None = None, cut: CallOutcome = CallOutcome.AGENT_HANGUP) -> Drive:
+          cut_at_ns: int | None = None, cut: CallOutcome = CallOutcome.AGENT_HANGUP,
+          faults: Callable[[int], list[str]] | None = None) -> Drive:
+    """``faults``: the chaos faults active at an instant (the script asks at each step)."""
+    clock = [T0]
     script = CallScript(Scenario("t", steps), t_answer_ns=T0, policy=policy, rng=rng,
-                        recognizer=recognizer)  # type: ignore[arg-type]
+                        recognizer=recognizer,  # type: ignore[arg-type]
+                        faults_now=None if faults is None else lambda: faults(clock[0]))
     out = Drive(script)
     playout = Playout(T0)
     after_end = [r for r in replies if r.after == "end"]
@@ -87,6 +92,7 @@ def drive(steps: tuple[Step, ...], replies: list[Reply], *, policy: CallPolicy =
     speaking, prev, now = False, T0, T0
     while now < T0 + limit_ns:
         now += TICK
+        clock[0] = now
         if cut_at_ns is not None and now >= T0 + cut_at_ns:
             script.close(cut)
             out.ended_at = now

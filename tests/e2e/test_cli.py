@@ -74,4 +74,8 @@ async def test_demo_runs_end_to_end_and_checks_itself(tmp_path):
     # the backend sat behind the chaos proxy; its faults show per turn and per phase
     assert any(t["faults"] for t in turns)
     assert "chaos phase" in stdout and len(summary["phases"]) >= 2
+    # each fault of the timeline is one stretch: turns that ended speaking before a fault
+    # began and heard their reply in it do not split the calm before it
+    faulty = [tuple(p["faults"]) for p in summary["phases"] if p["faults"]]
+    assert len(faulty) == len(set(faulty)), summary["phases"]
     assert all(t["t_reply_onset"] > t["t_speech_end"] for t in turns)

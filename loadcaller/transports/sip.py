@@ -8,7 +8,8 @@ the media; this file moves their bytes and arms one timer per call.
   or TLS (``sips:`` or ``;transport=tls``; certificates verified unless
   ``tls_verify: false``).
 - One RTP port per call from ``rtp_ports`` (even ports), symmetric: we send
-  from the port we receive on, to the address the far end's SDP gave.
+  from the port we receive on, to the address the far end's SDP gave (a host
+  name there is resolved once; an IPv6 address fails the call, saying so).
 - What the caller hears is each RTP packet's audio stamped with its arrival
   instant (no jitter buffer delay is added: the onset is when sound first
   reaches the caller's socket); packets held by the small reorder window keep
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import ipaddress
 import logging
 import random
 import re
@@ -58,6 +61,7 @@ HOLD_NS = 60 * 1_000_000  # the receiver's reorder window: no silence is made up
 BYE_WAIT_S = 2.0  # how long a hangup waits for the BYE's answer before giving up
 DIGIT_GAP_FRAMES = 3  # 60 ms of audio between two DTMF tones
 LINGER_S = 4.0  # signalling kept open after a call for the core's last transactions
+RESOLVE_S = 5.0  # at most this long to resolve a host name an agent's SDP gives for RTP
 _LINGERING: set[asyncio.Future[None]] = set()
 _CORE_HEADERS = {"via", "from", "to", "call-id", "cseq", "contact", "content-length",
                  "content-type", "max-forwards", "route", "record-route", "authorization",
@@ -186,6 +190,7 @@ class SipTransport(CallTransport):
         self._bye: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._media: Negotiated | None = None
         self._early: Negotiated | None = None
+        self._adopting = 0  # media changes seen (see _adopt)
         self._sender: RtpSender | None = None
         self._receiver: RtpReceiver | None = None
         self._dtmf: DtmfSender | None = None
@@ -256,7 +261,14 @@ class SipTransport(CallTransport):
         except SetupFailed:
             self._finish_signalling()  # e.g. the ACK and BYE of a 200 without SDP
             raise
-        self._start_media(media)
+        resolved = await self._rtp_address(media)
+        if isinstance(resolved, str):  # answered, but its RTP cannot be reached: hang up
+            with contextlib.suppress(SipError):
+                self.core.hangup(loop.time())
+            self._pump()
+            self._finish_signalling()
+            raise SetupFailed(resolved)
+        self._start_media(resolved)
 
     async def _open_signalling(self, local_ip: str,
                                remote: tuple[str, int]) -> tuple[str, int]:
@@ -293,6 +305,63 @@ class SipTransport(CallTransport):
         self._sender = RtpSender.random(self.rng, media.payload_type, Codec(media.codec))
         if media.telephone_event is not None:
             self._dtmf = DtmfSender(self._sender, media.telephone_event)
+
+    async def _rtp_address(self, media: Negotiated) -> Negotiated | str:
+        """``media`` with an IPv4 address to send RTP to, or why there is none.
+
+        RFC 4566 allows a host name in ``c=``; uvloop's ``sendto`` takes only an
+        address (a name raised ValueError out of the media clock's tick, every
+        20 ms, as the caller's own error). The name is resolved once, here.
+        """
+        host, port = media.remote_rtp
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
+        if ip is not None:
+            if ip.version == 4 or media.on_hold:
+                return media
+            return (f"the agent's SDP puts its RTP at the IPv6 address {host} "
+                    "(we offered IPv4): this caller sends RTP over IPv4 only")
+        try:
+            async with asyncio.timeout(RESOLVE_S):
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM)
+        except (OSError, TimeoutError) as exc:
+            return (f"the agent's SDP names RTP host {host!r}, which does not resolve "
+                    f"to an IPv4 address: {exc or 'timed out'}")
+        return dataclasses.replace(media, remote_rtp=(str(infos[0][4][0]), port))
+
+    def _adopt(self, media: Negotiated, early: bool) -> None:
+        """Take the media of a 183 or a re-INVITE/UPDATE once its RTP address is known."""
+        self._adopting += 1
+        ticket = self._adopting  # a later change wins over a slower lookup
+
+        async def resolve() -> None:
+            resolved = await self._rtp_address(media)
+            if ticket != self._adopting:
+                return
+            if isinstance(resolved, str):
+                if early:
+                    log.info("call %s: early media ignored: %s", self.call_id, resolved)
+                else:
+                    self._end(CallOutcome.ERROR, resolved)
+            elif early:
+                self._early = resolved
+            elif self._media is not None:
+                self._media = resolved
+
+        host = media.remote_rtp[0]
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(host).version == 4:
+                if early:
+                    self._early = media
+                else:
+                    self._media = media
+                return
+        task = asyncio.ensure_future(resolve())
+        _LINGERING.add(task)
+        task.add_done_callback(_LINGERING.discard)
 
     def _receiver_for(self, media: Negotiated) -> RtpReceiver:
         if self._receiver is None:
@@ -437,7 +506,7 @@ class SipTransport(CallTransport):
 
     def _on_event(self, event: ev.SipEvent) -> None:
         if isinstance(event, ev.EarlyMedia):
-            self._early = event.media
+            self._adopt(event.media, early=True)
         elif isinstance(event, ev.Answered):
             if not self._answered.done():
                 self.answered_ns = now_ns()
@@ -450,8 +519,8 @@ class SipTransport(CallTransport):
                 self._answered.set_exception(SetupFailed(why))
             else:
                 self._end(CallOutcome.DROPPED, why)
-        elif isinstance(event, ev.MediaChanged):
-            self._media = event.media
+        elif isinstance(event, ev.MediaChanged) and self._media is not None:
+            self._adopt(event.media, early=False)
         elif isinstance(event, ev.RemoteBye):
             self._end(CallOutcome.AGENT_HANGUP, "the agent hung up (BYE)")
             if not self._bye.done():

@@ -25,7 +25,9 @@ How this works:
 - Everything else that can arrive on the port is counted, never played and never
   raised: RTCP multiplexed on the RTP port (RFC 5761: second byte 192-223),
   telephone-events (routed to :class:`~loadcaller.sip.dtmf.DtmfReceiver`),
-  unknown payload types (comfort noise), garbage (``malformed``). A new SSRC or
+  unknown payload types (comfort noise; or an agent sending a codec its answer
+  did not name: :attr:`RtpReceiver.unknown_payload_types` says which),
+  garbage (``malformed``). A new SSRC or
   a new source address is counted and followed; whether that is an error is the
   glue's decision (:attr:`RtpReceiver.remote_addr` is the latest source).
 
@@ -268,6 +270,7 @@ class RtpReceiver:
         "skipped",
         "ssrc_changes",
         "unknown_payload_type",
+        "unknown_payload_types",
     )
 
     def __init__(
@@ -320,6 +323,7 @@ class RtpReceiver:
         self.malformed = 0
         self.rtcp = 0
         self.unknown_payload_type = 0
+        self.unknown_payload_types: dict[int, int] = {}  # payload type -> packets (<= 128 keys)
         self.ssrc_changes = 0
         self.addr_changes = 0
         self.seq_jumps = 0
@@ -550,6 +554,8 @@ class RtpReceiver:
             self._digits.extend(self.dtmf.receive(payload, ts, arrival))
         else:
             self.unknown_payload_type += 1
+            seen = self.unknown_payload_types
+            seen[pt] = seen.get(pt, 0) + 1
 
 
 def _payload(datagram: bytes, b0: int) -> bytes | None:

@@ -411,8 +411,10 @@ class SipTransport(CallTransport):
             frames = self._silence.fill(now)
             if (self._awaiting_media
                     and now - self._t_answer > self.target.no_media_timeout * NS_PER_S):
-                # checked once: RTP without audio yet (DTMF only, held packets) is media
-                if receiver is not None and receiver.stats().received:
+                # checked once: RTP without audio yet (DTMF only, held packets) is media,
+                # RTP of payload types the answer never named is not
+                if receiver is not None and (receiver.stats().received
+                                             > receiver.unknown_payload_type):
                     self._awaiting_media = False
                 else:
                     self._no_media()
@@ -467,10 +469,18 @@ class SipTransport(CallTransport):
 
     def _no_media(self) -> None:
         why = f"no RTP within {self.target.no_media_timeout:g}s of the answer"
+        receiver, media = self._receiver, self._media
+        if receiver is not None and receiver.unknown_payload_type and media is not None:
+            types = ", ".join(map(str, sorted(receiver.unknown_payload_types)))
+            why = (f"no audio within {self.target.no_media_timeout:g}s of the answer: "
+                   f"{receiver.unknown_payload_type} RTP packets came with payload type "
+                   f"{types}, but the agent's SDP answer chose {media.payload_type} "
+                   f"({media.codec})")
         if self._foreign and self._foreign_from is not None:
             host, port = self._foreign_from
-            why += (f" from the SDP's address; {self._foreign} packets came from "
-                    f"{host}:{port} instead")
+            why += "; " if receiver is not None and receiver.unknown_payload_type else (
+                " from the SDP's address; ")
+            why += f"{self._foreign} packets came from {host}:{port} instead"
         self._end(CallOutcome.NO_MEDIA, why)
 
     # ---- the SIP core: bytes, events, one timer ---------------------------------------------
@@ -597,6 +607,13 @@ class SipTransport(CallTransport):
         out["early_media_packets"] = self._early_packets
         if self._foreign:
             out["rtp_foreign_source"] = self._foreign
+        if receiver.unknown_payload_type:  # e.g. PCMA sent on a call that agreed PCMU
+            out["unknown_payload_type"] = receiver.unknown_payload_type
+            out["unknown_payload_types"] = ",".join(
+                map(str, sorted(receiver.unknown_payload_types)))
+        for name in ("ssrc_changes", "addr_changes", "seq_jumps"):
+            if count := getattr(receiver, name):
+                out[name] = count
         if self._dtmf_unsent:
             out["dtmf_unsent"] = self._dtmf_unsent
         if self._bye_result:

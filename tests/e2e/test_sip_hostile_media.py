@@ -14,7 +14,15 @@ import json
 import pytest
 
 from .conftest import read_jsonl
-from .sipp_peer import ONE_TURN, Sipp, run_loadcaller, scenario_copy, sip_profile
+from .sipp_peer import (
+    ONE_TURN,
+    PCAP_G711A,
+    Sipp,
+    require_pcap,
+    run_loadcaller,
+    scenario_copy,
+    sip_profile,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -62,3 +70,28 @@ async def test_rtp_over_ipv6_in_the_answer_fails_setup_saying_so_and_hangs_up(tm
     # the answered dialog was ACKed and then ended with our BYE (SIPp's scenario checks it)
     assert sipp_rc == 0, sipp.report()
     assert len(sipp.received("ACK")) == 1 and len(sipp.received("BYE")) == 1
+
+
+async def test_rtp_of_a_payload_type_the_answer_never_named_is_no_media_naming_it(tmp_path):
+    # the answer chooses PCMU (0), then the agent plays A-law (8): a bridge misconfigured
+    # on one side. The caller hears nothing; its record must say why, not "never spoke"
+    pcap = require_pcap(PCAP_G711A)
+    play = '<nop><action><exec play_pcap_audio="[pcap]"/></action></nop>'
+    xml = scenario_copy(tmp_path, "uas_g729_only", {
+        G729_SDP: PCMU_SDP, '<recv request="ACK"/>': f'<recv request="ACK"/>\n{play}'})
+    async with Sipp(tmp_path / "sipp", xml, calls=1, keys={"pcap": str(pcap)}) as sipp:
+        profile = sip_profile(tmp_path / "p.yaml", url=sipp.url, steps=ONE_TURN,
+                              no_media_timeout="1.5s")
+        code, _, err = await run_loadcaller(profile, tmp_path / "r")
+        sipp_rc = await sipp.wait(15)
+    assert "Traceback" not in err, err[-3000:]
+    assert code == 1, err[-3000:]
+    calls = read_jsonl(tmp_path / "r" / "calls.jsonl")
+    assert len(calls) == 1 and calls[0]["outcome"] == "no_media", calls
+    reason = calls[0]["reason"]
+    assert "payload type 8" in reason and "chose 0 (PCMU)" in reason, reason
+    media = calls[0]["media"]
+    assert media["codec"] == "PCMU"
+    assert media["unknown_payload_type"] == media["packets_received"] > 20, media
+    assert media["unknown_payload_types"] == "8", media
+    assert sipp_rc == 0, sipp.report()

@@ -505,3 +505,11 @@ def test_a_30ms_packet_is_heard_as_20ms_frames_on_its_own_grid():
     assert b"".join(f.audio for f in frames) == bytes(range(240))
     later = rx.receive(sender.packet(0, bytes(160), timestamp=1240), ("h", 1), 10_000_000)
     assert later[0].t_ns == 20_005_000  # never before the frames already heard
+
+
+def test_unknown_payload_types_are_counted_by_type():
+    r = pcmu()  # an agent sending A-law on a call that agreed mu-law, and comfort noise
+    for i, pt in enumerate([8, 8, 0, 13, 8]):
+        r.receive(pkt(i, pt=pt), ADDR, T0 + i * 20 * MS)
+    assert r.unknown_payload_type == 4
+    assert r.unknown_payload_types == {8: 3, 13: 1}

@@ -178,6 +178,15 @@ class RtpSender:
         self.octets_sent += len(payload)
         return data
 
+    def switch(self, payload_type: int, codec: Codec) -> None:
+        """Send ``codec`` as ``payload_type`` from the next packet on (a re-INVITE or
+        UPDATE changed the codec): the same stream, SSRC, sequence and timestamp go on."""
+        if not 0 <= payload_type <= 127:
+            raise LocalError(f"RTP payload type {payload_type} is not in 0-127")
+        self.payload_type = payload_type
+        self.codec = codec
+        self._table = ULAW_TO_ALAW if codec is Codec.PCMA else None
+
     def packet(
         self, payload_type: int, payload: bytes, *, timestamp: int, marker: bool = False
     ) -> bytes:
@@ -327,6 +336,16 @@ class RtpReceiver:
         self.ssrc_changes = 0
         self.addr_changes = 0
         self.seq_jumps = 0
+
+    def accept(self, payload_type: int, codec: Codec, *, dtmf_payload_type: int | None) -> None:
+        """Also play ``payload_type`` as ``codec`` (a new SDP answer chose it), and take
+        telephone-events on ``dtmf_payload_type``; what was accepted before stays so,
+        for packets of the old codec still on their way."""
+        if payload_type == self._dtmf_pt:
+            self._dtmf_pt = -1
+        self._tables[payload_type] = ALAW_TO_ULAW if codec is Codec.PCMA else None
+        if dtmf_payload_type is not None and dtmf_payload_type not in self._tables:
+            self._dtmf_pt = dtmf_payload_type
 
     @property
     def remote_addr(self) -> Addr | None:

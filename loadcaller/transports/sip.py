@@ -305,6 +305,9 @@ class SipTransport(CallTransport):
         self._sender = RtpSender.random(self.rng, media.payload_type, Codec(media.codec))
         if media.telephone_event is not None:
             self._dtmf = DtmfSender(self._sender, media.telephone_event)
+        if self._receiver is not None:  # made for early media: the answer may differ
+            self._receiver.accept(media.payload_type, Codec(media.codec),
+                                  dtmf_payload_type=media.telephone_event)
 
     async def _rtp_address(self, media: Negotiated) -> Negotiated | str:
         """``media`` with an IPv4 address to send RTP to, or why there is none.
@@ -349,7 +352,7 @@ class SipTransport(CallTransport):
             elif early:
                 self._early = resolved
             elif self._media is not None:
-                self._media = resolved
+                self._change_media(resolved)
 
         host = media.remote_rtp[0]
         with contextlib.suppress(ValueError):
@@ -357,11 +360,34 @@ class SipTransport(CallTransport):
                 if early:
                     self._early = media
                 else:
-                    self._media = media
+                    self._change_media(media)
                 return
         task = asyncio.ensure_future(resolve())
         _LINGERING.add(task)
         task.add_done_callback(_LINGERING.discard)
+
+    def _change_media(self, media: Negotiated) -> None:
+        """A re-INVITE/UPDATE moved the RTP, put us on hold, or changed the codec.
+
+        A new codec is sent and heard from now on: the sender kept the first
+        answer's payload type and the receiver counted the agent's new one as
+        unknown, so a codec change was silence both ways.
+        """
+        self._media = media
+        sender = self._sender
+        if sender is not None and (sender.payload_type != media.payload_type
+                                   or sender.codec != media.codec):
+            sender.switch(media.payload_type, Codec(media.codec))
+        if sender is not None and (self._dtmf is None or self._dtmf.payload_type
+                                   != media.telephone_event) and not self._busy_dtmf():
+            self._dtmf = (None if media.telephone_event is None
+                          else DtmfSender(sender, media.telephone_event))
+        if self._receiver is not None:
+            self._receiver.accept(media.payload_type, Codec(media.codec),
+                                  dtmf_payload_type=media.telephone_event)
+
+    def _busy_dtmf(self) -> bool:
+        return self._dtmf is not None and self._dtmf.busy
 
     def _receiver_for(self, media: Negotiated) -> RtpReceiver:
         if self._receiver is None:

@@ -9,15 +9,21 @@ the way stay in calls.jsonl.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import struct
 
 import pytest
+
+from loadcaller.audio.pack import load_pack_audio
+from loadcaller.sip.rtp import ULAW_TO_ALAW
 
 from .conftest import read_jsonl
 from .sipp_peer import (
     ONE_TURN,
     PCAP_G711A,
     Sipp,
+    free_udp_port,
     require_pcap,
     run_loadcaller,
     scenario_copy,
@@ -95,3 +101,60 @@ async def test_rtp_of_a_payload_type_the_answer_never_named_is_no_media_naming_i
     assert media["unknown_payload_type"] == media["packets_received"] > 20, media
     assert media["unknown_payload_types"] == "8", media
     assert sipp_rc == 0, sipp.report()
+
+
+class AgentRtp(asyncio.DatagramProtocol):
+    """The agent's RTP for the codec-change test: records each packet's payload type
+    and SSRC from the caller, and 1.5 s after the first one (the re-INVITE to PCMA is
+    answered by then) plays the greeting as A-law, payload type 8, every 20 ms."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[int, int]] = []  # (payload type, SSRC)
+        self.sock: asyncio.DatagramTransport | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) >= 12:
+            self.got.append((data[1] & 0x7F, struct.unpack_from("!I", data, 8)[0]))
+        if self.task is None:
+            self.task = asyncio.ensure_future(self.play(addr))
+
+    async def play(self, to: tuple[str, int]) -> None:
+        await asyncio.sleep(1.5)
+        alaw = load_pack_audio("agent_greeting").translate(ULAW_TO_ALAW)
+        for i in range(min(len(alaw) // 160, 200)):  # bounded: at most 4 s
+            header = struct.pack("!BBHII", 0x80, 8, i, 160 * i, 0xA6E47)
+            assert self.sock is not None
+            self.sock.sendto(header + alaw[160 * i:160 * (i + 1)], to)
+            await asyncio.sleep(0.02)
+
+
+async def test_a_codec_change_by_re_invite_is_sent_and_heard(tmp_path):
+    loop = asyncio.get_running_loop()
+    port = free_udp_port(even_pair=True)
+    agent = AgentRtp()
+    agent.sock, _ = await loop.create_datagram_endpoint(lambda: agent,
+                                                        local_addr=("127.0.0.1", port))
+    try:
+        async with Sipp(tmp_path / "sipp", "uas_reinvite_codec", calls=1,
+                        keys={"rtpport": str(port)}) as sipp:
+            profile = sip_profile(tmp_path / "p.yaml", url=sipp.url, steps=ONE_TURN)
+            code, _, err = await run_loadcaller(profile, tmp_path / "r")
+            sipp_rc = await sipp.wait(10)
+    finally:
+        if agent.task is not None:
+            agent.task.cancel()
+        agent.sock.close()
+    assert "Traceback" not in err, err[-3000:]
+    assert code == 0, err[-3000:]
+    assert sipp_rc == 0, sipp.report()  # our 200 to the re-INVITE chose PCMA
+    # we sent PCMU, then PCMA from the re-INVITE on: one stream, one SSRC
+    types = [pt for pt, _ in agent.got]
+    assert types[0] == 0 and set(types[-20:]) == {8}, types
+    assert len({ssrc for _, ssrc in agent.got}) == 1
+    # and heard the agent's A-law as audio
+    calls = read_jsonl(tmp_path / "r" / "calls.jsonl")
+    assert [c["outcome"] for c in calls] == ["completed"], calls
+    media = calls[0]["media"]
+    assert media["codec"] == "PCMA" and media["packets_received"] > 50, media
+    assert "unknown_payload_type" not in media, media

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from enum import Enum
 
 from loadcaller.sip.dialog import Dialog
-from loadcaller.sip.digest import answer_challenge
+from loadcaller.sip.digest import answer_challenge, parse_auth
 from loadcaller.sip.endpoint import ALLOW, Endpoint
 from loadcaller.sip.errors import LocalProtocolError, ParseError
 from loadcaller.sip.events import (
@@ -312,7 +312,29 @@ class SipCall(Endpoint[SipEvent]):
         if 300 <= status < 400:
             contacts = response.header_list("Contact")
             reason += f" -> {contacts[0]}" if contacts else " (no Contact)"
+        elif status in (401, 407):
+            reason += f" ({self._auth_failure(response)})"
         self._emit(Failed(status, reason, classify(status)))
+
+    def _auth_failure(self, response: Response) -> str:
+        """Why a 401/407 ends the call: what we had, and what the agent asked for."""
+        if self._auth is not None:
+            return "challenged again: our credentials were refused"
+        if self._credentials is None:
+            return "challenged, and the profile has no auth_username"
+        header = "Proxy-Authenticate" if response.status == 407 else "WWW-Authenticate"
+        offered = []
+        for value in response.header_list(header):
+            try:
+                scheme, params = parse_auth(value)
+            except ParseError:
+                offered.append(f"unreadable {value[:40]!r}")
+                continue
+            algorithm = params.get("algorithm")
+            offered.append(f"{scheme} algorithm={algorithm}"[:60] if algorithm else scheme[:30])
+        if not offered:
+            return f"challenged without a {header} header"
+        return f"no challenge we can answer (MD5 or SHA-256 digest): {'; '.join(offered)}"
 
     def _on_timeout(self, txn: Transaction, now: float) -> None:
         if txn is self._invite_txn:

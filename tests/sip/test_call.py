@@ -168,6 +168,7 @@ def test_bad_credentials_fail_auth() -> None:
     pair.start()
     failed = pair.wait_for(Failed)
     assert (failed.status, failed.outcome) == (401, "auth_failed")
+    assert failed.reason == "Unauthorized (challenged again: our credentials were refused)"
     assert len(pair.sent("up", "INVITE")) == 2 and pair.server.auth_failures == 1
     assert pair.server_events == []
 
@@ -175,7 +176,21 @@ def test_bad_credentials_fail_auth() -> None:
 def test_no_credentials_fail_auth() -> None:
     pair = Pair(server_kw={"auth": ("lab", "alice", "right")})
     pair.start()
-    assert pair.wait_for(Failed).outcome == "auth_failed"
+    failed = pair.wait_for(Failed)
+    assert failed.outcome == "auth_failed"
+    assert failed.reason == "Unauthorized (challenged, and the profile has no auth_username)"
+    assert len(pair.sent("up", "INVITE")) == 1
+
+
+def test_a_challenge_we_cannot_answer_says_what_was_asked() -> None:
+    pair = Pair(auth_username="alice", auth_password="pw")
+    pair.start()
+    challenge = (("WWW-Authenticate", 'Digest realm="lab", nonce="n1", algorithm=AKAv1-MD5'),)
+    pair.server.reject(pair.incoming(), 401, pair.now, headers=challenge)
+    failed = pair.wait_for(Failed)
+    assert failed.outcome == "auth_failed"
+    assert failed.reason == ("Unauthorized (no challenge we can answer (MD5 or SHA-256 "
+                             "digest): Digest algorithm=AKAv1-MD5)")
     assert len(pair.sent("up", "INVITE")) == 1
 
 

@@ -61,6 +61,7 @@ HOLD_NS = 60 * 1_000_000  # the receiver's reorder window: no silence is made up
 BYE_WAIT_S = 2.0  # how long a hangup waits for the BYE's answer before giving up
 DIGIT_GAP_FRAMES = 3  # 60 ms of audio between two DTMF tones
 LINGER_S = 4.0  # signalling kept open after a call for the core's last transactions
+QUIET_NOTE_S = 2.0  # RTP silent this long at the end is worth a word in a no_response reason
 RESOLVE_S = 5.0  # at most this long to resolve a host name an agent's SDP gives for RTP
 _LINGERING: set[asyncio.Future[None]] = set()
 _CORE_HEADERS = {"via", "from", "to", "call-id", "cseq", "contact", "content-length",
@@ -191,6 +192,8 @@ class SipTransport(CallTransport):
         self._media: Negotiated | None = None
         self._early: Negotiated | None = None
         self._adopting = 0  # media changes seen (see _adopt)
+        self._last_rtp_ns = 0  # arrival of the agent's latest datagram on the RTP port
+        self._hangup_ns = 0  # when our hangup began
         self._sender: RtpSender | None = None
         self._receiver: RtpReceiver | None = None
         self._dtmf: DtmfSender | None = None
@@ -467,6 +470,7 @@ class SipTransport(CallTransport):
             self._foreign += 1
             self._foreign_from = addr[:2]
             return
+        self._last_rtp_ns = t
         if self._impair_in is not None:  # the network's share: delivered by heard()
             for at, out in self._impair_in.process(data, t / NS_PER_S):
                 self._held_in.add(at, (out, addr[:2]))
@@ -499,9 +503,8 @@ class SipTransport(CallTransport):
         if receiver is not None and receiver.unknown_payload_type and media is not None:
             types = ", ".join(map(str, sorted(receiver.unknown_payload_types)))
             why = (f"no audio within {self.target.no_media_timeout:g}s of the answer: "
-                   f"{receiver.unknown_payload_type} RTP packets came with payload type "
-                   f"{types}, but the agent's SDP answer chose {media.payload_type} "
-                   f"({media.codec})")
+                   f"its RTP came with payload type {types}, but the agent's SDP answer "
+                   f"chose {media.payload_type} ({media.codec})")
         if self._foreign and self._foreign_from is not None:
             host, port = self._foreign_from
             why += "; " if receiver is not None and receiver.unknown_payload_type else (
@@ -569,6 +572,7 @@ class SipTransport(CallTransport):
     async def hangup(self) -> None:
         """BYE (or CANCEL while ringing); wait briefly for its answer; close the sockets."""
         core = self.core
+        self._hangup_ns = self._hangup_ns or now_ns()
         if core is not None and not self._bye.done():
             with contextlib.suppress(SipError):
                 core.hangup(asyncio.get_running_loop().time())
@@ -584,6 +588,30 @@ class SipTransport(CallTransport):
             self._bye_result = self._bye.result()
         self._finish_signalling()
         self._end(CallOutcome.COMPLETED, "caller hung up")
+
+    def silence_note(self) -> str:
+        """How long the agent's RTP had stopped when we hung up, and whether our BYE was
+        answered: an agent that vanished stops both (RTP pauses alone are normal: many
+        agents suppress silence, so a pause never ends a call by itself)."""
+        quiet_s = self._quiet_at_end_s()
+        notes = []
+        if quiet_s is not None and quiet_s >= QUIET_NOTE_S:
+            # how long goes in calls.jsonl's media (rtp_quiet_at_end_s): a reason stays
+            # the same text for every call it describes, so that the summary groups them
+            notes.append(f"the agent's RTP had stopped over {QUIET_NOTE_S:g}s before we hung up"
+                         if self._last_rtp_ns else "no RTP from the agent at all")
+        if self._bye_result in ("bye_unanswered", "cancel_unanswered"):
+            notes.append("our BYE went unanswered")
+        if len(notes) == 2:
+            notes.append("the agent seems to have vanished")
+        return "; ".join(notes)
+
+    def _quiet_at_end_s(self) -> float | None:
+        """Seconds from the agent's last RTP (or the answer) to our hangup, once answered."""
+        if self._media is None:
+            return None
+        end = self._hangup_ns or now_ns()
+        return (end - (self._last_rtp_ns or self._t_answer)) / NS_PER_S
 
     def _finish_signalling(self) -> None:
         """Close RTP now; keep signalling open while the core still has work.
@@ -644,6 +672,9 @@ class SipTransport(CallTransport):
             out["dtmf_unsent"] = self._dtmf_unsent
         if self._bye_result:
             out["bye"] = self._bye_result
+        quiet_s = self._quiet_at_end_s()
+        if quiet_s is not None and self._hangup_ns:
+            out["rtp_quiet_at_end_s"] = round(max(0.0, quiet_s), 3)
         if self.core is not None and self.core.garbage:
             out["sip_garbage"] = self.core.garbage
         return out

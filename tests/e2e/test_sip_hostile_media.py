@@ -22,6 +22,7 @@ from .conftest import read_jsonl
 from .sipp_peer import (
     ONE_TURN,
     PCAP_G711A,
+    TWO_TURNS,
     Sipp,
     free_udp_port,
     require_pcap,
@@ -158,3 +159,38 @@ async def test_a_codec_change_by_re_invite_is_sent_and_heard(tmp_path):
     media = calls[0]["media"]
     assert media["codec"] == "PCMA" and media["packets_received"] > 50, media
     assert "unknown_payload_type" not in media, media
+
+
+async def test_an_agent_that_vanishes_mid_call_is_named_so_in_the_no_response_reason(
+        tmp_path):
+    # SIPp echoes our RTP, and is killed a second after it got our ACK: RTP stops, our
+    # BYE is never answered. A slow agent and a dead one must not read the same
+    sipp = Sipp(tmp_path / "sipp", "uas", calls=1, rtp_echo=True)
+    await sipp.start()
+    profile = sip_profile(tmp_path / "p.yaml", url=sipp.url, steps=TWO_TURNS,
+                          turn_timeout="2s")
+
+    async def kill_after_the_ack() -> None:
+        for _ in range(300):  # 30 s at most
+            if sipp.received("ACK"):
+                await asyncio.sleep(1.0)
+                break
+            await asyncio.sleep(0.1)
+        await sipp.stop(now=True)
+
+    killer = asyncio.ensure_future(kill_after_the_ack())
+    try:
+        code, _, err = await run_loadcaller(profile, tmp_path / "r")
+    finally:
+        await killer
+        await sipp.stop(now=True)
+    assert "Traceback" not in err, err[-3000:]
+    assert code == 1, err[-3000:]
+    calls = read_jsonl(tmp_path / "r" / "calls.jsonl")
+    assert len(calls) == 1 and calls[0]["outcome"] == "no_response", calls
+    reason = calls[0]["reason"]
+    assert "RTP had stopped" in reason and "BYE went unanswered" in reason, reason
+    assert "vanished" in reason, reason
+    media = calls[0]["media"]
+    assert media["packets_received"] > 10 and media["bye"] == "bye_unanswered", media
+    assert media["rtp_quiet_at_end_s"] > 2, media

@@ -280,10 +280,23 @@ class SipCall(Endpoint[SipEvent]):
                 self._outbox.append((self._ack, self.remote_addr))  # re-ACK a retransmission
             return  # a second fork answering: its UAS times out without our ACK
         assert self._invite is not None
-        self._dialog = Dialog.as_uac(self._invite, response)
+        unreadable: str | None = None
+        try:
+            self._dialog = Dialog.as_uac(self._invite, response)
+            self._dialog.check_routes()
+        except ParseError as exc:
+            # dropping it as garbage left the 2xx un-ACKed and the call "ringing" until
+            # setup_timeout, then CANCELled: end it in the INVITE's terms instead
+            unreadable = str(exc)
+            self._dialog = Dialog.as_uac_fallback(self._invite, response)
         self._send_ack()
         if self._hangup_pending or self._finished:
             self._send_bye(now, "cancelled")  # the 2xx crossed our CANCEL, or came too late
+            return
+        if unreadable is not None:
+            self._emit(Failed(response.status, f"{response.reason}, but its Contact or "
+                              f"Record-Route cannot be read ({unreadable})", "bad_answer"))
+            self._send_bye(now, "bad_answer")
             return
         media = self.local.negotiate(response.body)
         if isinstance(media, Negotiated):

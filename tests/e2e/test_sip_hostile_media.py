@@ -194,3 +194,32 @@ async def test_an_agent_that_vanishes_mid_call_is_named_so_in_the_no_response_re
     media = calls[0]["media"]
     assert media["packets_received"] > 10 and media["bye"] == "bye_unanswered", media
     assert media["rtp_quiet_at_end_s"] > 2, media
+
+
+@pytest.mark.parametrize("header", [
+    pytest.param("Contact: <>", id="empty-contact"),
+    pytest.param("Contact: <sip:[local_ip]:[local_port]>\n      Record-Route: <sip:proxy",
+                 id="unterminated-record-route"),
+])
+async def test_a_200_whose_contact_or_route_cannot_be_read_is_acked_byed_and_named(
+        tmp_path, header):
+    # dropped as garbage, the 200 was never ACKed: the call "rang" until setup_timeout
+    # and was then CANCELled although the agent had answered it
+    xml = scenario_copy(tmp_path, "uas_g729_only", {
+        G729_SDP: PCMU_SDP,
+        "Contact: <sip:[local_ip]:[local_port];transport=[transport]>": header})
+    async with Sipp(tmp_path / "sipp", xml, calls=1) as sipp:
+        profile = sip_profile(tmp_path / "p.yaml", url=sipp.url, steps=ONE_TURN,
+                              setup_timeout="20s")
+        code, _, err = await run_loadcaller(profile, tmp_path / "r")
+        sipp_rc = await sipp.wait(10)
+    assert "Traceback" not in err, err[-3000:]
+    assert code == 1, err[-3000:]
+    calls = read_jsonl(tmp_path / "r" / "calls.jsonl")
+    assert len(calls) == 1 and calls[0]["outcome"] == "failed_setup", calls
+    reason = calls[0]["reason"]
+    assert reason.startswith("bad_answer: SIP 200 OK") and "cannot be read" in reason, reason
+    assert calls[0]["setup_ms"] is None or calls[0]["setup_ms"] < 10_000, calls
+    assert sipp_rc == 0, sipp.report()  # its scenario: the 200 ACKed, then our BYE
+    assert not sipp.received("CANCEL")
+    assert len(sipp.received("ACK")) == 1 and len(sipp.received("BYE")) == 1

@@ -41,7 +41,7 @@ from pydantic import Field, field_validator
 from chaos.packet import Impairment
 from loadcaller.config import PositiveDuration, Secret
 from loadcaller.errors import SetupFailed
-from loadcaller.media.frames import SILENCE_FRAME, PlayedFrame, SilenceGrid
+from loadcaller.media.frames import FRAME_NS, SILENCE_FRAME, PlayedFrame, SilenceGrid
 from loadcaller.media.impair import Held
 from loadcaller.media.outcomes import CallOutcome
 from loadcaller.sip import events as ev
@@ -61,6 +61,11 @@ HOLD_NS = 60 * 1_000_000  # the receiver's reorder window: no silence is made up
 BYE_WAIT_S = 2.0  # how long a hangup waits for the BYE's answer before giving up
 DIGIT_GAP_FRAMES = 3  # 60 ms of audio between two DTMF tones
 LINGER_S = 4.0  # signalling kept open after a call for the core's last transactions
+# RTP is real time: an agent whose audio runs this far ahead of the clock sends unpaced
+# (TTS written to the socket as fast as it is made); the call ends as its error, and
+# what it sent is no longer piled up for the listener (an early-media flood was held
+# in full until the answer). A real phone's jitter buffer holds well under a second.
+MAX_AHEAD_NS = 10 * NS_PER_S
 QUIET_NOTE_S = 2.0  # RTP silent this long at the end is worth a word in a no_response reason
 RESOLVE_S = 5.0  # at most this long to resolve a host name an agent's SDP gives for RTP
 _LINGERING: set[asyncio.Future[None]] = set()
@@ -193,6 +198,9 @@ class SipTransport(CallTransport):
         self._early: Negotiated | None = None
         self._adopting = 0  # media changes seen (see _adopt)
         self._last_rtp_ns = 0  # arrival of the agent's latest datagram on the RTP port
+        self._first_audio_ns = 0  # arrival of its first audio frame
+        self._audio_ns = 0  # audio heard from it in all, in time
+        self._flooded = False  # its audio ran MAX_AHEAD_NS ahead of the clock
         self._hangup_ns = 0  # when our hangup began
         self._sender: RtpSender | None = None
         self._receiver: RtpReceiver | None = None
@@ -262,6 +270,9 @@ class SipTransport(CallTransport):
             self._finish_signalling()
             raise SetupFailed(f"no answer within {t.setup_timeout:g}s") from None
         except SetupFailed:
+            with contextlib.suppress(SipError):  # still ringing (an early-media flood)
+                self.core.hangup(loop.time())  # (a no-op once the core has failed)
+            self._pump()
             self._finish_signalling()  # e.g. the ACK and BYE of a 200 without SDP
             raise
         resolved = await self._rtp_address(media)
@@ -471,17 +482,40 @@ class SipTransport(CallTransport):
             self._foreign_from = addr[:2]
             return
         self._last_rtp_ns = t
+        if self._flooded:  # counted still, no longer heard
+            self._receiver_for(media).receive(data, addr, t)
+            return
         if self._impair_in is not None:  # the network's share: delivered by heard()
             for at, out in self._impair_in.process(data, t / NS_PER_S):
                 self._held_in.add(at, (out, addr[:2]))
             return
-        self._heard += self._receiver_for(media).receive(data, addr, t)
+        frames = self._receiver_for(media).receive(data, addr, t)
+        if frames:
+            self._heard += frames
+            self._pace(len(frames), t)
 
     def _release_inbound(self, now: int) -> None:
         media = self._media or self._early
         for at, (data, addr) in self._held_in.due(now / NS_PER_S):
-            if media is not None:
-                self._heard += self._receiver_for(media).receive(data, addr, int(at * NS_PER_S))
+            if media is not None and not self._flooded:
+                frames = self._receiver_for(media).receive(data, addr, int(at * NS_PER_S))
+                self._heard += frames
+                self._pace(len(frames), int(at * NS_PER_S))
+
+    def _pace(self, frames: int, t: int) -> None:
+        """Count audio heard; end the call when it runs MAX_AHEAD_NS ahead of real time."""
+        if not self._first_audio_ns:
+            self._first_audio_ns = t
+        self._audio_ns += frames * FRAME_NS
+        if self._audio_ns - (t - self._first_audio_ns) <= MAX_AHEAD_NS:
+            return
+        self._flooded = True
+        self._heard = []
+        why = (f"the agent sent RTP faster than real time: its audio ran more than "
+               f"{MAX_AHEAD_NS // NS_PER_S} s ahead of the clock")
+        if not self._answered.done():
+            self._answered.set_exception(SetupFailed(why))  # early media: CANCEL it
+        self._end(CallOutcome.ERROR, why)
 
     def _on_sip(self, data: bytes, addr: tuple[str, int], t: int) -> None:
         if self.core is None:

@@ -223,3 +223,55 @@ async def test_a_200_whose_contact_or_route_cannot_be_read_is_acked_byed_and_nam
     assert sipp_rc == 0, sipp.report()  # its scenario: the 200 ACKed, then our BYE
     assert not sipp.received("CANCEL")
     assert len(sipp.received("ACK")) == 1 and len(sipp.received("BYE")) == 1
+
+
+class FloodingRtp(asyncio.DatagramProtocol):
+    """The agent's RTP: on the caller's first packet, 20,000 packets of audio (400 s)
+    back to back, yielding to the loop every 200; bounded."""
+
+    def __init__(self) -> None:
+        self.sock: asyncio.DatagramTransport | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.sent = 0
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.task is None:
+            self.task = asyncio.ensure_future(self.flood(addr))
+
+    async def flood(self, to: tuple[str, int]) -> None:
+        audio = load_pack_audio("agent_greeting")
+        frames = len(audio) // 160
+        for i in range(20_000):
+            j = i % frames
+            header = struct.pack("!BBHII", 0x80, 0, i & 0xFFFF, 160 * i, 0xF100D)
+            assert self.sock is not None
+            self.sock.sendto(header + audio[160 * j:160 * (j + 1)], to)
+            self.sent += 1
+            if i % 200 == 0:
+                await asyncio.sleep(0)
+
+
+async def test_an_rtp_flood_ends_the_call_as_the_agents_error(tmp_path):
+    loop = asyncio.get_running_loop()
+    port = free_udp_port(even_pair=True)
+    agent = FloodingRtp()
+    agent.sock, _ = await loop.create_datagram_endpoint(lambda: agent,
+                                                        local_addr=("127.0.0.1", port))
+    xml = scenario_copy(tmp_path, "uas_g729_only", {
+        G729_SDP: PCMU_SDP.replace("[media_port]", str(port))})
+    try:
+        async with Sipp(tmp_path / "sipp", xml, calls=1) as sipp:
+            profile = sip_profile(tmp_path / "p.yaml", url=sipp.url, steps=ONE_TURN)
+            code, _, err = await run_loadcaller(profile, tmp_path / "r")
+            sipp_rc = await sipp.wait(10)
+    finally:
+        if agent.task is not None:
+            agent.task.cancel()
+        agent.sock.close()
+    assert "Traceback" not in err, err[-3000:]
+    assert code == 1, err[-3000:]
+    calls = read_jsonl(tmp_path / "r" / "calls.jsonl")
+    assert len(calls) == 1 and calls[0]["outcome"] == "error", calls
+    assert "faster than real time" in calls[0]["reason"], calls
+    assert calls[0]["media"]["packets_received"] > 500, calls  # more than 10 s of audio
+    assert sipp_rc == 0, sipp.report()  # the call was hung up with a BYE

@@ -401,8 +401,15 @@ class SipCall(Endpoint[SipEvent]):
 
     def _answer_offer(self, request: Request, addr: Addr, now: float) -> None:
         assert self._dialog is not None
-        self._dialog.refresh_target(request)
         txn = self._txns.server(request, addr, now)
+        try:
+            self._dialog.refresh_target(request)
+        except ParseError:
+            # dropped as garbage, it went unanswered: the agent retransmitted it for
+            # 32 s and then, as RFC 3261 14.1 has it, usually hung up the call
+            self.garbage += 1
+            self._reply(txn, 400, now, reason="Bad Contact")
+            return
         headers = (("Contact", self._contact()), ("Allow", ALLOW))
         if not request.body:
             # An offerless re-INVITE: our offer goes in the 200, the answer comes in the ACK.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from loadcaller.sip.events import (
@@ -16,12 +18,12 @@ from loadcaller.sip.events import (
     RemoteBye,
     RequestAnswered,
 )
-from loadcaller.sip.message import Request, Response
+from loadcaller.sip.message import Request, Response, parse_message
 from loadcaller.sip.sdp import build_offer
 from loadcaller.sip.transaction import T1
-from loadcaller.sip.uac import classify
+from loadcaller.sip.uac import SipCall, classify
 
-from .pair import OFFER, Pair, agent_answer, drop_nth
+from .pair import AGENT, CALLER, OFFER, Pair, agent_answer, drop_nth
 
 
 def answered_pair(**kw: object) -> tuple[Pair, str]:
@@ -230,6 +232,33 @@ def test_200_without_sdp_is_acked_then_byed() -> None:
     assert len(pair.sent("up", "ACK")) == 1 and len(pair.sent("up", "BYE")) == 1
     pair.run(40)
     assert pair.call_events[-1] == failed and pair.call.closed
+
+
+@pytest.mark.parametrize(("edit", "why"), [
+    ((b"m=audio 30000 ", b"m=audio 0 "), "audio stream rejected (port 0)"),
+    ((b"c=IN IP4 10.0.0.2\r\n", b""), "no c= address"),
+    ((b"m=audio 30000 RTP/AVP", b"m=video 30000 RTP/AVP"), "no audio stream"),
+])
+def test_200_without_a_usable_audio_stream_is_no_sdp_not_a_codec_mismatch(
+        edit: tuple[bytes, bytes], why: str) -> None:
+    # (SipServer answers only with SDP it could use itself: the 200 is written here)
+    call = SipCall("sip:agent@10.0.0.2:5080", CALLER, AGENT, sdp_offer=OFFER,
+                   rng=random.Random(1))  # fmt: skip
+    call.start(0.0)
+    ((data, _),) = call.datagrams_to_send()
+    invite = parse_message(data)
+    assert isinstance(invite, Request)
+    answer = agent_answer()
+    assert edit[0] in answer
+    ok = call.response(invite, 200, to_tag="agent1", body=answer.replace(*edit),
+                       headers=(("Contact", "<sip:agent@10.0.0.2:5080>"),))
+    call.receive(ok.serialize(), AGENT, 0.1)
+    failed = call.next_event()
+    assert isinstance(failed, Failed)
+    assert (failed.status, failed.outcome) == (200, "no_sdp")
+    assert failed.reason == f"SDP without a usable audio stream: {why}"
+    sent = [parse_message(d) for d, _ in call.datagrams_to_send()]
+    assert [m.method for m in sent if isinstance(m, Request)] == ["ACK", "BYE"]
 
 
 def test_no_common_codec() -> None:

@@ -22,8 +22,10 @@ transaction, the CANCEL on the INVITE's branch and only after a provisional
 INVITE's CSeq number (and re-sent for each retransmitted 2xx), the ACK of a
 non-2xx inside the transaction, ``rport`` on every Via. A 401/407 is answered
 once: the INVITE goes again with credentials, CSeq + 1, same Call-ID and From
-tag. 3xx are classified, not followed. Every request goes to ``remote_addr``
-(the peer or outbound proxy); Request-URI and Route follow the dialog.
+tag. 3xx are classified, not followed. A 200 without SDP after a 183 with one
+goes on with the early session (phones do; RFC 3261 13.2.1 wants it repeated).
+Every request goes to ``remote_addr`` (the peer or outbound proxy); Request-URI
+and Route follow the dialog.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class SipCall(Endpoint[SipEvent]):
         self.call_id = f"{self._hex()}@{local_addr[0]}"
         self.phase = Phase.IDLE
         self.media: Negotiated | None = None
+        self._early_sdp = b""  # the SDP answer of the latest 18x, if one had it
         self._from = NameAddr(f"sip:{from_user}@{self.target.host}", display_name)
         self._from = self._from.with_tag(self._hex(32))
         self._user = from_user
@@ -270,6 +273,7 @@ class SipCall(Endpoint[SipEvent]):
             media = self.local.negotiate(response.body)
             if isinstance(media, Negotiated) and media != self.media:
                 self.media = media
+                self._early_sdp = response.body
                 self._emit(EarlyMedia(response.body, media))
         if self._hangup_pending and self._cancel_deadline is None:
             self._send_cancel(now)
@@ -298,11 +302,16 @@ class SipCall(Endpoint[SipEvent]):
                               f"Record-Route cannot be read ({unreadable})", "bad_answer"))
             self._send_bye(now, "bad_answer")
             return
-        media = self.local.negotiate(response.body)
+        sdp = response.body
+        if not sdp and self.media is not None:
+            # the answer came in a 183 only: RFC 3261 13.2.1 wants it again in the 200
+            # (no 100rel here), but phones and gateways go on with the early session
+            sdp = self._early_sdp
+        media = self.local.negotiate(sdp)
         if isinstance(media, Negotiated):
             self.phase = Phase.CONFIRMED
             self.media = media
-            self._emit(Answered(response.body, response.status, media))
+            self._emit(Answered(sdp, response.status, media))
             return
         outcome, reason = media
         self._emit(Failed(response.status, reason, outcome))

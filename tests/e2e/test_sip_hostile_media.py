@@ -22,6 +22,7 @@ from .conftest import read_jsonl
 from .sipp_peer import (
     ONE_TURN,
     PCAP_G711A,
+    SCENARIOS,
     TWO_TURNS,
     Sipp,
     free_udp_port,
@@ -275,3 +276,28 @@ async def test_an_rtp_flood_ends_the_call_as_the_agents_error(tmp_path):
     assert "faster than real time" in calls[0]["reason"], calls
     assert calls[0]["media"]["packets_received"] > 500, calls  # more than 10 s of audio
     assert sipp_rc == 0, sipp.report()  # the call was hung up with a BYE
+
+
+async def test_a_200_without_sdp_after_a_183_with_sdp_keeps_the_early_session(tmp_path):
+    # without 100rel the 200 must repeat the 183's answer (RFC 3261 13.2.1); gateways
+    # that do not are still connected by phones, so a load test must not fail them
+    pcap = require_pcap(PCAP_G711A)
+    text = (SCENARIOS / "uas_early_media.xml").read_text()
+    ringing, sep, answer = text.partition('<send retrans="500">')
+    head, _, tail = answer.partition("Content-Type: application/sdp")
+    tail = tail.split("a=rtpmap:8 PCMA/8000", 1)[1]
+    xml = tmp_path / "early_then_bare_200.xml"
+    xml.write_text(ringing + sep + head + "Content-Length: 0\n" + tail)
+    assert xml.read_text().count("m=audio") == 1
+    async with Sipp(tmp_path / "sipp", xml, calls=1, keys={"pcap": str(pcap)}) as sipp:
+        profile = sip_profile(tmp_path / "p.yaml", url=sipp.url, steps=ONE_TURN)
+        code, _, err = await run_loadcaller(profile, tmp_path / "r")
+        sipp_rc = await sipp.wait(10)
+    assert "Traceback" not in err, err[-3000:]
+    assert code == 0, err[-3000:]
+    calls = read_jsonl(tmp_path / "r" / "calls.jsonl")
+    assert [c["outcome"] for c in calls] == ["completed"], calls
+    media = calls[0]["media"]
+    assert media["codec"] == "PCMA" and media["packets_received"] > media[
+        "early_media_packets"] > 0, media
+    assert sipp_rc == 0, sipp.report()

@@ -221,6 +221,18 @@ def test_early_media_on_183() -> None:
     assert isinstance(pair.wait_for(Answered), Answered)
 
 
+def test_200_without_sdp_after_a_183_with_sdp_goes_on_with_the_early_session() -> None:
+    pair = Pair()
+    pair.start()
+    call_id = pair.incoming()
+    pair.server.ring(call_id, pair.now, status=183, sdp=agent_answer())
+    early = pair.wait_for(EarlyMedia)
+    pair.server.answer(call_id, b"", pair.now)
+    answered = pair.wait_for(Answered)
+    assert answered.media == early.media and answered.sdp == early.sdp
+    assert len(pair.sent("up", "ACK")) == 1 and not pair.sent("up", "BYE")
+
+
 def test_200_without_sdp_is_acked_then_byed() -> None:
     pair = Pair()
     pair.start()

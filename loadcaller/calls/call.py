@@ -223,6 +223,10 @@ class Call:
         rec = self.record
         if rec.outcome:  # finished already (one record per call, whatever raised since)
             return rec
+        if outcome is CallOutcome.NO_RESPONSE:
+            with contextlib.suppress(Exception):  # a hint: never worth losing the record
+                note = self.transport.silence_note()
+                reason = f"{reason} ({note})" if note else reason
         rec.outcome, rec.reason = outcome, reason
         rec.t_end_ns = now_ns()
         if self.script is not None:

@@ -54,6 +54,25 @@ class Dialog:
         )
 
     @classmethod
+    def as_uac_fallback(cls, invite: Request, response: Response) -> Self:
+        """The dialog of a 2xx whose Contact or Record-Route we cannot read: enough to ACK
+        and BYE it (to the INVITE's Request-URI, no route set), never to carry a call."""
+        return cls(
+            call_id=invite.call_id,
+            local=invite.from_,
+            remote=response.to,
+            local_seq=invite.cseq.seq,
+            remote_seq=None,
+            remote_target=invite.uri,
+            route_set=(),
+        )
+
+    def check_routes(self) -> None:
+        """Raise ParseError now if a Record-Route entry cannot be read (not at the ACK)."""
+        for route in self.route_set:
+            NameAddr.parse(route).parsed_uri()
+
+    @classmethod
     def as_uas(cls, invite: Request, local_tag: str, local_seq: int) -> Self:
         """The dialog a UAS creates when it answers with ``local_tag`` (RFC 3261 12.1.1)."""
         target = _contact_uri(invite)

@@ -49,6 +49,7 @@ FailureOutcome = Literal[
     "rejected",  # any other 4xx-6xx
     "no_sdp",  # 2xx without (usable) SDP: we ACK, then BYE
     "no_common_codec",  # 2xx whose SDP shares no codec with our offer: ACK, then BYE
+    "bad_answer",  # 2xx whose Contact or Record-Route cannot be read: ACK, then BYE
 ]
 
 

@@ -25,7 +25,9 @@ How this works:
 - Everything else that can arrive on the port is counted, never played and never
   raised: RTCP multiplexed on the RTP port (RFC 5761: second byte 192-223),
   telephone-events (routed to :class:`~loadcaller.sip.dtmf.DtmfReceiver`),
-  unknown payload types (comfort noise), garbage (``malformed``). A new SSRC or
+  unknown payload types (comfort noise; or an agent sending a codec its answer
+  did not name: :attr:`RtpReceiver.unknown_payload_types` says which),
+  garbage (``malformed``). A new SSRC or
   a new source address is counted and followed; whether that is an error is the
   glue's decision (:attr:`RtpReceiver.remote_addr` is the latest source).
 
@@ -176,6 +178,15 @@ class RtpSender:
         self.octets_sent += len(payload)
         return data
 
+    def switch(self, payload_type: int, codec: Codec) -> None:
+        """Send ``codec`` as ``payload_type`` from the next packet on (a re-INVITE or
+        UPDATE changed the codec): the same stream, SSRC, sequence and timestamp go on."""
+        if not 0 <= payload_type <= 127:
+            raise LocalError(f"RTP payload type {payload_type} is not in 0-127")
+        self.payload_type = payload_type
+        self.codec = codec
+        self._table = ULAW_TO_ALAW if codec is Codec.PCMA else None
+
     def packet(
         self, payload_type: int, payload: bytes, *, timestamp: int, marker: bool = False
     ) -> bytes:
@@ -268,6 +279,7 @@ class RtpReceiver:
         "skipped",
         "ssrc_changes",
         "unknown_payload_type",
+        "unknown_payload_types",
     )
 
     def __init__(
@@ -320,9 +332,20 @@ class RtpReceiver:
         self.malformed = 0
         self.rtcp = 0
         self.unknown_payload_type = 0
+        self.unknown_payload_types: dict[int, int] = {}  # payload type -> packets (<= 128 keys)
         self.ssrc_changes = 0
         self.addr_changes = 0
         self.seq_jumps = 0
+
+    def accept(self, payload_type: int, codec: Codec, *, dtmf_payload_type: int | None) -> None:
+        """Also play ``payload_type`` as ``codec`` (a new SDP answer chose it), and take
+        telephone-events on ``dtmf_payload_type``; what was accepted before stays so,
+        for packets of the old codec still on their way."""
+        if payload_type == self._dtmf_pt:
+            self._dtmf_pt = -1
+        self._tables[payload_type] = ALAW_TO_ULAW if codec is Codec.PCMA else None
+        if dtmf_payload_type is not None and dtmf_payload_type not in self._tables:
+            self._dtmf_pt = dtmf_payload_type
 
     @property
     def remote_addr(self) -> Addr | None:
@@ -550,6 +573,8 @@ class RtpReceiver:
             self._digits.extend(self.dtmf.receive(payload, ts, arrival))
         else:
             self.unknown_payload_type += 1
+            seen = self.unknown_payload_types
+            seen[pt] = seen.get(pt, 0) + 1
 
 
 def _payload(datagram: bytes, b0: int) -> bytes | None:

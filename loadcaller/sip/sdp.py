@@ -206,9 +206,11 @@ class Negotiated:
 
 @dataclass(frozen=True, slots=True)
 class NoCommonCodec:
-    """Negotiation failed; ``reason`` says why."""
+    """Negotiation failed; ``reason`` says why. ``codecs``: an audio stream was there,
+    and its codecs are what failed (else the stream itself was missing or rejected)."""
 
     reason: str
+    codecs: bool = False
 
 
 def negotiate(
@@ -239,7 +241,8 @@ def negotiate(
         offered = [audio.codec(pt) for pt in audio.payload_types]
         names = [c[0] for c in offered if c] or list(audio.formats)
         return NoCommonCodec(
-            f"no common codec: remote offers {names}, we support {list(local_codecs)}"
+            f"no common codec: remote offers {names}, we support {list(local_codecs)}",
+            codecs=True,
         )
     chosen = (preferred or common)[0]
     return Negotiated(

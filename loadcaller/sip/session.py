@@ -80,7 +80,10 @@ class LocalSession:
         except ParseError as exc:
             return "no_sdp", f"SDP we cannot read: {exc}"
         if isinstance(result, NoCommonCodec):
-            return "no_common_codec", result.reason
+            if result.codecs:
+                return "no_common_codec", result.reason
+            # no audio m= line, its port 0, no c=: nothing to negotiate codecs on
+            return "no_sdp", f"SDP without a usable audio stream: {result.reason}"
         return result
 
 

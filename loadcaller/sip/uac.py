@@ -22,8 +22,10 @@ transaction, the CANCEL on the INVITE's branch and only after a provisional
 INVITE's CSeq number (and re-sent for each retransmitted 2xx), the ACK of a
 non-2xx inside the transaction, ``rport`` on every Via. A 401/407 is answered
 once: the INVITE goes again with credentials, CSeq + 1, same Call-ID and From
-tag. 3xx are classified, not followed. Every request goes to ``remote_addr``
-(the peer or outbound proxy); Request-URI and Route follow the dialog.
+tag. 3xx are classified, not followed. A 200 without SDP after a 183 with one
+goes on with the early session (phones do; RFC 3261 13.2.1 wants it repeated).
+Every request goes to ``remote_addr`` (the peer or outbound proxy); Request-URI
+and Route follow the dialog.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from collections.abc import Sequence
 from enum import Enum
 
 from loadcaller.sip.dialog import Dialog
-from loadcaller.sip.digest import answer_challenge
+from loadcaller.sip.digest import answer_challenge, parse_auth
 from loadcaller.sip.endpoint import ALLOW, Endpoint
 from loadcaller.sip.errors import LocalProtocolError, ParseError
 from loadcaller.sip.events import (
@@ -97,6 +99,7 @@ class SipCall(Endpoint[SipEvent]):
         self.call_id = f"{self._hex()}@{local_addr[0]}"
         self.phase = Phase.IDLE
         self.media: Negotiated | None = None
+        self._early_sdp = b""  # the SDP answer of the latest 18x, if one had it
         self._from = NameAddr(f"sip:{from_user}@{self.target.host}", display_name)
         self._from = self._from.with_tag(self._hex(32))
         self._user = from_user
@@ -270,6 +273,7 @@ class SipCall(Endpoint[SipEvent]):
             media = self.local.negotiate(response.body)
             if isinstance(media, Negotiated) and media != self.media:
                 self.media = media
+                self._early_sdp = response.body
                 self._emit(EarlyMedia(response.body, media))
         if self._hangup_pending and self._cancel_deadline is None:
             self._send_cancel(now)
@@ -280,16 +284,34 @@ class SipCall(Endpoint[SipEvent]):
                 self._outbox.append((self._ack, self.remote_addr))  # re-ACK a retransmission
             return  # a second fork answering: its UAS times out without our ACK
         assert self._invite is not None
-        self._dialog = Dialog.as_uac(self._invite, response)
+        unreadable: str | None = None
+        try:
+            self._dialog = Dialog.as_uac(self._invite, response)
+            self._dialog.check_routes()
+        except ParseError as exc:
+            # dropping it as garbage left the 2xx un-ACKed and the call "ringing" until
+            # setup_timeout, then CANCELled: end it in the INVITE's terms instead
+            unreadable = str(exc)
+            self._dialog = Dialog.as_uac_fallback(self._invite, response)
         self._send_ack()
         if self._hangup_pending or self._finished:
             self._send_bye(now, "cancelled")  # the 2xx crossed our CANCEL, or came too late
             return
-        media = self.local.negotiate(response.body)
+        if unreadable is not None:
+            self._emit(Failed(response.status, f"{response.reason}, but its Contact or "
+                              f"Record-Route cannot be read ({unreadable})", "bad_answer"))
+            self._send_bye(now, "bad_answer")
+            return
+        sdp = response.body
+        if not sdp and self.media is not None:
+            # the answer came in a 183 only: RFC 3261 13.2.1 wants it again in the 200
+            # (no 100rel here), but phones and gateways go on with the early session
+            sdp = self._early_sdp
+        media = self.local.negotiate(sdp)
         if isinstance(media, Negotiated):
             self.phase = Phase.CONFIRMED
             self.media = media
-            self._emit(Answered(response.body, response.status, media))
+            self._emit(Answered(sdp, response.status, media))
             return
         outcome, reason = media
         self._emit(Failed(response.status, reason, outcome))
@@ -312,7 +334,29 @@ class SipCall(Endpoint[SipEvent]):
         if 300 <= status < 400:
             contacts = response.header_list("Contact")
             reason += f" -> {contacts[0]}" if contacts else " (no Contact)"
+        elif status in (401, 407):
+            reason += f" ({self._auth_failure(response)})"
         self._emit(Failed(status, reason, classify(status)))
+
+    def _auth_failure(self, response: Response) -> str:
+        """Why a 401/407 ends the call: what we had, and what the agent asked for."""
+        if self._auth is not None:
+            return "challenged again: our credentials were refused"
+        if self._credentials is None:
+            return "challenged, and the profile has no auth_username"
+        header = "Proxy-Authenticate" if response.status == 407 else "WWW-Authenticate"
+        offered = []
+        for value in response.header_list(header):
+            try:
+                scheme, params = parse_auth(value)
+            except ParseError:
+                offered.append(f"unreadable {value[:40]!r}")
+                continue
+            algorithm = params.get("algorithm")
+            offered.append(f"{scheme} algorithm={algorithm}"[:60] if algorithm else scheme[:30])
+        if not offered:
+            return f"challenged without a {header} header"
+        return f"no challenge we can answer (MD5 or SHA-256 digest): {'; '.join(offered)}"
 
     def _on_timeout(self, txn: Transaction, now: float) -> None:
         if txn is self._invite_txn:
@@ -366,8 +410,15 @@ class SipCall(Endpoint[SipEvent]):
 
     def _answer_offer(self, request: Request, addr: Addr, now: float) -> None:
         assert self._dialog is not None
-        self._dialog.refresh_target(request)
         txn = self._txns.server(request, addr, now)
+        try:
+            self._dialog.refresh_target(request)
+        except ParseError:
+            # dropped as garbage, it went unanswered: the agent retransmitted it for
+            # 32 s and then, as RFC 3261 14.1 has it, usually hung up the call
+            self.garbage += 1
+            self._reply(txn, 400, now, reason="Bad Contact")
+            return
         headers = (("Contact", self._contact()), ("Allow", ALLOW))
         if not request.body:
             # An offerless re-INVITE: our offer goes in the 200, the answer comes in the ACK.

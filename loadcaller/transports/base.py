@@ -115,6 +115,12 @@ class CallTransport(abc.ABC):
     def heard(self, now_ns: int) -> list[PlayedFrame]:
         """The agent's frames whose playout began by ``now_ns``."""
 
+    def silence_note(self) -> str:
+        """What the transport saw that explains an agent gone quiet ("" if nothing): a
+        call ending ``no_response`` gets it in its reason, so that a vanished agent
+        (its media stopped, our hangup unanswered) reads differently from a slow one."""
+        return ""
+
     def with_impairment(self, *, outbound: Impairment | None,
                         inbound: Impairment | None) -> CallTransport:
         """This transport with packet models on its media (a profile's ``media:``).

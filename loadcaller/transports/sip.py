@@ -8,7 +8,8 @@ the media; this file moves their bytes and arms one timer per call.
   or TLS (``sips:`` or ``;transport=tls``; certificates verified unless
   ``tls_verify: false``).
 - One RTP port per call from ``rtp_ports`` (even ports), symmetric: we send
-  from the port we receive on, to the address the far end's SDP gave.
+  from the port we receive on, to the address the far end's SDP gave (a host
+  name there is resolved once; an IPv6 address fails the call, saying so).
 - What the caller hears is each RTP packet's audio stamped with its arrival
   instant (no jitter buffer delay is added: the onset is when sound first
   reaches the caller's socket); packets held by the small reorder window keep
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import ipaddress
 import logging
 import random
 import re
@@ -38,7 +41,7 @@ from pydantic import Field, field_validator
 from chaos.packet import Impairment
 from loadcaller.config import PositiveDuration, Secret
 from loadcaller.errors import SetupFailed
-from loadcaller.media.frames import SILENCE_FRAME, PlayedFrame, SilenceGrid
+from loadcaller.media.frames import FRAME_NS, SILENCE_FRAME, PlayedFrame, SilenceGrid
 from loadcaller.media.impair import Held
 from loadcaller.media.outcomes import CallOutcome
 from loadcaller.printable import printable
@@ -59,6 +62,13 @@ HOLD_NS = 60 * 1_000_000  # the receiver's reorder window: no silence is made up
 BYE_WAIT_S = 2.0  # how long a hangup waits for the BYE's answer before giving up
 DIGIT_GAP_FRAMES = 3  # 60 ms of audio between two DTMF tones
 LINGER_S = 4.0  # signalling kept open after a call for the core's last transactions
+# RTP is real time: an agent whose audio runs this far ahead of the clock sends unpaced
+# (TTS written to the socket as fast as it is made); the call ends as its error, and
+# what it sent is no longer piled up for the listener (an early-media flood was held
+# in full until the answer). A real phone's jitter buffer holds well under a second.
+MAX_AHEAD_NS = 10 * NS_PER_S
+QUIET_NOTE_S = 2.0  # RTP silent this long at the end is worth a word in a no_response reason
+RESOLVE_S = 5.0  # at most this long to resolve a host name an agent's SDP gives for RTP
 _LINGERING: set[asyncio.Future[None]] = set()
 _CORE_HEADERS = {"via", "from", "to", "call-id", "cseq", "contact", "content-length",
                  "content-type", "max-forwards", "route", "record-route", "authorization",
@@ -187,6 +197,12 @@ class SipTransport(CallTransport):
         self._bye: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._media: Negotiated | None = None
         self._early: Negotiated | None = None
+        self._adopting = 0  # media changes seen (see _adopt)
+        self._last_rtp_ns = 0  # arrival of the agent's latest datagram on the RTP port
+        self._first_audio_ns = 0  # arrival of its first audio frame
+        self._audio_ns = 0  # audio heard from it in all, in time
+        self._flooded = False  # its audio ran MAX_AHEAD_NS ahead of the clock
+        self._hangup_ns = 0  # when our hangup began
         self._sender: RtpSender | None = None
         self._receiver: RtpReceiver | None = None
         self._dtmf: DtmfSender | None = None
@@ -255,9 +271,19 @@ class SipTransport(CallTransport):
             self._finish_signalling()
             raise SetupFailed(f"no answer within {t.setup_timeout:g}s") from None
         except SetupFailed:
+            with contextlib.suppress(SipError):  # still ringing (an early-media flood)
+                self.core.hangup(loop.time())  # (a no-op once the core has failed)
+            self._pump()
             self._finish_signalling()  # e.g. the ACK and BYE of a 200 without SDP
             raise
-        self._start_media(media)
+        resolved = await self._rtp_address(media)
+        if isinstance(resolved, str):  # answered, but its RTP cannot be reached: hang up
+            with contextlib.suppress(SipError):
+                self.core.hangup(loop.time())
+            self._pump()
+            self._finish_signalling()
+            raise SetupFailed(resolved)
+        self._start_media(resolved)
 
     async def _open_signalling(self, local_ip: str,
                                remote: tuple[str, int]) -> tuple[str, int]:
@@ -294,6 +320,89 @@ class SipTransport(CallTransport):
         self._sender = RtpSender.random(self.rng, media.payload_type, Codec(media.codec))
         if media.telephone_event is not None:
             self._dtmf = DtmfSender(self._sender, media.telephone_event)
+        if self._receiver is not None:  # made for early media: the answer may differ
+            self._receiver.accept(media.payload_type, Codec(media.codec),
+                                  dtmf_payload_type=media.telephone_event)
+
+    async def _rtp_address(self, media: Negotiated) -> Negotiated | str:
+        """``media`` with an IPv4 address to send RTP to, or why there is none.
+
+        RFC 4566 allows a host name in ``c=``; uvloop's ``sendto`` takes only an
+        address (a name raised ValueError out of the media clock's tick, every
+        20 ms, as the caller's own error). The name is resolved once, here.
+        """
+        host, port = media.remote_rtp
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
+        if ip is not None:
+            if ip.version == 4 or media.on_hold:
+                return media
+            return (f"the agent's SDP puts its RTP at the IPv6 address {host} "
+                    "(we offered IPv4): this caller sends RTP over IPv4 only")
+        try:
+            async with asyncio.timeout(RESOLVE_S):
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM)
+        except (OSError, TimeoutError) as exc:
+            return (f"the agent's SDP names RTP host {host!r}, which does not resolve "
+                    f"to an IPv4 address: {exc or 'timed out'}")
+        return dataclasses.replace(media, remote_rtp=(str(infos[0][4][0]), port))
+
+    def _adopt(self, media: Negotiated, early: bool) -> None:
+        """Take the media of a 183 or a re-INVITE/UPDATE once its RTP address is known."""
+        self._adopting += 1
+        ticket = self._adopting  # a later change wins over a slower lookup
+
+        async def resolve() -> None:
+            resolved = await self._rtp_address(media)
+            if ticket != self._adopting:
+                return
+            if isinstance(resolved, str):
+                if early:
+                    log.info("call %s: early media ignored: %s", self.call_id, resolved)
+                else:
+                    self._end(CallOutcome.ERROR, resolved)
+            elif early:
+                self._early = resolved
+            elif self._media is not None:
+                self._change_media(resolved)
+
+        host = media.remote_rtp[0]
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(host).version == 4:
+                if early:
+                    self._early = media
+                else:
+                    self._change_media(media)
+                return
+        task = asyncio.ensure_future(resolve())
+        _LINGERING.add(task)
+        task.add_done_callback(_LINGERING.discard)
+
+    def _change_media(self, media: Negotiated) -> None:
+        """A re-INVITE/UPDATE moved the RTP, put us on hold, or changed the codec.
+
+        A new codec is sent and heard from now on: the sender kept the first
+        answer's payload type and the receiver counted the agent's new one as
+        unknown, so a codec change was silence both ways.
+        """
+        self._media = media
+        sender = self._sender
+        if sender is not None and (sender.payload_type != media.payload_type
+                                   or sender.codec != media.codec):
+            sender.switch(media.payload_type, Codec(media.codec))
+        if sender is not None and (self._dtmf is None or self._dtmf.payload_type
+                                   != media.telephone_event) and not self._busy_dtmf():
+            self._dtmf = (None if media.telephone_event is None
+                          else DtmfSender(sender, media.telephone_event))
+        if self._receiver is not None:
+            self._receiver.accept(media.payload_type, Codec(media.codec),
+                                  dtmf_payload_type=media.telephone_event)
+
+    def _busy_dtmf(self) -> bool:
+        return self._dtmf is not None and self._dtmf.busy
 
     def _receiver_for(self, media: Negotiated) -> RtpReceiver:
         if self._receiver is None:
@@ -343,8 +452,10 @@ class SipTransport(CallTransport):
             frames = self._silence.fill(now)
             if (self._awaiting_media
                     and now - self._t_answer > self.target.no_media_timeout * NS_PER_S):
-                # checked once: RTP without audio yet (DTMF only, held packets) is media
-                if receiver is not None and receiver.stats().received:
+                # checked once: RTP without audio yet (DTMF only, held packets) is media,
+                # RTP of payload types the answer never named is not
+                if receiver is not None and (receiver.stats().received
+                                             > receiver.unknown_payload_type):
                     self._awaiting_media = False
                 else:
                     self._no_media()
@@ -371,17 +482,41 @@ class SipTransport(CallTransport):
             self._foreign += 1
             self._foreign_from = addr[:2]
             return
+        self._last_rtp_ns = t
+        if self._flooded:  # counted still, no longer heard
+            self._receiver_for(media).receive(data, addr, t)
+            return
         if self._impair_in is not None:  # the network's share: delivered by heard()
             for at, out in self._impair_in.process(data, t / NS_PER_S):
                 self._held_in.add(at, (out, addr[:2]))
             return
-        self._heard += self._receiver_for(media).receive(data, addr, t)
+        frames = self._receiver_for(media).receive(data, addr, t)
+        if frames:
+            self._heard += frames
+            self._pace(len(frames), t)
 
     def _release_inbound(self, now: int) -> None:
         media = self._media or self._early
         for at, (data, addr) in self._held_in.due(now / NS_PER_S):
-            if media is not None:
-                self._heard += self._receiver_for(media).receive(data, addr, int(at * NS_PER_S))
+            if media is not None and not self._flooded:
+                frames = self._receiver_for(media).receive(data, addr, int(at * NS_PER_S))
+                self._heard += frames
+                self._pace(len(frames), int(at * NS_PER_S))
+
+    def _pace(self, frames: int, t: int) -> None:
+        """Count audio heard; end the call when it runs MAX_AHEAD_NS ahead of real time."""
+        if not self._first_audio_ns:
+            self._first_audio_ns = t
+        self._audio_ns += frames * FRAME_NS
+        if self._audio_ns - (t - self._first_audio_ns) <= MAX_AHEAD_NS:
+            return
+        self._flooded = True
+        self._heard = []
+        why = (f"the agent sent RTP faster than real time: its audio ran more than "
+               f"{MAX_AHEAD_NS // NS_PER_S} s ahead of the clock")
+        if not self._answered.done():
+            self._answered.set_exception(SetupFailed(why))  # early media: CANCEL it
+        self._end(CallOutcome.ERROR, why)
 
     def _on_sip(self, data: bytes, addr: tuple[str, int], t: int) -> None:
         if self.core is None:
@@ -399,10 +534,17 @@ class SipTransport(CallTransport):
 
     def _no_media(self) -> None:
         why = f"no RTP within {self.target.no_media_timeout:g}s of the answer"
+        receiver, media = self._receiver, self._media
+        if receiver is not None and receiver.unknown_payload_type and media is not None:
+            types = ", ".join(map(str, sorted(receiver.unknown_payload_types)))
+            why = (f"no audio within {self.target.no_media_timeout:g}s of the answer: "
+                   f"its RTP came with payload type {types}, but the agent's SDP answer "
+                   f"chose {media.payload_type} ({media.codec})")
         if self._foreign and self._foreign_from is not None:
             host, port = self._foreign_from
-            why += (f" from the SDP's address; {self._foreign} packets came from "
-                    f"{host}:{port} instead")
+            why += "; " if receiver is not None and receiver.unknown_payload_type else (
+                " from the SDP's address; ")
+            why += f"{self._foreign} packets came from {host}:{port} instead"
         self._end(CallOutcome.NO_MEDIA, why)
 
     # ---- the SIP core: bytes, events, one timer ---------------------------------------------
@@ -438,7 +580,7 @@ class SipTransport(CallTransport):
 
     def _on_event(self, event: ev.SipEvent) -> None:
         if isinstance(event, ev.EarlyMedia):
-            self._early = event.media
+            self._adopt(event.media, early=True)
         elif isinstance(event, ev.Answered):
             if not self._answered.done():
                 self.answered_ns = now_ns()
@@ -454,8 +596,8 @@ class SipTransport(CallTransport):
                 self._answered.set_exception(SetupFailed(why))
             else:
                 self._end(CallOutcome.DROPPED, why)
-        elif isinstance(event, ev.MediaChanged):
-            self._media = event.media
+        elif isinstance(event, ev.MediaChanged) and self._media is not None:
+            self._adopt(event.media, early=False)
         elif isinstance(event, ev.RemoteBye):
             self._end(CallOutcome.AGENT_HANGUP, "the agent hung up (BYE)")
             if not self._bye.done():
@@ -468,6 +610,7 @@ class SipTransport(CallTransport):
     async def hangup(self) -> None:
         """BYE (or CANCEL while ringing); wait briefly for its answer; close the sockets."""
         core = self.core
+        self._hangup_ns = self._hangup_ns or now_ns()
         if core is not None and not self._bye.done():
             with contextlib.suppress(SipError):
                 core.hangup(asyncio.get_running_loop().time())
@@ -483,6 +626,30 @@ class SipTransport(CallTransport):
             self._bye_result = self._bye.result()
         self._finish_signalling()
         self._end(CallOutcome.COMPLETED, "caller hung up")
+
+    def silence_note(self) -> str:
+        """How long the agent's RTP had stopped when we hung up, and whether our BYE was
+        answered: an agent that vanished stops both (RTP pauses alone are normal: many
+        agents suppress silence, so a pause never ends a call by itself)."""
+        quiet_s = self._quiet_at_end_s()
+        notes = []
+        if quiet_s is not None and quiet_s >= QUIET_NOTE_S:
+            # how long goes in calls.jsonl's media (rtp_quiet_at_end_s): a reason stays
+            # the same text for every call it describes, so that the summary groups them
+            notes.append(f"the agent's RTP had stopped over {QUIET_NOTE_S:g}s before we hung up"
+                         if self._last_rtp_ns else "no RTP from the agent at all")
+        if self._bye_result in ("bye_unanswered", "cancel_unanswered"):
+            notes.append("our BYE went unanswered")
+        if len(notes) == 2:
+            notes.append("the agent seems to have vanished")
+        return "; ".join(notes)
+
+    def _quiet_at_end_s(self) -> float | None:
+        """Seconds from the agent's last RTP (or the answer) to our hangup, once answered."""
+        if self._media is None:
+            return None
+        end = self._hangup_ns or now_ns()
+        return (end - (self._last_rtp_ns or self._t_answer)) / NS_PER_S
 
     def _finish_signalling(self) -> None:
         """Close RTP now; keep signalling open while the core still has work.
@@ -532,10 +699,20 @@ class SipTransport(CallTransport):
         out["early_media_packets"] = self._early_packets
         if self._foreign:
             out["rtp_foreign_source"] = self._foreign
+        if receiver.unknown_payload_type:  # e.g. PCMA sent on a call that agreed PCMU
+            out["unknown_payload_type"] = receiver.unknown_payload_type
+            out["unknown_payload_types"] = ",".join(
+                map(str, sorted(receiver.unknown_payload_types)))
+        for name in ("ssrc_changes", "addr_changes", "seq_jumps"):
+            if count := getattr(receiver, name):
+                out[name] = count
         if self._dtmf_unsent:
             out["dtmf_unsent"] = self._dtmf_unsent
         if self._bye_result:
             out["bye"] = self._bye_result
+        quiet_s = self._quiet_at_end_s()
+        if quiet_s is not None and self._hangup_ns:
+            out["rtp_quiet_at_end_s"] = round(max(0.0, quiet_s), 3)
         if self.core is not None and self.core.garbage:
             out["sip_garbage"] = self.core.garbage
         return out

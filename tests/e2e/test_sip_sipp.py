@@ -125,6 +125,7 @@ async def test_digest_challenge_is_answered_and_a_wrong_password_fails_setup(
         assert len(calls) == 1 and calls[0]["outcome"] == "failed_setup", calls
         reason = calls[0]["reason"]
         assert "auth" in reason and "401" in reason, reason
+        assert "our credentials were refused" in reason, reason
         assert summary["calls"]["failed"] == 1
         assert len(sipp.received("ACK")) == 2 and not sipp.received("BYE")
 

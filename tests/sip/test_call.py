@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from loadcaller.sip.events import (
@@ -16,12 +18,12 @@ from loadcaller.sip.events import (
     RemoteBye,
     RequestAnswered,
 )
-from loadcaller.sip.message import Request, Response
+from loadcaller.sip.message import Request, Response, parse_message
 from loadcaller.sip.sdp import build_offer
 from loadcaller.sip.transaction import T1
-from loadcaller.sip.uac import classify
+from loadcaller.sip.uac import SipCall, classify
 
-from .pair import OFFER, Pair, agent_answer, drop_nth
+from .pair import AGENT, CALLER, OFFER, Pair, agent_answer, drop_nth
 
 
 def answered_pair(**kw: object) -> tuple[Pair, str]:
@@ -168,6 +170,7 @@ def test_bad_credentials_fail_auth() -> None:
     pair.start()
     failed = pair.wait_for(Failed)
     assert (failed.status, failed.outcome) == (401, "auth_failed")
+    assert failed.reason == "Unauthorized (challenged again: our credentials were refused)"
     assert len(pair.sent("up", "INVITE")) == 2 and pair.server.auth_failures == 1
     assert pair.server_events == []
 
@@ -175,7 +178,21 @@ def test_bad_credentials_fail_auth() -> None:
 def test_no_credentials_fail_auth() -> None:
     pair = Pair(server_kw={"auth": ("lab", "alice", "right")})
     pair.start()
-    assert pair.wait_for(Failed).outcome == "auth_failed"
+    failed = pair.wait_for(Failed)
+    assert failed.outcome == "auth_failed"
+    assert failed.reason == "Unauthorized (challenged, and the profile has no auth_username)"
+    assert len(pair.sent("up", "INVITE")) == 1
+
+
+def test_a_challenge_we_cannot_answer_says_what_was_asked() -> None:
+    pair = Pair(auth_username="alice", auth_password="pw")
+    pair.start()
+    challenge = (("WWW-Authenticate", 'Digest realm="lab", nonce="n1", algorithm=AKAv1-MD5'),)
+    pair.server.reject(pair.incoming(), 401, pair.now, headers=challenge)
+    failed = pair.wait_for(Failed)
+    assert failed.outcome == "auth_failed"
+    assert failed.reason == ("Unauthorized (no challenge we can answer (MD5 or SHA-256 "
+                             "digest): Digest algorithm=AKAv1-MD5)")
     assert len(pair.sent("up", "INVITE")) == 1
 
 
@@ -204,6 +221,18 @@ def test_early_media_on_183() -> None:
     assert isinstance(pair.wait_for(Answered), Answered)
 
 
+def test_200_without_sdp_after_a_183_with_sdp_goes_on_with_the_early_session() -> None:
+    pair = Pair()
+    pair.start()
+    call_id = pair.incoming()
+    pair.server.ring(call_id, pair.now, status=183, sdp=agent_answer())
+    early = pair.wait_for(EarlyMedia)
+    pair.server.answer(call_id, b"", pair.now)
+    answered = pair.wait_for(Answered)
+    assert answered.media == early.media and answered.sdp == early.sdp
+    assert len(pair.sent("up", "ACK")) == 1 and not pair.sent("up", "BYE")
+
+
 def test_200_without_sdp_is_acked_then_byed() -> None:
     pair = Pair()
     pair.start()
@@ -215,6 +244,33 @@ def test_200_without_sdp_is_acked_then_byed() -> None:
     assert len(pair.sent("up", "ACK")) == 1 and len(pair.sent("up", "BYE")) == 1
     pair.run(40)
     assert pair.call_events[-1] == failed and pair.call.closed
+
+
+@pytest.mark.parametrize(("edit", "why"), [
+    ((b"m=audio 30000 ", b"m=audio 0 "), "audio stream rejected (port 0)"),
+    ((b"c=IN IP4 10.0.0.2\r\n", b""), "no c= address"),
+    ((b"m=audio 30000 RTP/AVP", b"m=video 30000 RTP/AVP"), "no audio stream"),
+])
+def test_200_without_a_usable_audio_stream_is_no_sdp_not_a_codec_mismatch(
+        edit: tuple[bytes, bytes], why: str) -> None:
+    # (SipServer answers only with SDP it could use itself: the 200 is written here)
+    call = SipCall("sip:agent@10.0.0.2:5080", CALLER, AGENT, sdp_offer=OFFER,
+                   rng=random.Random(1))  # fmt: skip
+    call.start(0.0)
+    ((data, _),) = call.datagrams_to_send()
+    invite = parse_message(data)
+    assert isinstance(invite, Request)
+    answer = agent_answer()
+    assert edit[0] in answer
+    ok = call.response(invite, 200, to_tag="agent1", body=answer.replace(*edit),
+                       headers=(("Contact", "<sip:agent@10.0.0.2:5080>"),))
+    call.receive(ok.serialize(), AGENT, 0.1)
+    failed = call.next_event()
+    assert isinstance(failed, Failed)
+    assert (failed.status, failed.outcome) == (200, "no_sdp")
+    assert failed.reason == f"SDP without a usable audio stream: {why}"
+    sent = [parse_message(d) for d, _ in call.datagrams_to_send()]
+    assert [m.method for m in sent if isinstance(m, Request)] == ["ACK", "BYE"]
 
 
 def test_no_common_codec() -> None:

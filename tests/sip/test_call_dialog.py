@@ -72,6 +72,23 @@ def test_offerless_reinvite_gets_our_offer_and_reads_the_ack() -> None:
     assert not pair.call.datagrams_to_send()  # the ACK stopped the 200's retransmission
 
 
+def test_reinvite_with_an_unreadable_contact_gets_400_and_the_call_goes_on() -> None:
+    pair, _ = answered_pair()
+    dialog = far_end(pair)
+    moved = build_offer(ip="10.0.0.3", port=31000, session_id=22, version=2)
+    req = dialog.request("INVITE", via="SIP/2.0/UDP 10.0.0.2:5080;branch=z9hG4bKbad1",
+                         contact="<>", headers=(("Content-Type", "application/sdp"),),
+                         body=moved)  # fmt: skip
+    pair.call.receive(req.serialize(), AGENT, pair.now)
+    (data, addr), = pair.call.datagrams_to_send()
+    response = parse_message(data)
+    assert isinstance(response, Response) and addr == AGENT
+    assert (response.status, response.reason) == (400, "Bad Contact")
+    assert pair.call.next_event() is None  # the media did not move
+    assert pair.call.garbage == 1
+    assert send(pair, dialog, "UPDATE", moved).status == 200  # the dialog still works
+
+
 def test_other_requests() -> None:
     pair, _ = answered_pair()
     dialog = far_end(pair)

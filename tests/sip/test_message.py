@@ -144,3 +144,12 @@ def test_stream_framer_limits() -> None:
         StreamFramer().feed(b"X" * 70000)
     with pytest.raises(ParseError):
         StreamFramer(max_message=100).feed(INVITE)
+
+
+def test_header_lines_are_bounded() -> None:
+    head, sep, body = INVITE.partition(b"\r\n\r\n")
+    many = head + b"\r\nX-Pad: 1" * 6000 + sep + body  # a 64 KB datagram of one-line headers
+    with pytest.raises(ParseError, match="more than 256 header lines"):
+        parse_message(many)
+    some = head + b"\r\nX-Pad: 1" * 200 + sep + body
+    assert len(parse_message(some).header_list("X-Pad")) == 200

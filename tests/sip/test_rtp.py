@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import struct
 
 import numpy as np
 import pytest
@@ -505,3 +506,28 @@ def test_a_30ms_packet_is_heard_as_20ms_frames_on_its_own_grid():
     assert b"".join(f.audio for f in frames) == bytes(range(240))
     later = rx.receive(sender.packet(0, bytes(160), timestamp=1240), ("h", 1), 10_000_000)
     assert later[0].t_ns == 20_005_000  # never before the frames already heard
+
+
+def test_unknown_payload_types_are_counted_by_type():
+    r = pcmu()  # an agent sending A-law on a call that agreed mu-law, and comfort noise
+    for i, pt in enumerate([8, 8, 0, 13, 8]):
+        r.receive(pkt(i, pt=pt), ADDR, T0 + i * 20 * MS)
+    assert r.unknown_payload_type == 4
+    assert r.unknown_payload_types == {8: 3, 13: 1}
+
+
+def test_a_codec_change_keeps_the_stream_and_is_heard():
+    s = RtpSender(0, 0x1234, 10, 1600)
+    first = s.audio(frame(0))
+    s.switch(8, Codec.PCMA)  # a re-INVITE chose PCMA
+    second = s.audio(frame(1))
+    assert (first[1], second[1]) == (0, 8)
+    assert second[12:] == frame(1).translate(ULAW_TO_ALAW)
+    assert struct.unpack("!HII", second[2:12]) == (11, 1760, 0x1234)  # one stream goes on
+    r = pcmu()
+    r.accept(8, Codec.PCMA, dtmf_payload_type=101)
+    heard = r.receive(pkt(0), ADDR, T0) + r.receive(
+        pkt(1, pt=8, payload=frame(1).translate(ULAW_TO_ALAW)), ADDR, T0 + 20 * MS)
+    back = frame(1).translate(ULAW_TO_ALAW).translate(ALAW_TO_ULAW)
+    assert [f.audio for f in heard] == [frame(0), back]  # the old codec still plays too
+    assert r.stats().unknown_payload_type == 0

@@ -39,10 +39,18 @@ class Dialog:
     route_set: tuple[str, ...]
 
     @classmethod
-    def as_uac(cls, invite: Request, response: Response) -> Self:
-        """The dialog a 1xx/2xx with a To tag creates for the caller (RFC 3261 12.1.2)."""
-        target = _contact_uri(response) or invite.uri
-        routes = tuple(reversed(response.header_list("Record-Route")))
+    def as_uac(cls, invite: Request, response: Response, *, fallback: bool = False) -> Self:
+        """The dialog a 1xx/2xx with a To tag creates for the caller (RFC 3261 12.1.2).
+
+        ``fallback``: for a 2xx whose Contact or Record-Route we cannot read, enough to
+        ACK and BYE it (to the INVITE's Request-URI, no route set), never to carry a call.
+        """
+        routes: tuple[str, ...] = ()
+        if fallback:
+            target = invite.uri
+        else:
+            target = _contact_uri(response) or invite.uri
+            routes = tuple(reversed(response.header_list("Record-Route")))
         return cls(
             call_id=invite.call_id,
             local=invite.from_,
@@ -51,20 +59,6 @@ class Dialog:
             remote_seq=None,
             remote_target=target,
             route_set=routes,
-        )
-
-    @classmethod
-    def as_uac_fallback(cls, invite: Request, response: Response) -> Self:
-        """The dialog of a 2xx whose Contact or Record-Route we cannot read: enough to ACK
-        and BYE it (to the INVITE's Request-URI, no route set), never to carry a call."""
-        return cls(
-            call_id=invite.call_id,
-            local=invite.from_,
-            remote=response.to,
-            local_seq=invite.cseq.seq,
-            remote_seq=None,
-            remote_target=invite.uri,
-            route_set=(),
         )
 
     def check_routes(self) -> None:

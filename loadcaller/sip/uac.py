@@ -292,7 +292,7 @@ class SipCall(Endpoint[SipEvent]):
             # dropping it as garbage left the 2xx un-ACKed and the call "ringing" until
             # setup_timeout, then CANCELled: end it in the INVITE's terms instead
             unreadable = str(exc)
-            self._dialog = Dialog.as_uac_fallback(self._invite, response)
+            self._dialog = Dialog.as_uac(self._invite, response, fallback=True)
         self._send_ack()
         if self._hangup_pending or self._finished:
             self._send_bye(now, "cancelled")  # the 2xx crossed our CANCEL, or came too late

@@ -306,12 +306,18 @@ def _stretches(data: Any) -> list[Stretch]:
     return out
 
 
+def _live_of(d: dict[str, Any], scenarios: Collection[str] | None,
+             transports: Collection[str] | None) -> dict[str, Any]:
+    """Which call in progress a live turn or latency belongs to, checked."""
+    return {"call_id": _str(d, "call_id", MAX_ID),
+            "scenario": _name(d, "scenario", scenarios),
+            "transport": _name(d, "transport", transports)}
+
+
 def _live_turn(data: Any, scenarios: Collection[str] | None,
                transports: Collection[str] | None) -> dict[str, Any]:
     d = _mapping(data, "live turn", LIVE_TURN_KEYS, LIVE_TURN_KEYS)
-    return {"call_id": _str(d, "call_id", MAX_ID),
-            "scenario": _name(d, "scenario", scenarios),
-            "transport": _name(d, "transport", transports),
+    return {**_live_of(d, scenarios, transports),
             "index": _int(d, "index", 0, MAX_TURNS),
             "outcome": _choice(d, "outcome", TURN_OUTCOMES),
             "latency_ns": _int(d, "latency_ns", 0, MAX_SPAN_NS, optional=True)}
@@ -320,9 +326,7 @@ def _live_turn(data: Any, scenarios: Collection[str] | None,
 def _live_call(data: Any, scenarios: Collection[str] | None,
                transports: Collection[str] | None) -> dict[str, Any]:
     d = _mapping(data, "live call", LIVE_CALL_KEYS, LIVE_CALL_KEYS)
-    return {"call_id": _str(d, "call_id", MAX_ID),
-            "scenario": _name(d, "scenario", scenarios),
-            "transport": _name(d, "transport", transports),
+    return {**_live_of(d, scenarios, transports),
             "setup_ns": _int(d, "setup_ns", 0, MAX_SPAN_NS, optional=True),
             "greeting_ns": _int(d, "greeting_ns", 0, MAX_SPAN_NS, optional=True)}
 
